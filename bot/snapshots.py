@@ -1,0 +1,113 @@
+"""Roster snapshots: a TTL store bounded by users held, and single-flight fetching on top of it.
+
+Paging clicks, repeated commands and (with a shared store) other replicas reuse a snapshot instead of
+re-reading the room; concurrent requests for one room share one fetch. Failures are never stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from cachetools import TTLCache
+
+from bot.zim.models import Roster
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TTL_SECONDS = 300.0
+DEFAULT_MAX_USERS = 2_000_000
+
+
+class SnapshotStore(Protocol):
+    async def get(self, key: str) -> Roster | None: ...
+
+    async def put(self, key: str, roster: Roster) -> None: ...
+
+    async def discard(self, key: str) -> None: ...
+
+
+def _users_held(roster: Roster) -> int:
+    return len(roster.users) + 1  # +1 so empty rooms still occupy a slot
+
+
+class MemorySnapshotStore:
+    """In-process snapshots: cachetools TTLCache whose size is the total number of users held."""
+
+    def __init__(
+        self,
+        *,
+        ttl: float = DEFAULT_TTL_SECONDS,
+        max_users: int = DEFAULT_MAX_USERS,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._cache: TTLCache[str, Roster] = TTLCache(maxsize=max_users, ttl=ttl, timer=timer, getsizeof=_users_held)
+
+    async def get(self, key: str) -> Roster | None:
+        return self._cache.get(key)
+
+    async def put(self, key: str, roster: Roster) -> None:
+        try:
+            self._cache[key] = roster
+        except ValueError:  # a single roster larger than the whole budget: serve it, don't keep it
+            log.warning("snapshot of %d users exceeds the cache budget; not cached", len(roster.users))
+
+    async def discard(self, key: str) -> None:
+        self._cache.pop(key, None)
+
+    @property
+    def users_held(self) -> float:
+        return self._cache.currsize
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    roster: Roster
+    from_cache: bool
+
+
+Fetch = Callable[[str], Awaitable[Roster]]
+
+
+class SnapshotService:
+    """Cache-aside reads with single-flight: N concurrent requests for one room cause one fetch."""
+
+    def __init__(self, *, store: SnapshotStore, fetch: Fetch, namespace: str) -> None:
+        self._store = store
+        self._fetch = fetch
+        self._namespace = namespace
+        self._in_flight: dict[str, asyncio.Task[Roster]] = {}
+
+    def key(self, room_id: str) -> str:
+        return f"{self._namespace}:{room_id}"
+
+    async def get(self, room_id: str, *, refresh: bool = False) -> Snapshot:
+        key = self.key(room_id)
+        if not refresh and key not in self._in_flight:
+            cached = await self._store.get(key)
+            if cached is not None:
+                return Snapshot(cached, from_cache=True)
+        task = self._in_flight.get(key)
+        if task is None:
+            task = asyncio.create_task(self._fetch_and_store(key, room_id))
+            self._in_flight[key] = task
+            task.add_done_callback(lambda done: self._forget(key, done))
+        # shield: a waiter that gives up must not cancel the fetch the others are waiting for.
+        return Snapshot(await asyncio.shield(task), from_cache=False)
+
+    async def cached(self, room_id: str) -> Roster | None:
+        return await self._store.get(self.key(room_id))
+
+    def _forget(self, key: str, task: asyncio.Task[Roster]) -> None:
+        self._in_flight.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here so a fetch whose waiters all left does not warn
+
+    async def _fetch_and_store(self, key: str, room_id: str) -> Roster:
+        roster = await self._fetch(room_id)
+        await self._store.put(key, roster)
+        return roster

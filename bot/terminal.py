@@ -1,0 +1,44 @@
+"""Rendering rosters for a terminal: plain text that untrusted names cannot disturb."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Iterable
+
+from bot.zim.models import RoomUser, Roster
+
+
+def printable(text: str) -> str:
+    """Replace control and format characters (escape sequences, bidi overrides) so names can't rewrite the screen."""
+    return "".join("�" if unicodedata.category(char) in ("Cc", "Cf") else char for char in text)
+
+
+def roster_json(roster: Roster, *, newest_first: bool) -> str:
+    users = roster.ordered(newest_first=newest_first)
+    return json.dumps(
+        {
+            "room_id": roster.room_id,
+            "count": len(users),
+            "users": [{"user_id": user.user_id, "user_name": user.user_name} for user in users],
+        },
+        ensure_ascii=False,
+    )
+
+
+def roster_table(roster: Roster, *, newest_first: bool) -> str:
+    users = roster.ordered(newest_first=newest_first)
+    order = "most recent first" if newest_first else "in join order"
+    if roster.being_destroyed:
+        headline = f"Room {printable(roster.room_id)} is empty (it is being destroyed)."
+    else:
+        headline = f"Room {printable(roster.room_id)}: {len(users):,} users, {order}."
+    return "\n".join([headline, *_table(users)]) if users else headline
+
+
+def _table(users: Iterable[RoomUser]) -> list[str]:
+    rows = [(str(index), printable(user.user_id), printable(user.user_name)) for index, user in enumerate(users, 1)]
+    widths = [max(len(header), *(len(row[column]) for row in rows)) for column, header in enumerate(("#", "user_id"))]
+    lines = [f"{'#':>{widths[0]}}  {'user_id':<{widths[1]}}  user_name"]
+    lines += [f"{number:>{widths[0]}}  {user_id:<{widths[1]}}  {name}" for number, user_id, name in rows]
+    return lines

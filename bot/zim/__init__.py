@@ -1,0 +1,41 @@
+"""The ZIM server API client: signing, pacing, retries, paging and typed errors."""
+
+from bot.zim.client import RetryPolicy, ZimClient, new_http_client
+from bot.zim.errors import (
+    InvalidRoomId,
+    RoomNotFound,
+    RoomUnavailable,
+    ZimCredentialsRejected,
+    ZimError,
+    ZimIncompleteRoster,
+    ZimInvalidRequest,
+    ZimRejected,
+    ZimUnavailable,
+)
+from bot.zim.models import Page, RoomUser, Roster
+from bot.zim.pacing import Pacer, SmoothPacer
+from bot.zim.room_id import room_id_problem, validate_room_id
+from bot.zim.roster import fetch_roster
+
+__all__ = [
+    "InvalidRoomId",
+    "Pacer",
+    "Page",
+    "RetryPolicy",
+    "RoomNotFound",
+    "RoomUnavailable",
+    "RoomUser",
+    "Roster",
+    "SmoothPacer",
+    "ZimClient",
+    "ZimCredentialsRejected",
+    "ZimError",
+    "ZimIncompleteRoster",
+    "ZimInvalidRequest",
+    "ZimRejected",
+    "ZimUnavailable",
+    "fetch_roster",
+    "new_http_client",
+    "room_id_problem",
+    "validate_room_id",
+]

@@ -1,0 +1,130 @@
+"""The ZIM HTTP client: one signed, paced, retried QueryRoomUserList call at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from bot.zim import codes
+from bot.zim.errors import ZimCredentialsRejected, ZimUnavailable
+from bot.zim.models import Page
+from bot.zim.pacing import Pacer
+from bot.zim.signing import common_params, encode_query
+from bot.zim.wire import ACTION, MAX_LIMIT, TransientAnswer, decode_page, page_params
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = httpx.Timeout(12.0, connect=5.0)
+RATE_LIMIT_COOL_DOWN = 1.0  # ZIM's window is one second of arrivals
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, bounded in attempts and in total time."""
+
+    max_attempts: int = 6
+    base_delay: float = 0.2
+    max_delay: float = 3.0
+    total_budget: float = 25.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        return rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+class ZimClient:
+    """Signs every request afresh, waits for the shared pacer, and retries what is transient."""
+
+    def __init__(
+        self,
+        *,
+        app_id: int,
+        server_secret: str,
+        base_url: str,
+        pacer: Pacer,
+        http: httpx.AsyncClient,
+        retry: RetryPolicy | None = None,
+        page_limit: int = MAX_LIMIT,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._app_id = app_id
+        self._secret = server_secret
+        self._base_url = base_url.rstrip("/")
+        self._pacer = pacer
+        self._http = http
+        self._retry = retry or RetryPolicy()
+        self.page_limit = page_limit
+        self._clock = clock
+        self._rng = rng or random.Random()
+
+    def __repr__(self) -> str:
+        return f"ZimClient(app_id={self._app_id}, base_url={self._base_url!r})"
+
+    @property
+    def app_id(self) -> int:
+        return self._app_id
+
+    async def query_page(self, room_id: str, *, mode: int, cursor: str) -> Page:
+        """One page of QueryRoomUserList, retried until it succeeds, fails for good, or the budget ends."""
+        started = time.monotonic()
+        attempt = 0
+        last: TransientAnswer | None = None
+        while True:
+            attempt += 1
+            try:
+                return await self._send(room_id, mode=mode, cursor=cursor)
+            except TransientAnswer as answer:
+                last = answer
+                if answer.rate_limited:
+                    self._pacer.cool_down(RATE_LIMIT_COOL_DOWN)
+            except ZimCredentialsRejected as rejected:
+                # An expired signature is worth one fresh signature (the clock may have just been fixed).
+                if rejected.code != codes.SIGNATURE_EXPIRED or attempt > 1:
+                    raise
+                last = TransientAnswer(rejected.message, code=rejected.code, request_id=rejected.request_id)
+            delay = self._retry.backoff(attempt, self._rng)
+            elapsed = time.monotonic() - started
+            if attempt >= self._retry.max_attempts or elapsed + delay > self._retry.total_budget:
+                raise ZimUnavailable(
+                    f"ZIM is unavailable: {last.description} (gave up after {attempt} attempts in {elapsed:.1f} s).",
+                    code=last.code,
+                    request_id=last.request_id,
+                    attempts=attempt,
+                )
+            log.info("zim retry room=%r mode=%d attempt=%d in %.2fs: %s", room_id, mode, attempt, delay, last)
+            await asyncio.sleep(delay)
+
+    async def _send(self, room_id: str, *, mode: int, cursor: str) -> Page:
+        await self._pacer.wait_turn()
+        params = common_params(ACTION, self._app_id, self._secret, clock=self._clock)
+        params.update(page_params(room_id, mode=mode, cursor=cursor, limit=self.page_limit))
+        url = f"{self._base_url}/?{encode_query(params)}"
+        sent = time.monotonic()
+        try:
+            response = await self._http.get(url)
+        except httpx.TimeoutException:
+            raise TransientAnswer("the request timed out") from None
+        except httpx.TransportError as exc:
+            raise TransientAnswer(f"the connection failed ({type(exc).__name__})") from None
+        page = decode_page(response.status_code, response.content)
+        log.debug(
+            "zim page room=%r mode=%d users=%d count=%d request_id=%s %.0fms",
+            room_id,
+            mode,
+            len(page.users),
+            page.count,
+            page.request_id,
+            (time.monotonic() - sent) * 1000,
+        )
+        return page
+
+
+def new_http_client(timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> httpx.AsyncClient:
+    # Two keep-alive connections serve the two paging chains of a fetch; more are opened on demand.
+    return httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=20))

@@ -1,0 +1,67 @@
+"""Shared fixtures: a real ZIM sandbox on loopback and clients wired to it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+
+from bot.sandbox import SANDBOX_APP_ID, SANDBOX_SERVER_SECRET, ZimSandbox
+from bot.zim import RetryPolicy, SmoothPacer, ZimClient
+
+# Fast backoff so fault tests finish quickly; the shape of the policy is what is under test.
+FAST_RETRY = RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.05, total_budget=5.0)
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[ZimSandbox]:
+    async with ZimSandbox() as running:
+        yield running
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=1.0)) as client:
+        yield client
+
+
+ClientFactory = Callable[..., ZimClient]
+
+
+@pytest.fixture
+def make_client(sandbox: ZimSandbox, http: httpx.AsyncClient) -> ClientFactory:
+    def make(
+        *,
+        secret: str = SANDBOX_SERVER_SECRET,
+        app_id: int = SANDBOX_APP_ID,
+        qps: float = 20,
+        retry: RetryPolicy = FAST_RETRY,
+        http_client: httpx.AsyncClient | None = None,
+        **options: object,
+    ) -> ZimClient:
+        return ZimClient(
+            app_id=app_id,
+            server_secret=secret,
+            base_url=sandbox.base_url,
+            pacer=SmoothPacer(qps),
+            http=http_client or http,
+            retry=retry,
+            **options,  # type: ignore[arg-type]
+        )
+
+    return make
+
+
+@pytest.fixture
+def sandbox_env(sandbox: ZimSandbox) -> dict[str, str]:
+    """Environment for a subprocess of ours that should talk to the sandbox (and nothing else)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZEGO_", "SLACK_"))}
+    env.update(
+        ZEGO_APP_ID=str(SANDBOX_APP_ID),
+        ZEGO_SERVER_SECRET=SANDBOX_SERVER_SECRET,
+        ZEGO_API_BASE_URL=sandbox.base_url,
+        LOG_LEVEL="WARNING",
+    )
+    return env

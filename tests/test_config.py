@@ -1,0 +1,63 @@
+import pytest
+
+from bot.config import ConfigError, load_zego_settings, log_level
+
+SECRET = "0123456789abcdef0123456789abcdef"
+
+
+def env(**overrides):
+    base = {"ZEGO_APP_ID": "1234567890", "ZEGO_SERVER_SECRET": SECRET}
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def test_defaults():
+    settings = load_zego_settings(env())
+    assert settings.app_id == 1234567890
+    assert settings.base_url == "https://zim-api.zego.im"
+    assert settings.qps == 20
+
+
+def test_region_maps_to_regional_host():
+    assert load_zego_settings(env(ZEGO_REGION="fra")).base_url == "https://zim-api-fra.zego.im"
+
+
+def test_explicit_base_url_is_used_without_trailing_slash():
+    assert load_zego_settings(env(ZEGO_API_BASE_URL="http://127.0.0.1:8710/")).base_url == "http://127.0.0.1:8710"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"ZEGO_APP_ID": None}, "ZEGO_APP_ID"),
+        ({"ZEGO_APP_ID": "12ab"}, "ZEGO_APP_ID"),
+        ({"ZEGO_APP_ID": "0"}, "ZEGO_APP_ID"),
+        ({"ZEGO_APP_ID": str(2**32)}, "ZEGO_APP_ID"),
+        ({"ZEGO_SERVER_SECRET": None}, "ZEGO_SERVER_SECRET"),
+        ({"ZEGO_REGION": "mars"}, "ZEGO_REGION"),
+        ({"ZEGO_REGION": "fra", "ZEGO_API_BASE_URL": "https://x"}, "ZEGO_REGION"),
+        ({"ZEGO_API_BASE_URL": "ftp://x"}, "ZEGO_API_BASE_URL"),
+        ({"ZEGO_QPS": "fast"}, "ZEGO_QPS"),
+        ({"ZEGO_QPS": "0"}, "ZEGO_QPS"),
+    ],
+)
+def test_bad_settings_name_the_variable(overrides, variable):
+    with pytest.raises(ConfigError, match=variable):
+        load_zego_settings(env(**overrides))
+
+
+def test_a_malformed_secret_is_never_echoed():
+    bad = "not-a-secret-but-still-private-XYZ"
+    with pytest.raises(ConfigError) as raised:
+        load_zego_settings(env(ZEGO_SERVER_SECRET=bad))
+    assert bad not in str(raised.value)
+
+
+def test_repr_hides_the_secret():
+    assert SECRET not in repr(load_zego_settings(env()))
+
+
+def test_log_level():
+    assert log_level({"LOG_LEVEL": "debug"}) == 10
+    with pytest.raises(ConfigError, match="LOG_LEVEL"):
+        log_level({"LOG_LEVEL": "loud"})
