@@ -1,0 +1,246 @@
+"""Page arithmetic, filtering, Prev/Next navigation through button values, and the PageRef encoding."""
+
+from __future__ import annotations
+
+import json
+import string
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.slack.blocks import NEXT_ACTION_ID, PREV_ACTION_ID, Message, roster_message
+from bot.slack.paging import (
+    MAX_BUTTON_VALUE,
+    PAGE_SIZE,
+    PageRef,
+    StaleButton,
+    clamp_page,
+    decode_page_ref,
+    encode_page_ref,
+    filter_users,
+    page_count,
+    page_slice,
+)
+from bot.slack.parsing import PROFILE_NAME
+from bot.zim.models import RoomUser, Roster
+from bot.zim.room_id import ROOM_ID_SYMBOLS
+
+FETCHED = 1_700_000_000.0
+
+
+def make_roster(count: int, room_id: str = "lobby-1") -> Roster:
+    users = tuple(RoomUser(f"u{i}", f"User {i}") for i in range(1, count + 1))
+    return Roster(room_id, users, count, FETCHED)
+
+
+def buttons(message: Message) -> dict[str, dict[str, Any]]:
+    actions = [block for block in message.blocks if block["type"] == "actions"]
+    return {button["action_id"]: button for block in actions for button in block["elements"]}
+
+
+def listed_ids(message: Message) -> list[str]:
+    lists = [block for block in message.blocks if block["type"] == "section" and block["text"].get("verbatim")][1:]
+    if not lists:
+        return []
+    return [line.rsplit("`", 2)[1] for line in lists[0]["text"]["text"].split("\n")]
+
+
+def render(roster: Roster, ref: PageRef) -> Message:
+    return roster_message(
+        roster,
+        page=ref.page,
+        newest_first=ref.newest_first,
+        now=FETCHED + 5,
+        filter_text=ref.filter_text,
+        profile=ref.profile,
+    )
+
+
+@pytest.mark.parametrize(("total", "pages"), [(0, 1), (1, 1), (PAGE_SIZE, 1), (PAGE_SIZE + 1, 2), (120, 6), (121, 7)])
+def test_page_count(total: int, pages: int) -> None:
+    assert page_count(total) == pages
+
+
+@pytest.mark.parametrize(("page", "total", "clamped"), [(0, 50, 1), (-3, 50, 1), (2, 50, 2), (9, 50, 3), (5, 0, 1)])
+def test_clamp_page(page: int, total: int, clamped: int) -> None:
+    assert clamp_page(page, total) == clamped
+
+
+def test_page_slice() -> None:
+    users = list(range(45))
+    assert page_slice(users, 1) == list(range(20))
+    assert page_slice(users, 3) == list(range(40, 45))
+    assert page_slice(users, 4) == []
+    assert page_slice(users, 0) == []
+    assert page_slice(users, 2, page_size=10) == list(range(10, 20))
+
+
+def test_filter_users_is_casefolded_substring_of_id_or_name() -> None:
+    users = (RoomUser("id-STRASSE", "x"), RoomUser("u2", "Straße"), RoomUser("u3", "Bob"), RoomUser("u4", "ANNA"))
+    assert filter_users(users, "strasse") == users[:2]  # casefold: ß matches ss
+    assert filter_users(users, " anna ") == users[3:]
+    assert filter_users(users, "") == users
+    assert filter_users(users, "zzz") == ()
+
+
+def test_next_buttons_visit_every_user_exactly_once() -> None:
+    roster = make_roster(120)
+    ref = PageRef(roster.room_id, 1, fetched_at=roster.fetched_at)
+    seen: list[str] = []
+    pages = 0
+    while True:
+        message = render(roster, ref)
+        seen += listed_ids(message)
+        pages += 1
+        found = buttons(message)
+        assert (PREV_ACTION_ID in found) == (ref.page > 1)
+        if NEXT_ACTION_ID not in found:
+            break
+        ref = decode_page_ref(found[NEXT_ACTION_ID]["value"])
+        assert ref.fetched_at == FETCHED
+    assert pages == 6
+    assert seen == [f"u{i}" for i in range(1, 121)]
+
+
+def test_prev_from_page_three_goes_to_page_two() -> None:
+    message = render(make_roster(120), PageRef("lobby-1", 3, newest_first=True, filter_text="User", profile="staging"))
+    found = buttons(message)
+    assert decode_page_ref(found[PREV_ACTION_ID]["value"]) == PageRef("lobby-1", 2, True, FETCHED, "User", "staging")
+    assert decode_page_ref(found[NEXT_ACTION_ID]["value"]).page == 4
+
+
+def test_first_and_last_pages_have_one_button() -> None:
+    roster = make_roster(45)
+    assert list(buttons(render(roster, PageRef("lobby-1", 1)))) == [NEXT_ACTION_ID]
+    assert list(buttons(render(roster, PageRef("lobby-1", 3)))) == [PREV_ACTION_ID]
+
+
+@pytest.mark.parametrize("count", [0, 1, PAGE_SIZE])
+def test_single_page_has_no_actions_block(count: int) -> None:
+    message = render(make_roster(count), PageRef("lobby-1", 1))
+    assert all(block["type"] != "actions" for block in message.blocks)
+
+
+def test_filters_page_within_matches() -> None:
+    users = tuple(RoomUser(f"u{i}", "even" if i % 2 == 0 else "odd") for i in range(1, 101))
+    roster = Roster("lobby-1", users, 100, FETCHED)
+    ref = PageRef("lobby-1", 1, filter_text="EVEN")
+    seen: list[str] = []
+    while True:
+        message = render(roster, ref)
+        assert message.blocks[1]["text"]["text"] == "*50 of 100 users* match “EVEN”"
+        seen += listed_ids(message)
+        found = buttons(message)
+        if NEXT_ACTION_ID not in found:
+            break
+        ref = decode_page_ref(found[NEXT_ACTION_ID]["value"])
+        assert ref.filter_text == "EVEN"
+    assert seen == [f"u{i}" for i in range(2, 101, 2)]
+    assert ref.page == 3
+
+
+# --- encoding -------------------------------------------------------------------------------------------
+
+
+def test_encoding_is_compact_and_omits_defaults() -> None:
+    assert encode_page_ref(PageRef("lobby-1", 2)) == '{"v":1,"r":"lobby-1","p":2}'
+    value = encode_page_ref(PageRef("a&<b>", 3, True, 1_700_000_000.9, "anna", "staging"))
+    assert "<" not in value
+    assert ">" not in value
+    assert "&" not in value
+    assert json.loads(value) == {"v": 1, "r": "a&<b>", "p": 3, "o": 1, "t": 1700000000, "f": "anna", "a": "staging"}
+
+
+def test_long_filters_are_shortened_to_fit() -> None:
+    for filter_text in ("x" * 5000, "&" * 5000, "😀" * 3000, "\x01" * 3000):
+        value = encode_page_ref(PageRef("&" * 32, 10**6, True, FETCHED, filter_text, "p" * 32))
+        assert len(value.encode("utf-16-le")) // 2 <= MAX_BUTTON_VALUE
+        decoded = decode_page_ref(value)
+        assert 0 < len(decoded.filter_text) < len(filter_text)
+        assert filter_text.startswith(decoded.filter_text)
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [PageRef("bad room", 1), PageRef("", 1), PageRef("lobby", 0), PageRef("lobby", 1, profile="bad profile!")],
+)
+def test_refs_a_click_could_not_use_are_not_encoded(ref: PageRef) -> None:
+    with pytest.raises(ValueError, match="cannot be put in a button"):
+        encode_page_ref(ref)
+
+
+_room_ids = st.text(st.sampled_from(string.ascii_letters + string.digits + ROOM_ID_SYMBOLS), min_size=1, max_size=32)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    room_id=_room_ids,
+    page=st.integers(min_value=1, max_value=10**9),
+    newest_first=st.booleans(),
+    fetched_at=st.one_of(st.just(0.0), st.integers(1, 4_000_000_000).map(float)),
+    filter_text=st.text(max_size=300),
+    profile=st.one_of(st.just(""), st.from_regex(PROFILE_NAME, fullmatch=True)),
+)
+def test_page_ref_round_trip(
+    room_id: str, page: int, newest_first: bool, fetched_at: float, filter_text: str, profile: str
+) -> None:
+    ref = PageRef(room_id, page, newest_first, fetched_at, filter_text, profile)
+    value = encode_page_ref(ref)
+    assert len(value) <= MAX_BUTTON_VALUE
+    for char in "<>&":
+        assert char not in value
+    value.encode("utf-8")
+    decoded = decode_page_ref(value)
+    clean_filter = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in filter_text)
+    assert decoded == PageRef(room_id, page, newest_first, fetched_at, clean_filter, profile)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "2",
+        "next",
+        '{"page":2}',
+        '{"room":"lobby","page":2}',
+        "[1,2]",
+        "null",
+        '"lobby"',
+        '{"v":2,"r":"lobby","p":2}',
+        '{"v":"1","r":"lobby","p":2}',
+        '{"v":true,"r":"lobby","p":2}',
+        '{"v":1,"p":2}',
+        '{"v":1,"r":"lobby"}',
+        '{"v":1,"r":"lobby","p":0}',
+        '{"v":1,"r":"lobby","p":-1}',
+        '{"v":1,"r":"lobby","p":"2"}',
+        '{"v":1,"r":"lobby","p":2.0}',
+        '{"v":1,"r":"lobby","p":true}',
+        '{"v":1,"r":"bad room","p":2}',
+        '{"v":1,"r":"","p":2}',
+        '{"v":1,"r":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx","p":2}',
+        '{"v":1,"r":5,"p":2}',
+        '{"v":1,"r":"lobby","p":2,"o":2}',
+        '{"v":1,"r":"lobby","p":2,"o":true}',
+        '{"v":1,"r":"lobby","p":2,"t":-1}',
+        '{"v":1,"r":"lobby","p":2,"t":1.5}',
+        '{"v":1,"r":"lobby","p":2,"t":999999999999999}',
+        '{"v":1,"r":"lobby","p":2,"f":3}',
+        '{"v":1,"r":"lobby","p":2,"a":"bad profile"}',
+        '{"v":1,"r":"lobby","p":2,"a":5}',
+        '{"v":1,"r":"lobby","p":2,"x":1}',
+        '{"v":1,"r":"lobby","p":NaN}',
+        '{"v":1,"r":"lobby","p":2',
+        "[" * 5000 + "]" * 5000,
+        '{"v":1,"r":"lobby","p":2,"f":"' + "x" * 2000 + '"}',
+    ],
+)
+def test_foreign_and_old_values_are_stale(value: str) -> None:
+    with pytest.raises(StaleButton):
+        decode_page_ref(value)
+
+
+def test_escaped_and_unescaped_json_decode_alike() -> None:
+    assert decode_page_ref('{"v":1,"r":"a\\u0026b","p":2}') == decode_page_ref('{"v":1,"r":"a&b","p":2}')
