@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from bot.config import ZegoSettings
 from bot.snapshots import MemorySnapshotStore, SnapshotService, SnapshotStore
-from bot.zim import SmoothPacer, ZimClient, fetch_roster, new_http_client
+from bot.zim import RetryPolicy, SmoothPacer, ZimClient, fetch_roster, new_http_client
 from bot.zim.models import Roster
 
 
@@ -19,7 +19,9 @@ class RosterStack:
 
 
 @asynccontextmanager
-async def roster_stack(settings: ZegoSettings, *, store: SnapshotStore | None = None) -> AsyncIterator[RosterStack]:
+async def roster_stack(
+    settings: ZegoSettings, *, store: SnapshotStore | None = None, retry: RetryPolicy | None = None
+) -> AsyncIterator[RosterStack]:
     """Everything needed to read rosters, with one pacer for the whole process; closes its HTTP client."""
     async with new_http_client() as http:
         client = ZimClient(
@@ -28,6 +30,7 @@ async def roster_stack(settings: ZegoSettings, *, store: SnapshotStore | None = 
             base_url=settings.base_url,
             pacer=SmoothPacer(settings.qps),
             http=http,
+            retry=retry,
         )
 
         async def fetch(room_id: str) -> Roster:

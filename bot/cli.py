@@ -1,0 +1,109 @@
+"""The `roomusers` / `python -m bot` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from bot.config import ConfigError, load_dotenv_file, load_zego_settings, log_level
+from bot.rosters import roster_stack
+from bot.terminal import roster_json, roster_table
+from bot.zim import ZimError, validate_room_id
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+DESCRIPTION = "roomusers: see who is in a ZEGOCLOUD ZIM room."
+EPILOG = """examples:
+  python -m bot demo                          a scripted Slack conversation on the sandbox (no credentials)
+  python -m bot console                       type /roomusers or @roomusers lines yourself (no credentials)
+  python -m bot serve                         run the Slack app in Socket Mode
+  python -m bot serve --http --port 3000      run it over HTTP (POST /slack/events, GET /healthz)
+  python -m bot sandbox                       run a local ZIM stand-in and print its credentials
+  python -m bot query demo-120                list a room's users as a table
+  python -m bot query 'room#1+a&b' --json     the same as one JSON object
+  python -m bot query demo-1234 --reverse     most recent joiners first
+
+settings come from the environment or .env: ZEGO_APP_ID, ZEGO_SERVER_SECRET, ZEGO_API_BASE_URL or
+ZEGO_REGION, ZEGO_QPS, LOG_LEVEL (see .env.example)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    query = commands.add_parser("query", help="list every user in a ZIM room")
+    query.add_argument("room_id", metavar="ROOM_ID")
+    query.add_argument("--reverse", action="store_true", help="most recent joiners first")
+    query.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+    serve = commands.add_parser("serve", help="run the Slack app (Socket Mode by default)")
+    serve.add_argument("--http", action="store_true", help="serve Slack's requests over HTTP at POST /slack/events")
+    serve.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on (default 0.0.0.0)")  # noqa: S104
+    serve.add_argument("--port", type=int, default=3000, help="HTTP mode: port (default 3000)")
+
+    commands.add_parser("demo", help="play a short Slack conversation against the sandbox; needs no credentials")
+    commands.add_parser("console", help="talk to the app interactively against the sandbox; needs no credentials")
+
+    sandbox = commands.add_parser("sandbox", help="run the local ZIM sandbox (a stand-in for ZIM's API)")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8710)
+    sandbox.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
+    return parser
+
+
+def fail(message: str, code: int) -> None:
+    print(f"roomusers: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+async def run_query(room_id: str, *, newest_first: bool, as_json: bool) -> None:
+    settings = load_zego_settings()
+    async with roster_stack(settings) as stack:
+        snapshot = await stack.snapshots.get(room_id)
+    render = roster_json if as_json else roster_table
+    print(render(snapshot.roster, newest_first=newest_first))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    load_dotenv_file()
+    try:
+        logging.basicConfig(level=log_level(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # httpx logs full request URLs at INFO; ours carry signatures, so keep it quiet.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        if args.command == "query":
+            validate_room_id(args.room_id)
+            asyncio.run(run_query(args.room_id, newest_first=args.reverse, as_json=args.json))
+        elif args.command == "serve":
+            from bot.serve import serve
+
+            asyncio.run(serve(http=args.http, host=args.host, port=args.port))
+        elif args.command == "demo":
+            from bot.demo import run_demo
+
+            asyncio.run(run_demo())
+        elif args.command == "console":
+            from bot.demo import run_console
+
+            asyncio.run(run_console())
+        elif args.command == "sandbox":
+            from bot.sandbox import run_sandbox
+
+            asyncio.run(run_sandbox(args.host, args.port, latency_ms=args.latency_ms))
+    except ConfigError as error:
+        fail(str(error), EXIT_BAD_INPUT)
+    except ValueError as error:  # InvalidRoomId
+        fail(str(error), EXIT_BAD_INPUT)
+    except ZimError as error:
+        fail(str(error), EXIT_FAILED)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

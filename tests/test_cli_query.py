@@ -1,0 +1,88 @@
+"""`python -m bot query` as a user runs it: a real subprocess talking to the sandbox over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import pytest
+
+from bot.sandbox import ZimSandbox
+
+
+async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_json_output_lists_every_user_in_join_order(sandbox: ZimSandbox, sandbox_env):
+    code, out, err = await run_cli("query", "demo-1234", "--json", env=sandbox_env)
+    assert (code, err) == (0, "")
+    payload = json.loads(out)
+    assert payload["room_id"] == "demo-1234"
+    assert payload["count"] == 1234
+    assert [(u["user_id"], u["user_name"]) for u in payload["users"]] == sandbox.rooms["demo-1234"].users
+
+
+async def test_reverse_lists_most_recent_first_and_special_room_ids_work(sandbox: ZimSandbox, sandbox_env):
+    code, out, _ = await run_cli("query", "room#1+a&b", "--json", "--reverse", env=sandbox_env)
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["room_id"] == "room#1+a&b"
+    assert [(u["user_id"], u["user_name"]) for u in payload["users"]] == sandbox.rooms["room#1+a&b"].users[::-1]
+
+
+async def test_table_output_has_the_count_and_neutralises_control_characters(sandbox: ZimSandbox, sandbox_env):
+    sandbox.add_room("ansi", [("u1", "Evil\x1b[2J\nName"), ("u2", "Ann")])
+    code, out, _ = await run_cli("query", "ansi", env=sandbox_env)
+    assert code == 0
+    assert out.splitlines()[0] == "Room ansi: 2 users, in join order."
+    assert "\x1b" not in out
+    assert len(out.splitlines()) == 4  # headline, column header, two users: no injected line
+
+
+async def test_empty_room_being_destroyed(sandbox_env):
+    code, out, _ = await run_cli("query", "demo-empty", "--json", env=sandbox_env)
+    assert code == 0
+    assert json.loads(out) == {"room_id": "demo-empty", "count": 0, "users": []}
+
+
+async def test_invalid_room_id_is_refused_without_any_request(sandbox: ZimSandbox, sandbox_env):
+    code, out, err = await run_cli("query", "bad room", env=sandbox_env)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1
+    assert "space" in err
+    assert sandbox.stats.requests == 0
+
+
+async def test_missing_room_is_one_sentence_with_the_request_id(sandbox_env):
+    code, _, err = await run_cli("query", "nope", env=sandbox_env)
+    assert code == 1
+    assert "does not exist" in err
+    assert "RequestId" in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "variable"),
+    [({"ZEGO_APP_ID": ""}, "ZEGO_APP_ID"), ({"ZEGO_SERVER_SECRET": "oops-secret-value"}, "ZEGO_SERVER_SECRET")],
+)
+async def test_bad_settings_stop_with_one_sentence_naming_the_variable(sandbox_env, change, variable):
+    code, _, err = await run_cli("query", "demo-1", env={**sandbox_env, **change})
+    assert code == 2
+    assert variable in err
+    assert "oops-secret-value" not in err
+    assert err.count("\n") == 1
+
+
+async def test_wrong_secret_says_which_setting_to_check(sandbox_env):
+    code, _, err = await run_cli("query", "demo-1", env={**sandbox_env, "ZEGO_SERVER_SECRET": "ab" * 16})
+    assert code == 1
+    assert "ZEGO_SERVER_SECRET" in err
+    assert "ab" * 16 not in err
