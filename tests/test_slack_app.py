@@ -1,0 +1,250 @@
+"""End to end: signed Slack requests into the real Bolt app over HTTP; answers read from the Slack stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.local_stack import LocalStack, local_stack
+from bot.sandbox import Fault, ZimSandbox
+from bot.slack_standin import ResponseContext, StoredMessage
+from bot.snapshots import MemorySnapshotStore
+
+from .conftest import FAST_RETRY
+
+USER_LINE = re.compile(r"^(\d+)\. .* · `([^`]*)`$", re.MULTILINE)
+
+
+@pytest.fixture
+async def local(sandbox: ZimSandbox) -> AsyncIterator[LocalStack]:
+    async with local_stack(sandbox=sandbox, retry=FAST_RETRY) as stack:
+        yield stack
+        assert stack.slack.warnings == []
+
+
+def listed_user_ids(message: StoredMessage) -> list[str]:
+    text = "\n".join(b["text"]["text"] for b in message.blocks if b["type"] == "section" and "text" in b)
+    return [user_id for _, user_id in USER_LINE.findall(text)]
+
+
+def action_ids(message: StoredMessage) -> list[str]:
+    return [e["action_id"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+def all_text(message: StoredMessage) -> str:
+    return json.dumps({"text": message.text, "blocks": message.blocks}, ensure_ascii=False)
+
+
+async def answer_to(local: LocalStack, text: str) -> StoredMessage:
+    """Run the command; return the answer that follows the "fetching" ack."""
+    response = await local.slack.send_command(text)
+    assert response.status == 200
+    assert response.acked_in_time
+    ack = await local.slack.next_message()
+    assert ack.origin == "ack"
+    return await local.slack.next_message()
+
+
+async def test_command_acks_at_once_then_answers_ephemerally_with_count_and_first_page(local: LocalStack):
+    response = await local.slack.send_command("demo-120")
+    assert response.acked_in_time
+    ack = await local.slack.next_message()
+    assert "Fetching" in (ack.text or "")
+    answer = await local.slack.next_message()
+    assert answer.ephemeral
+    assert answer.user == "U0ALICE"
+    assert answer.origin == "response_url"
+    assert "120 users" in all_text(answer)
+    assert listed_user_ids(answer) == [uid for uid, _ in local.sandbox.rooms["demo-120"].users[:20]]
+    assert action_ids(answer) == ["roomusers_next"]
+    assert "Page 1 of 6" in all_text(answer)
+    assert answer.text  # fallback text for notifications and screen readers
+
+
+async def test_paging_visits_every_user_exactly_once_and_prev_goes_back(local: LocalStack):
+    message = await answer_to(local, "demo-120")
+    requests_after_first_answer = local.sandbox.stats.requests
+    pages = [listed_user_ids(message)]
+    while "roomusers_next" in action_ids(message):
+        await local.slack.click(message, "roomusers_next")
+        message = await local.slack.next_message()
+        assert message.replaced_count == len(pages)  # replaced in place, not posted anew
+        pages.append(listed_user_ids(message))
+    assert action_ids(message) == ["roomusers_prev"]
+    seen = [uid for page in pages for uid in page]
+    assert seen == [uid for uid, _ in local.sandbox.rooms["demo-120"].users]
+    await local.slack.click(message, "roomusers_prev")
+    back = await local.slack.next_message()
+    assert listed_user_ids(back) == pages[-2]
+    assert local.sandbox.stats.requests == requests_after_first_answer  # clicks read the snapshot
+    assert len(local.slack.ephemerals("U0ALICE")) == 2  # the ack and the one answer, paged in place
+
+
+async def test_twenty_concurrent_commands_all_ack_in_time_and_all_get_answers(local: LocalStack):
+    rooms = [f"demo-{n}" for n in (1, 12, 120, 499, 500)] * 4
+    responses = await asyncio.gather(*(local.slack.send_command(room) for room in rooms))
+    assert all(r.status == 200 and r.acked_in_time for r in responses)
+    def all_answered() -> list[StoredMessage]:
+        found = [m for m in local.slack.ephemerals("U0ALICE") if m.origin == "response_url"]
+        return found if len(found) == 20 else []
+
+    answers = await local.slack.wait_for(all_answered, timeout=20)
+    assert sorted(len(listed_user_ids(m)) for m in answers) == sorted([1, 12, 20, 20, 20] * 4)
+    # One fetch per room, however many asked at once.
+    assert local.sandbox.stats.requests == 5
+
+
+@pytest.mark.parametrize("text", ["", "help", "  --help "])
+async def test_empty_text_or_help_gives_usage_without_any_zim_call(local: LocalStack, text):
+    response = await local.slack.send_command(text)
+    assert response.acked_in_time
+    usage = await local.slack.next_message()
+    assert "/roomusers" in all_text(usage)
+    assert "--reverse" in all_text(usage)
+    assert local.sandbox.stats.requests == 0
+
+
+async def test_invalid_room_id_says_what_is_wrong_without_any_zim_call(local: LocalStack):
+    await local.slack.send_command("bad/room")
+    answer = await local.slack.next_message()
+    assert "not a valid room ID" in all_text(answer)
+    assert "'/'" in all_text(answer)
+    assert local.sandbox.stats.requests == 0
+
+
+@pytest.mark.parametrize(
+    ("room", "expected"),
+    [
+        ("no-such-room", "does not exist"),
+        ("demo-broken", "could not load room"),
+        ("demo-empty", "This room is empty"),
+    ],
+)
+async def test_room_problems_get_a_specific_sentence(local: LocalStack, room, expected):
+    answer = await answer_to(local, room)
+    assert expected in all_text(answer)
+    if room != "demo-empty":
+        assert "RequestId" in all_text(answer)
+
+
+async def test_upstream_unavailable_after_retries_is_answered(local: LocalStack):
+    local.sandbox.inject(Fault(kind="http_status", status=503, count=1000))
+    answer = await answer_to(local, "demo-12")
+    assert "could not be read" in all_text(answer)
+    assert "Try again" in all_text(answer)
+
+
+async def test_rejected_credentials_name_the_setting_to_fix():
+    async with (
+        ZimSandbox(secret="0" * 32) as other_secret,
+        local_stack(sandbox=other_secret, retry=FAST_RETRY) as local,
+    ):
+        answer = await answer_to(local, "demo-1")
+    assert "ZEGO_SERVER_SECRET" in all_text(answer)
+    assert "0" * 32 not in all_text(answer)
+
+
+async def test_names_cannot_ping_or_link(local: LocalStack):
+    answer = await answer_to(local, "demo-hostile")
+    text = all_text(answer)
+    for live in ("<!channel>", "<!here>", "<!everyone>", "<@U123ABC>", "<https://evil.example|click me>"):
+        assert live not in text
+    assert "&lt;!channel&gt;" in text
+    assert local.slack.api_calls == [] or all(
+        call.args.get("link_names") in (None, False) for call in local.slack.api_calls
+    )
+
+
+async def test_mention_answers_visibly_in_a_new_thread(local: LocalStack):
+    response = await local.slack.mention("demo-12")
+    assert response.status == 200
+    answer = await local.slack.next_message()
+    mention_ts = response.sent["event"]["ts"]
+    assert answer.thread_ts == mention_ts
+    assert not answer.ephemeral
+    assert len(listed_user_ids(answer)) == 12
+
+
+async def test_mention_inside_a_thread_answers_in_that_thread_with_working_paging(local: LocalStack):
+    root = await local.slack.mention("help")
+    usage = await local.slack.next_message()
+    assert "/roomusers" in all_text(usage)
+    root_ts = root.sent["event"]["ts"]
+    await local.slack.mention("demo-120", thread_ts=root_ts)
+    answer = await local.slack.next_message()
+    assert answer.thread_ts == root_ts
+    await local.slack.click(answer, "roomusers_next")
+    page_two = await local.slack.next_message()
+    assert page_two.ts == answer.ts
+    assert listed_user_ids(page_two)[0] == local.sandbox.rooms["demo-120"].users[20][0]
+
+
+async def test_a_retried_event_is_answered_once(local: LocalStack):
+    first = await local.slack.mention("demo-1")
+    await local.slack.next_message()
+    event_id = first.sent["event_id"]
+    for retry in (1, 2, 3):
+        again = await local.slack.mention("", event_id=event_id, retry_num=retry)
+        assert again.status == 200
+    with pytest.raises(TimeoutError):
+        await local.slack.next_message(timeout=0.5)
+    replies = [m for m in local.slack.messages("C0OPS") if m.origin == "api"]
+    assert len(replies) == 1
+
+
+async def test_forged_signature_is_refused_and_nothing_is_posted(local: LocalStack):
+    payload = b"command=%2Froomusers&text=demo-1&response_url=http%3A%2F%2F127.0.0.1%3A1%2Fx"
+    response = await local.slack.post_signed(
+        payload, "application/x-www-form-urlencoded", signature_override="v0=" + "0" * 64
+    )
+    assert response.status == 401
+    stale = await local.slack.post_signed(
+        payload, "application/x-www-form-urlencoded", timestamp_override=1_000_000_000
+    )
+    assert stale.status == 401
+    await asyncio.sleep(0.2)
+    assert local.slack.response_url_posts == []
+    assert local.sandbox.stats.requests == 0
+
+
+async def test_a_click_after_the_snapshot_expired_refetches_and_says_so(sandbox: ZimSandbox):
+    now = [0.0]
+    store = MemorySnapshotStore(ttl=60, timer=lambda: now[0])
+    async with local_stack(sandbox=sandbox, store=store, retry=FAST_RETRY) as local:
+        first = await answer_to(local, "demo-120")
+        now[0] = 120
+        await local.slack.click(first, "roomusers_next")
+        page_two = await local.slack.next_message()
+    assert "read again" in all_text(page_two)
+    assert len(listed_user_ids(page_two)) == 20
+
+
+async def test_a_button_from_an_older_version_gets_a_polite_answer(local: LocalStack):
+    answer = await answer_to(local, "demo-120")
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U0ALICE"},
+        "team": {"id": "T0DEMO"},
+        "api_app_id": "A0ROOMUSERS",
+        "container": {"type": "message", "message_ts": answer.ts, "is_ephemeral": True},
+        "channel": {"id": "C0OPS"},
+        "response_url": local.slack.new_response_url(
+            ResponseContext(channel="C0OPS", user="U0ALICE", message_ts=answer.ts)
+        ),
+        "actions": [{"action_id": "roomusers_next", "block_id": "roomusers_paging", "value": "2", "type": "button"}],
+    }
+    response = await local.slack.click_raw(payload)
+    assert response.status == 200
+    reply = await local.slack.next_message()
+    assert "older version" in all_text(reply)
+
+
+async def test_healthz(local: LocalStack):
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.get(local.app_url.replace("/slack/events", "/healthz")) as r:
+        assert r.status == 200
