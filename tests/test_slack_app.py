@@ -88,6 +88,7 @@ async def test_twenty_concurrent_commands_all_ack_in_time_and_all_get_answers(lo
     rooms = [f"demo-{n}" for n in (1, 12, 120, 499, 500)] * 4
     responses = await asyncio.gather(*(local.slack.send_command(room) for room in rooms))
     assert all(r.status == 200 and r.acked_in_time for r in responses)
+
     def all_answered() -> list[StoredMessage]:
         found = [m for m in local.slack.ephemerals("U0ALICE") if m.origin == "response_url"]
         return found if len(found) == 20 else []
