@@ -43,7 +43,7 @@ async def test_cool_down_holds_every_sender():
     fake = FakeTime()
     pacer = SmoothPacer(10, headroom=1.0, clock=fake.clock, sleep=fake.sleep)
     await pacer.wait_turn()
-    pacer.cool_down(1.0)
+    await pacer.cool_down(1.0)
     assert await pacer.wait_turn() == pytest.approx(1.0)
 
 

@@ -82,7 +82,7 @@ class ZimClient:
             except TransientAnswer as answer:
                 last = answer
                 if answer.rate_limited:
-                    self._pacer.cool_down(RATE_LIMIT_COOL_DOWN)
+                    await self._pacer.cool_down(RATE_LIMIT_COOL_DOWN)
             except ZimCredentialsRejected as rejected:
                 # An expired signature is worth one fresh signature (the clock may have just been fixed).
                 if rejected.code != codes.SIGNATURE_EXPIRED or attempt > 1:

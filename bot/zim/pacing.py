@@ -19,7 +19,7 @@ class Pacer(Protocol):
     async def wait_turn(self) -> float:
         """Wait for this request's send slot; return the seconds waited."""
 
-    def cool_down(self, seconds: float) -> None:
+    async def cool_down(self, seconds: float) -> None:
         """Hold every sender for `seconds` (after ZIM said we were too fast)."""
 
 
@@ -57,5 +57,5 @@ class SmoothPacer:
             await self._sleep(delay)
         return delay
 
-    def cool_down(self, seconds: float) -> None:
+    async def cool_down(self, seconds: float) -> None:
         self._next_slot = max(self._next_slot, self._clock() + seconds)
