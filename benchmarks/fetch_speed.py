@@ -1,0 +1,519 @@
+"""How fast a whole room is read, against the floors that ZIM's QPS limit and the round-trip time set.
+
+For each room size and injected RTT (the sandbox adds `latency_ms` before every answer) it measures:
+
+* fetch, in process: wall time of `fetch_roster` in this process, with a fresh HTTP client and pacer per run;
+* end to end: wall time of a `python -m bot query load-N --json` subprocess, process start included, with
+  its stdout checked (count == N, no duplicate user_id);
+
+and compares them with the floors, for P = ceil(users / 500) pages:
+
+* floor_qps = P / QPS       no client can send the pages faster without ZIM refusing some (660300006);
+* floor_rtt = P × RTT / 2   pages form two sequential chains (oldest-first and newest-first);
+* floor = max(floor_qps, floor_rtt).
+
+The sandbox runs in its own process (see benchmarks/_sandbox.py) and its statistics are reset before every
+run, so each run reports its own request count, 660300006 answers (which must be 0) and the most arrivals
+in any one-second window. Runs are separated by a quiet gap longer than ZIM's one-second window, so one
+run's tail can never count against the next run's start. One warm-up pass (not recorded) creates the
+`load-N` rooms first.
+
+Run: `python -m benchmarks.fetch_speed [--sizes 10000,50000,100000] [--rtts 20,100,200] [--qps 20]
+[--repeat 1] [--quick]`. The table goes to stdout, progress to stderr, and the results to
+benchmarks/results/fetch_speed.json and fetch_speed.md. Exit status 1 if any run was invalid (wrong or
+duplicated users, any 660300006 answer); with --fail-on-miss, also if the target row misses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks._sandbox import REPO_ROOT, SandboxProcess, clean_env, stop_on_signals
+from bot.zim import SmoothPacer, ZimClient, fetch_roster, new_http_client
+from bot.zim.codes import ROOM_RATE_LIMITED
+from bot.zim.pacing import DEFAULT_HEADROOM
+from bot.zim.wire import MAX_LIMIT
+
+NAME = "fetch_speed"
+COMMAND = ".venv/bin/python -m benchmarks.fetch_speed"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+DEFAULT_SIZES = (10_000, 50_000, 100_000)
+DEFAULT_RTTS_MS = (20.0, 100.0, 200.0)
+DEFAULT_QPS = 20.0
+QUICK_SIZES = (10_000, 50_000)
+QUICK_RTTS_MS = (100.0,)
+
+# The issue's target: this room, at this RTT and QPS, end to end within FACTOR × pages ÷ QPS, no 660300006.
+TARGET_USERS = 50_000
+TARGET_RTT_MS = 100.0
+TARGET_QPS = 20.0
+TARGET_FACTOR = 1.3
+
+QUIET_GAP_S = 1.25  # > ZIM's 1-second arrival window, so runs never share a window
+RUN_TIMEOUT_BASE_S = 30.0  # plus RUN_TIMEOUT_FLOORS × floor; a run slower than that is a failure
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class BenchmarkError(RuntimeError):
+    """A run failed outright (an error, a timeout, a non-zero exit)."""
+
+
+@dataclass(frozen=True)
+class Floors:
+    users: int
+    rtt_ms: float
+    qps: float
+    pages: int
+    qps_s: float  # pages ÷ QPS
+    rtt_s: float  # pages × RTT ÷ 2
+    floor_s: float
+
+    @classmethod
+    def of(cls, users: int, rtt_ms: float, qps: float) -> Floors:
+        pages = max(1, math.ceil(users / MAX_LIMIT))
+        qps_s = pages / qps
+        rtt_s = pages * rtt_ms / 1000 / 2
+        return cls(users, rtt_ms, qps, pages, qps_s, rtt_s, max(qps_s, rtt_s))
+
+
+@dataclass
+class Run:
+    kind: str  # "fetch" (in process) or "process" (python -m bot query)
+    wall_s: float
+    users: int
+    requests: int
+    rate_limited_660300006: int
+    max_in_window_1s: int
+    by_code: dict[str, int]
+    pages_read: int | None = None  # in process only: pages fetch_roster consumed
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Config:
+    floors: Floors
+    fetch_runs: list[Run] = field(default_factory=list)
+    process_runs: list[Run] = field(default_factory=list)
+
+    @property
+    def runs(self) -> list[Run]:
+        return self.fetch_runs + self.process_runs
+
+    @property
+    def fetch_s(self) -> float:
+        return statistics.median(run.wall_s for run in self.fetch_runs)
+
+    @property
+    def process_s(self) -> float:
+        return statistics.median(run.wall_s for run in self.process_runs)
+
+    @property
+    def rate_limited(self) -> int:
+        return sum(run.rate_limited_660300006 for run in self.runs)
+
+    @property
+    def problems(self) -> list[str]:
+        return [problem for run in self.runs for problem in run.problems]
+
+    def is_target(self) -> bool:
+        f = self.floors
+        return f.users == TARGET_USERS and f.rtt_ms == TARGET_RTT_MS and f.qps == TARGET_QPS
+
+    def target_limit_s(self) -> float:
+        return TARGET_FACTOR * self.floors.qps_s
+
+    def verdict(self) -> str:
+        passed = self.process_s <= self.target_limit_s() and self.rate_limited == 0 and not self.problems
+        return "PASS" if passed else "MISS"
+
+    def summary(self) -> dict[str, Any]:
+        f = self.floors
+        return {
+            "users": f.users,
+            "rtt_ms": f.rtt_ms,
+            "qps": f.qps,
+            "pages": f.pages,
+            "floor_qps_s": f.qps_s,
+            "floor_rtt_s": f.rtt_s,
+            "floor_s": f.floor_s,
+            "fetch_s": self.fetch_s,
+            "process_s": self.process_s,
+            "fetch_over_floor_qps": self.fetch_s / f.qps_s,
+            "fetch_over_floor": self.fetch_s / f.floor_s,
+            "process_over_floor_qps": self.process_s / f.qps_s,
+            "requests_fetch": statistics.median(run.requests for run in self.fetch_runs),
+            "requests_process": statistics.median(run.requests for run in self.process_runs),
+            "rate_limited_660300006": self.rate_limited,
+            "max_in_window_1s": max(run.max_in_window_1s for run in self.runs),
+            "problems": self.problems,
+            "target": self.verdict() if self.is_target() else None,
+            "runs": [asdict(run) for run in self.runs],
+        }
+
+
+# ----- one run of each kind ------------------------------------------------------------------------
+
+
+def run_timeout(floors: Floors) -> float:
+    return RUN_TIMEOUT_BASE_S + 5 * floors.floor_s
+
+
+async def fetch_in_process(sandbox: SandboxProcess, floors: Floors) -> tuple[float, int, list[str], int]:
+    """Wall time of fetch_roster with a fresh client; the users read, problems found and pages consumed."""
+    room_id = f"load-{floors.users}"
+    async with new_http_client() as http:
+        client = ZimClient(
+            app_id=sandbox.app_id,
+            server_secret=sandbox.secret,
+            base_url=sandbox.base_url,
+            pacer=SmoothPacer(floors.qps),
+            http=http,
+        )
+        try:
+            async with asyncio.timeout(run_timeout(floors)):
+                started = time.perf_counter()
+                roster = await fetch_roster(client, room_id)
+                wall = time.perf_counter() - started
+        except TimeoutError:
+            raise BenchmarkError(f"fetch_roster({room_id!r}) took longer than {run_timeout(floors):.0f} s") from None
+    ids = [user.user_id for user in roster.users]
+    return wall, len(ids), check_users(ids, floors.users), roster.pages
+
+
+async def fetch_in_subprocess(sandbox: SandboxProcess, floors: Floors) -> tuple[float, int, list[str]]:
+    """Wall time of `python -m bot query load-N --json`, from spawning it to its exit; its output checked."""
+    room_id = f"load-{floors.users}"
+    env = clean_env(
+        ZEGO_APP_ID=str(sandbox.app_id),
+        ZEGO_SERVER_SECRET=sandbox.secret,
+        ZEGO_API_BASE_URL=sandbox.base_url,
+        ZEGO_QPS=f"{floors.qps:g}",
+    )
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "query",
+        room_id,
+        "--json",
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(run_timeout(floors)):
+            stdout, stderr = await process.communicate()
+    except BaseException:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        raise
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        raise BenchmarkError(
+            f"python -m bot query {room_id} exited {process.returncode}: {stderr.decode(errors='replace')[-500:]}"
+        )
+    payload = json.loads(stdout)
+    ids = [user["user_id"] for user in payload["users"]]
+    problems = check_users(ids, floors.users)
+    if payload["count"] != floors.users:
+        problems.append(f"{room_id}: the query printed count {payload['count']}, expected {floors.users}")
+    if payload["room_id"] != room_id:
+        problems.append(f"{room_id}: the query printed room_id {payload['room_id']!r}")
+    return wall, len(ids), problems
+
+
+def check_users(ids: Sequence[str], expected: int) -> list[str]:
+    problems = []
+    if len(ids) != expected:
+        problems.append(f"load-{expected}: read {len(ids)} users, expected {expected}")
+    duplicates = len(ids) - len(set(ids))
+    if duplicates:
+        problems.append(f"load-{expected}: {duplicates} duplicate user_id(s)")
+    return problems
+
+
+async def measured(sandbox: SandboxProcess, floors: Floors, kind: str) -> Run:
+    """One run after a quiet gap and a stats reset, with the sandbox's view of it."""
+    await asyncio.sleep(QUIET_GAP_S)
+    await sandbox.reset_stats()
+    pages_read: int | None = None
+    if kind == "fetch":
+        wall, users, problems, pages_read = await fetch_in_process(sandbox, floors)
+    else:
+        wall, users, problems = await fetch_in_subprocess(sandbox, floors)
+    stats = await sandbox.stats()
+    by_code = {str(key): int(value) for key, value in stats["by_code"].items()}
+    rate_limited = by_code.get(str(ROOM_RATE_LIMITED), 0)
+    if rate_limited:
+        problems.append(f"load-{floors.users} at {floors.rtt_ms:g} ms ({kind}): {rate_limited} × {ROOM_RATE_LIMITED}")
+    return Run(
+        kind=kind,
+        wall_s=wall,
+        users=users,
+        requests=int(stats["requests"]),
+        rate_limited_660300006=rate_limited,
+        max_in_window_1s=int(stats["max_in_window_1s"]),
+        by_code=by_code,
+        pages_read=pages_read,
+        problems=problems,
+    )
+
+
+async def measure(sizes: Sequence[int], rtts: Sequence[float], qps: float, repeat: int) -> list[Config]:
+    configs: list[Config] = []
+    stop_on_signals()
+    async with SandboxProcess(latency_ms=0) as sandbox:
+        log(f"sandbox pid {sandbox.pid} at {sandbox.base_url}")
+        log("warm-up (not recorded): creating the load rooms at 0 ms RTT")
+        for users in sizes:
+            warm_up = await measured(sandbox, Floors.of(users, 0.0, qps), "fetch")
+            for problem in warm_up.problems:
+                log(f"warm-up: {problem}")
+        for rtt_ms in rtts:
+            await sandbox.set_latency(rtt_ms)
+            for users in sizes:
+                config = Config(Floors.of(users, rtt_ms, qps))
+                for attempt in range(1, repeat + 1):
+                    config.fetch_runs.append(await measured(sandbox, config.floors, "fetch"))
+                    config.process_runs.append(await measured(sandbox, config.floors, "process"))
+                    fetch, process = config.fetch_runs[-1], config.process_runs[-1]
+                    log(
+                        f"{users:>7,} users {rtt_ms:>5g} ms #{attempt}: fetch {fetch.wall_s:6.2f} s "
+                        f"({fetch.requests} req), process {process.wall_s:6.2f} s ({process.requests} req), "
+                        f"floor {config.floors.floor_s:.2f} s"
+                    )
+                configs.append(config)
+    return configs
+
+
+# ----- reporting -------------------------------------------------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+    cpu_model = None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            cpu_model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), None)
+    except OSError:
+        pass
+    affinity = getattr(os, "sched_getaffinity", None)
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(affinity(0)) if affinity else os.cpu_count(),
+        "cpu_model": cpu_model,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def seconds(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def ratio(value: float) -> str:
+    return f"{value:.2f}×"
+
+
+HEADERS = (
+    "users",
+    "RTT ms",
+    "pages",
+    "pages÷QPS s",
+    "floor_rtt s",
+    "floor s",
+    "fetch s (in process)",
+    "fetch ÷ (pages÷QPS)",
+    "fetch ÷ floor",
+    "end to end s (process)",
+    "process ÷ (pages÷QPS)",
+    "requests (fetch / process)",
+    "660300006",
+    "max arrivals in 1 s",
+    "target",
+)
+ALIGN = ("---:",) * (len(HEADERS) - 1) + (":---:",)
+
+
+def table(configs: Sequence[Config]) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "|".join(ALIGN) + "|"]
+    for config in configs:
+        f = config.floors
+        s = config.summary()
+        cells = (
+            f"{f.users:,}",
+            f"{f.rtt_ms:g}",
+            str(f.pages),
+            seconds(f.qps_s),
+            seconds(f.rtt_s),
+            seconds(f.floor_s),
+            seconds(config.fetch_s),
+            ratio(s["fetch_over_floor_qps"]),
+            ratio(s["fetch_over_floor"]),
+            seconds(config.process_s),
+            ratio(s["process_over_floor_qps"]),
+            f"{s['requests_fetch']:g} / {s['requests_process']:g}",
+            str(config.rate_limited),
+            str(s["max_in_window_1s"]),
+            f"**{config.verdict()}**" if config.is_target() else "",
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def target_sentence(configs: Sequence[Config]) -> str:
+    goal = (
+        f"{TARGET_USERS:,} users at {TARGET_RTT_MS:g} ms RTT and {TARGET_QPS:g} QPS, end to end (process start "
+        f"included) within {TARGET_FACTOR:g} × pages ÷ QPS, with zero {ROOM_RATE_LIMITED} answers"
+    )
+    row = next((config for config in configs if config.is_target()), None)
+    if row is None:
+        return f"Target ({goal}): NOT MEASURED (that configuration was not run)."
+    limit = row.target_limit_s()
+    return (
+        f"Target ({goal}): **{row.verdict()}**: {row.process_s:.2f} s against a limit of {limit:.2f} s "
+        f"({TARGET_FACTOR:g} × {row.floors.qps_s:.2f} s), i.e. {row.process_s / row.floors.qps_s:.2f}× pages ÷ QPS, "
+        f"{limit - row.process_s:+.2f} s to spare; {row.rate_limited} × {ROOM_RATE_LIMITED}."
+    )
+
+
+def markdown(configs: Sequence[Config], machine: dict[str, Any], settings: dict[str, Any]) -> str:
+    cpus = machine["cpus_usable"]
+    return "\n".join(
+        [
+            f"# {NAME}",
+            "",
+            f"{machine['date']}, {cpus} CPU(s) ({machine['cpu_model'] or 'unknown CPU'}), "
+            f"{machine['implementation']} {machine['python']}; QPS {settings['qps']:g}, pacer headroom "
+            f"{settings['pacer_headroom']:g}, {settings['page_size']} users a page, median of "
+            f"{settings['repeat']} run(s). Regenerate: `{COMMAND}`.",
+            "",
+            table(configs),
+            "",
+            target_sentence(configs),
+            "",
+        ]
+    )
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+# ----- command line ----------------------------------------------------------------------------------
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
+    if not values or any(value <= 0 for value in values):
+        raise argparse.ArgumentTypeError("expected at least one positive number")
+    return values
+
+
+def float_list(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+    if not values or any(value < 0 for value in values):
+        raise argparse.ArgumentTypeError("expected at least one number, none negative")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.fetch_speed", description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int_list, default=DEFAULT_SIZES, help="room sizes (default 10000,50000,100000)")
+    parser.add_argument("--rtts", type=float_list, default=DEFAULT_RTTS_MS, help="injected RTTs in ms (20,100,200)")
+    parser.add_argument("--qps", type=float, default=DEFAULT_QPS, help="ZEGO_QPS for the client (default 20)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per configuration; the median is reported")
+    parser.add_argument("--quick", action="store_true", help="only 10,000 and 50,000 users at 100 ms")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where to write the results")
+    parser.add_argument("--fail-on-miss", action="store_true", help="exit 1 if the target row misses")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.repeat < 1:
+        build_parser().error("--repeat must be at least 1")
+    if not 0 < args.qps <= 1000:
+        build_parser().error("--qps must be greater than 0 and at most 1000")
+    sizes, rtts = (QUICK_SIZES, QUICK_RTTS_MS) if args.quick else (args.sizes, args.rtts)
+    settings = {
+        "sizes": list(sizes),
+        "rtts_ms": list(rtts),
+        "qps": args.qps,
+        "repeat": args.repeat,
+        "quick": args.quick,
+        "page_size": MAX_LIMIT,
+        "pacer_headroom": DEFAULT_HEADROOM,
+        "quiet_gap_s": QUIET_GAP_S,
+    }
+    try:
+        configs = asyncio.run(measure(sizes, rtts, args.qps, args.repeat))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        log("stopped before the end; no results written")
+        return 130
+    machine = machine_info()
+    report = markdown(configs, machine, settings)
+    print(report)
+    target = next((config for config in configs if config.is_target()), None)
+    document = {
+        "benchmark": NAME,
+        "command": COMMAND,
+        "machine": machine,
+        "settings": settings,
+        "target": {
+            "users": TARGET_USERS,
+            "rtt_ms": TARGET_RTT_MS,
+            "qps": TARGET_QPS,
+            "factor": TARGET_FACTOR,
+            "limit_s": target.target_limit_s() if target else None,
+            "process_s": target.process_s if target else None,
+            "verdict": target.verdict() if target else "NOT MEASURED",
+        },
+        "results": [config.summary() for config in configs],
+    }
+    write_atomically(args.results_dir / f"{NAME}.json", json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    write_atomically(args.results_dir / f"{NAME}.md", report)
+    log(f"wrote {args.results_dir / (NAME + '.json')} and {args.results_dir / (NAME + '.md')}")
+    problems = [problem for config in configs for problem in config.problems]
+    for problem in problems:
+        log(f"INVALID: {problem}")
+    if problems:
+        return 1
+    if args.fail_on_miss and target is not None and target.verdict() != "PASS":
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
