@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -27,8 +28,18 @@ EPILOG = """examples:
   python -m bot query 'room#1+a&b' --json     the same as one JSON object
   python -m bot query demo-1234 --reverse     most recent joiners first
 
-settings come from the environment or .env: ZEGO_APP_ID, ZEGO_SERVER_SECRET, ZEGO_API_BASE_URL or
-ZEGO_REGION, ZEGO_QPS, LOG_LEVEL (see .env.example)."""
+in Slack:
+  /roomusers <room-id>                        the room's users, 20 a page, with buttons
+  /roomusers <room-id> <text>                 only users whose ID or name contains <text>, e.g. /roomusers lobby-1 anna
+  /roomusers <room-id> --reverse              most recent joiners first
+  /roomusers <room-id> --app <profile>        read the room from another configured ZEGO app, e.g. --app staging
+  /roomusers help                             every form, with examples
+  @roomusers <room-id> [same options]         the same, answered in the mention's thread for the channel
+  buttons under an answer: Prev/Next, Newest/Oldest first, Refresh, Export CSV, Share in channel
+
+settings come from the environment or .env (see .env.example and README.md): ZEGO_APP_ID, ZEGO_SERVER_SECRET,
+ZEGO_API_BASE_URL or ZEGO_REGION, ZEGO_QPS, ZEGO_PROFILES, SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_SIGNING_SECRET,
+ROOMUSERS_ALLOWED_CHANNELS/USERS/USERGROUPS, LOG_LEVEL."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +88,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     load_dotenv_file()
     try:
-        logging.basicConfig(level=log_level(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # The demo and console print a conversation; their logs stay quiet unless LOG_LEVEL asks otherwise.
+        quiet = args.command in ("demo", "console") and "LOG_LEVEL" not in os.environ
+        level = logging.WARNING if quiet else log_level()
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         # httpx logs full request URLs at INFO; ours carry signatures, so keep it quiet.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         if args.command == "query":

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 DEFAULT_ZIM_BASE_URL = "https://zim-api.zego.im"
 ZIM_REGIONS = ("sha", "hkg", "fra", "lax", "bom", "sgp")
 UINT32_MAX = 2**32 - 1
+DEFAULT_PROFILE = "default"
+PROFILE_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 class ConfigError(Exception):
@@ -23,9 +25,25 @@ class ZegoSettings:
     server_secret: str = field(repr=False)
     base_url: str = DEFAULT_ZIM_BASE_URL
     qps: float = 20.0
+    profile: str = DEFAULT_PROFILE
 
     def __repr__(self) -> str:
-        return f"ZegoSettings(app_id={self.app_id}, server_secret='***', base_url={self.base_url!r}, qps={self.qps})"
+        return (
+            f"ZegoSettings(profile={self.profile!r}, app_id={self.app_id}, server_secret='***', "
+            f"base_url={self.base_url!r}, qps={self.qps})"
+        )
+
+
+@dataclass(frozen=True)
+class ZegoProfiles:
+    """Named ZEGO apps (e.g. prod and staging); `/roomusers <room> --app NAME` picks one."""
+
+    default: str
+    by_name: dict[str, ZegoSettings]
+
+    @property
+    def several(self) -> bool:
+        return len(self.by_name) > 1
 
 
 def load_dotenv_file() -> None:
@@ -55,42 +73,75 @@ def parse_server_secret(raw: str, name: str = "ZEGO_SERVER_SECRET") -> str:
     return raw
 
 
-def zim_base_url(env: Mapping[str, str]) -> str:
-    explicit = env.get("ZEGO_API_BASE_URL", "").strip()
-    region = env.get("ZEGO_REGION", "").strip().lower()
+def zim_base_url(env: Mapping[str, str], prefix: str = "ZEGO_") -> str:
+    url_name, region_name = f"{prefix}API_BASE_URL", f"{prefix}REGION"
+    explicit = env.get(url_name, "").strip()
+    region = env.get(region_name, "").strip().lower()
     if explicit and region:
-        raise ConfigError("ZEGO_API_BASE_URL and ZEGO_REGION are both set; set only one of them.")
+        raise ConfigError(f"{url_name} and {region_name} are both set; set only one of them.")
     if region:
         if region not in ZIM_REGIONS:
-            raise ConfigError(f"ZEGO_REGION must be one of {', '.join(ZIM_REGIONS)} (or unset for the global host).")
+            raise ConfigError(f"{region_name} must be one of {', '.join(ZIM_REGIONS)} (or unset for the global host).")
         return f"https://zim-api-{region}.zego.im"
     if not explicit:
         return DEFAULT_ZIM_BASE_URL
     if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", explicit):
-        raise ConfigError("ZEGO_API_BASE_URL must be an http(s) URL such as https://zim-api.zego.im.")
+        raise ConfigError(f"{url_name} must be an http(s) URL such as https://zim-api.zego.im.")
     return explicit.rstrip("/")
 
 
-def parse_qps(raw: str | None) -> float:
+def parse_qps(raw: str | None, name: str = "ZEGO_QPS") -> float:
     if raw is None or not raw.strip():
         return 20.0
     try:
         qps = float(raw)
     except ValueError:
-        raise ConfigError("ZEGO_QPS must be a number of requests per second, such as 20.") from None
+        raise ConfigError(f"{name} must be a number of requests per second, such as 20.") from None
     if not 0 < qps <= 1000:
-        raise ConfigError("ZEGO_QPS must be greater than 0 and at most 1000.")
+        raise ConfigError(f"{name} must be greater than 0 and at most 1000.")
     return qps
 
 
-def load_zego_settings(env: Mapping[str, str] | None = None) -> ZegoSettings:
-    env = os.environ if env is None else env
+def _profile_settings(env: Mapping[str, str], prefix: str, profile: str) -> ZegoSettings:
     return ZegoSettings(
-        app_id=parse_app_id(_required(env, "ZEGO_APP_ID")),
-        server_secret=parse_server_secret(_required(env, "ZEGO_SERVER_SECRET")),
-        base_url=zim_base_url(env),
-        qps=parse_qps(env.get("ZEGO_QPS")),
+        app_id=parse_app_id(_required(env, f"{prefix}APP_ID"), f"{prefix}APP_ID"),
+        server_secret=parse_server_secret(_required(env, f"{prefix}SERVER_SECRET"), f"{prefix}SERVER_SECRET"),
+        base_url=zim_base_url(env, prefix),
+        qps=parse_qps(env.get(f"{prefix}QPS"), f"{prefix}QPS"),
+        profile=profile,
     )
+
+
+def load_zego_settings(env: Mapping[str, str] | None = None) -> ZegoSettings:
+    """The default profile: ZEGO_APP_ID, ZEGO_SERVER_SECRET, ZEGO_API_BASE_URL or ZEGO_REGION, ZEGO_QPS."""
+    env = os.environ if env is None else env
+    return _profile_settings(env, "ZEGO_", _profile_name(env.get("ZEGO_PROFILE_NAME"), "ZEGO_PROFILE_NAME"))
+
+
+def _profile_name(raw: str | None, variable: str) -> str:
+    name = (raw or "").strip() or DEFAULT_PROFILE
+    if not PROFILE_NAME.fullmatch(name):
+        raise ConfigError(f"{variable} must be letters, digits, - or _ (at most 32), such as prod or staging.")
+    return name
+
+
+def profile_prefix(name: str) -> str:
+    return f"ZEGO_{name.upper().replace('-', '_')}_"
+
+
+def load_zego_profiles(env: Mapping[str, str] | None = None) -> ZegoProfiles:
+    """The default profile plus every name in ZEGO_PROFILES, each read from ZEGO_<NAME>_APP_ID and so on."""
+    env = os.environ if env is None else env
+    default = load_zego_settings(env)
+    by_name = {default.profile: default}
+    for raw in env.get("ZEGO_PROFILES", "").split(","):
+        if not raw.strip():
+            continue
+        name = _profile_name(raw, "ZEGO_PROFILES")
+        if name in by_name:
+            raise ConfigError(f"ZEGO_PROFILES names the profile {name} twice (or also as ZEGO_PROFILE_NAME).")
+        by_name[name] = _profile_settings(env, profile_prefix(name), name)
+    return ZegoProfiles(default=default.profile, by_name=by_name)
 
 
 def log_level(env: Mapping[str, str] | None = None) -> int:

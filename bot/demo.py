@@ -13,6 +13,7 @@ REPLY_TIMEOUT = 30.0
 DEMO_ROOM = "demo-120"
 CONSOLE_HELP = """Type what a Slack user would:
   /roomusers demo-120          the slash command (try demo-1234, demo-hostile, room#1+a&b, demo-empty, help)
+  /roomusers demo-1234 li      only users whose ID or name contains "li"; add --reverse for newest first
   @roomusers demo-12           a mention in #ops (answered in a thread)
   2                            press button [2] of the last message
   quit                         leave"""
@@ -49,10 +50,17 @@ async def run_demo() -> None:
         await local.slack.click(first, "roomusers_next")
         await show_replies(local)
 
+        show("alice in #ops> /roomusers demo-1234 li   (only users whose ID or name contains 'li')")
+        await local.slack.send_command("demo-1234 li")
+        filtered = await show_replies(local)
+        show("alice clicks [Next ▶]")
+        await local.slack.click(filtered, "roomusers_next")
+        await show_replies(local)
+
         show("alice in #ops> @roomusers demo-hostile")
         await local.slack.mention("demo-hostile")
         await show_replies(local)
-    show("Demo finished: command, paging click and mention all answered.")
+    show("Demo finished: command, paging, filter and mention all answered.")
 
 
 async def run_console() -> None:

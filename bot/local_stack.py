@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.config import SlackSettings, ZegoSettings
-from bot.dedupe import EventDeduper, MemoryEventDeduper
-from bot.rosters import RosterStack, roster_stack
-from bot.sandbox import SANDBOX_APP_ID, SANDBOX_SERVER_SECRET, ZimSandbox
-from bot.slack.answers import RoomAnswers
-from bot.slack.app import build_app
+from bot.compose import compose_app
+from bot.config import DEFAULT_PROFILE, SlackSettings, ZegoProfiles, ZegoSettings
+from bot.dedupe import EventDeduper
+from bot.rosters import Rosters
+from bot.sandbox import ZimSandbox
+from bot.slack.access import AccessPolicy
 from bot.slack.http_server import EVENTS_PATH, start_http
 from bot.slack_standin import SlackStandIn
 from bot.snapshots import SnapshotStore
@@ -31,18 +31,26 @@ class LocalStack:
     sandbox: ZimSandbox
     slack: SlackStandIn
     app: AsyncApp
-    rosters: RosterStack
+    rosters: Rosters
     app_url: str
     slack_settings: SlackSettings
+
+
+def sandbox_profile(sandbox: ZimSandbox, *, name: str = DEFAULT_PROFILE, qps: float = 20.0) -> ZegoSettings:
+    return ZegoSettings(
+        app_id=sandbox.app_id, server_secret=sandbox.secret, base_url=sandbox.base_url, qps=qps, profile=name
+    )
 
 
 @asynccontextmanager
 async def local_stack(
     *,
     sandbox: ZimSandbox | None = None,
+    profiles: ZegoProfiles | None = None,
     qps: float = 20.0,
     store: SnapshotStore | None = None,
     deduper: EventDeduper | None = None,
+    access: AccessPolicy | None = None,
     retry: RetryPolicy | None = None,
 ) -> AsyncIterator[LocalStack]:
     """Start everything on free loopback ports; stop it all on exit. Fresh demo secrets each time."""
@@ -52,22 +60,23 @@ async def local_stack(
         bot_token = f"xoxb-local-{secrets.token_hex(8)}"
         signing_secret = secrets.token_hex(16)
         slack = await stack.enter_async_context(SlackStandIn(signing_secret=signing_secret, bot_token=bot_token))
-        zego = ZegoSettings(
-            app_id=SANDBOX_APP_ID, server_secret=SANDBOX_SERVER_SECRET, base_url=sandbox.base_url, qps=qps
-        )
+        if profiles is None:
+            default = sandbox_profile(sandbox, qps=qps)
+            profiles = ZegoProfiles(default=default.profile, by_name={default.profile: default})
         slack_settings = SlackSettings(
             bot_token=bot_token, signing_secret=signing_secret, api_base_url=slack.api_base_url
         )
-        rosters = await stack.enter_async_context(roster_stack(zego, store=store, retry=retry))
-        app = build_app(slack_settings, answers=RoomAnswers(rosters.snapshots), deduper=deduper or MemoryEventDeduper())
-        runner, port = await start_http(app, LOOPBACK, 0)
+        running = await stack.enter_async_context(
+            compose_app(profiles, slack_settings, access=access, store=store, deduper=deduper, retry=retry)
+        )
+        runner, port = await start_http(running.app, LOOPBACK, 0)
         stack.push_async_callback(runner.cleanup)
         slack.app_url = f"http://{LOOPBACK}:{port}{EVENTS_PATH}"
         yield LocalStack(
             sandbox=sandbox,
             slack=slack,
-            app=app,
-            rosters=rosters,
+            app=running.app,
+            rosters=running.rosters,
             app_url=slack.app_url,
             slack_settings=slack_settings,
         )

@@ -16,6 +16,7 @@ from typing import Protocol
 from cachetools import TTLCache
 
 from bot.zim.models import Roster
+from bot.zim.roster import FetchProgress
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,19 @@ class Snapshot:
     from_cache: bool
 
 
-Fetch = Callable[[str], Awaitable[Roster]]
+@dataclass(frozen=True, slots=True)
+class Flight:
+    """A fetch in progress: its progress so far, and the whole roster when it is done."""
+
+    task: asyncio.Task[Roster]
+    progress: FetchProgress
+
+    async def roster(self) -> Roster:
+        # shield: a waiter that gives up must not cancel the fetch the others are waiting for.
+        return await asyncio.shield(self.task)
+
+
+Fetch = Callable[[str, FetchProgress], Awaitable[Roster]]
 
 
 class SnapshotService:
@@ -80,24 +93,36 @@ class SnapshotService:
         self._store = store
         self._fetch = fetch
         self._namespace = namespace
-        self._in_flight: dict[str, asyncio.Task[Roster]] = {}
+        self._in_flight: dict[str, Flight] = {}
 
     def key(self, room_id: str) -> str:
         return f"{self._namespace}:{room_id}"
 
-    async def get(self, room_id: str, *, refresh: bool = False) -> Snapshot:
+    async def begin(self, room_id: str, *, refresh: bool = False) -> Snapshot | Flight:
+        """The cached snapshot, or the fetch that will produce one (joining a fetch already under way)."""
         key = self.key(room_id)
         if not refresh and key not in self._in_flight:
             cached = await self._store.get(key)
             if cached is not None:
                 return Snapshot(cached, from_cache=True)
-        task = self._in_flight.get(key)
-        if task is None:
-            task = asyncio.create_task(self._fetch_and_store(key, room_id))
-            self._in_flight[key] = task
+        # No await between this check and the insert below, so two callers can't both start a fetch.
+        flight = self._in_flight.get(key)
+        if flight is None:
+            progress = FetchProgress()
+            task = asyncio.create_task(self._fetch_and_store(key, room_id, progress))
+            flight = Flight(task, progress)
+            self._in_flight[key] = flight
             task.add_done_callback(lambda done: self._forget(key, done))
-        # shield: a waiter that gives up must not cancel the fetch the others are waiting for.
-        return Snapshot(await asyncio.shield(task), from_cache=False)
+        return flight
+
+    async def get(self, room_id: str, *, refresh: bool = False) -> Snapshot:
+        begun = await self.begin(room_id, refresh=refresh)
+        if isinstance(begun, Snapshot):
+            return begun
+        return Snapshot(await begun.roster(), from_cache=False)
+
+    def in_flight(self, room_id: str) -> Flight | None:
+        return self._in_flight.get(self.key(room_id))
 
     async def cached(self, room_id: str) -> Roster | None:
         return await self._store.get(self.key(room_id))
@@ -107,7 +132,7 @@ class SnapshotService:
         if not task.cancelled():
             task.exception()  # retrieved here so a fetch whose waiters all left does not warn
 
-    async def _fetch_and_store(self, key: str, room_id: str) -> Roster:
-        roster = await self._fetch(room_id)
+    async def _fetch_and_store(self, key: str, room_id: str, progress: FetchProgress) -> Roster:
+        roster = await self._fetch(room_id, progress)
         await self._store.put(key, roster)
         return roster

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
+from bot.local_stack import LocalStack, local_stack
 from bot.sandbox import SANDBOX_APP_ID, SANDBOX_SERVER_SECRET, ZimSandbox
 from bot.zim import RetryPolicy, SmoothPacer, ZimClient
 
@@ -65,3 +66,11 @@ def sandbox_env(sandbox: ZimSandbox) -> dict[str, str]:
         LOG_LEVEL="WARNING",
     )
     return env
+
+
+@pytest.fixture
+async def local(sandbox: ZimSandbox) -> AsyncIterator[LocalStack]:
+    """The whole product on loopback (sandbox, real Bolt app over HTTP, Slack stand-in)."""
+    async with local_stack(sandbox=sandbox, retry=FAST_RETRY) as stack:
+        yield stack
+        assert stack.slack.warnings == []

@@ -47,5 +47,12 @@ def test_command_interactivity_mentions_and_socket_mode(manifest):
 
 
 def test_exactly_the_bot_scopes_needed(manifest):
-    assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == ["app_mentions:read", "chat:write", "commands"]
+    assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == [
+        "app_mentions:read",
+        "chat:write",
+        "commands",
+        "files:write",
+        "im:write",
+        "usergroups:read",
+    ]
     assert "user" not in manifest["oauth_config"]["scopes"]

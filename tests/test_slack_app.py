@@ -3,50 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import re
-from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
-from bot.local_stack import LocalStack, local_stack
+from bot.config import ZegoProfiles
+from bot.local_stack import LocalStack, local_stack, sandbox_profile
 from bot.sandbox import Fault, ZimSandbox
 from bot.slack_standin import ResponseContext, StoredMessage
 from bot.snapshots import MemorySnapshotStore
 
 from .conftest import FAST_RETRY
-
-USER_LINE = re.compile(r"^(\d+)\. .* · `([^`]*)`$", re.MULTILINE)
-
-
-@pytest.fixture
-async def local(sandbox: ZimSandbox) -> AsyncIterator[LocalStack]:
-    async with local_stack(sandbox=sandbox, retry=FAST_RETRY) as stack:
-        yield stack
-        assert stack.slack.warnings == []
-
-
-def listed_user_ids(message: StoredMessage) -> list[str]:
-    text = "\n".join(b["text"]["text"] for b in message.blocks if b["type"] == "section" and "text" in b)
-    return [user_id for _, user_id in USER_LINE.findall(text)]
-
-
-def action_ids(message: StoredMessage) -> list[str]:
-    return [e["action_id"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
-
-
-def all_text(message: StoredMessage) -> str:
-    return json.dumps({"text": message.text, "blocks": message.blocks}, ensure_ascii=False)
-
-
-async def answer_to(local: LocalStack, text: str) -> StoredMessage:
-    """Run the command; return the answer that follows the "fetching" ack."""
-    response = await local.slack.send_command(text)
-    assert response.status == 200
-    assert response.acked_in_time
-    ack = await local.slack.next_message()
-    assert ack.origin == "ack"
-    return await local.slack.next_message()
+from .slack_helpers import action_ids, all_text, answer_to, listed_user_ids
 
 
 async def test_command_acks_at_once_then_answers_ephemerally_with_count_and_first_page(local: LocalStack):
@@ -139,11 +107,10 @@ async def test_upstream_unavailable_after_retries_is_answered(local: LocalStack)
     assert "Try again" in all_text(answer)
 
 
-async def test_rejected_credentials_name_the_setting_to_fix():
-    async with (
-        ZimSandbox(secret="0" * 32) as other_secret,
-        local_stack(sandbox=other_secret, retry=FAST_RETRY) as local,
-    ):
+async def test_rejected_credentials_name_the_setting_to_fix(sandbox: ZimSandbox):
+    wrong = replace(sandbox_profile(sandbox), server_secret="0" * 32)
+    profiles = ZegoProfiles(default=wrong.profile, by_name={wrong.profile: wrong})
+    async with local_stack(sandbox=sandbox, profiles=profiles, retry=FAST_RETRY) as local:
         answer = await answer_to(local, "demo-1")
     assert "ZEGO_SERVER_SECRET" in all_text(answer)
     assert "0" * 32 not in all_text(answer)

@@ -21,7 +21,7 @@ class CountingFetch:
         self.fail_first = fail_first
         self.release = asyncio.Event()
 
-    async def __call__(self, room_id):
+    async def __call__(self, room_id, progress=None):
         self.calls.append(room_id)
         await self.release.wait()
         if len(self.calls) <= self.fail_first:

@@ -214,7 +214,9 @@ async def test_pacing_keeps_every_one_second_window_under_the_limit(sandbox, mak
 async def test_concurrent_requests_for_one_room_cause_one_fetch(sandbox, make_client: ClientFactory):
     client = make_client()
     service = SnapshotService(
-        store=MemorySnapshotStore(), fetch=lambda room: fetch_roster(client, room), namespace="test"
+        store=MemorySnapshotStore(),
+        fetch=lambda room, progress: fetch_roster(client, room, progress=progress),
+        namespace="test",
     )
     snapshots = await asyncio.gather(*(service.get("demo-1234") for _ in range(10)))
     single = await fetch_roster(make_client(), "demo-1234")

@@ -1,26 +1,53 @@
-"""What roomusers answers for a room request or a paging click, as Block Kit messages.
+"""What roomusers answers for a room request or a button click, as Block Kit messages.
 
 The Slack surfaces (command, mention, buttons) differ only in how they deliver; they all ask this module.
-Every path returns a Message: ZIM failures become specific sentences, anything unexpected a logged reference.
+Every path returns an Answer: ZIM failures become specific sentences, anything unexpected a logged reference.
+A big room's first answer can come before the whole room is read (`Answer.pending`): ZIM's count and first
+page, with working buttons; clicks on later pages wait for the fetch under way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.slack.blocks import Message, problem_message, roster_message
+from bot.rosters import Rosters, RosterStack
+from bot.slack.blocks import Loading, Message, problem_message, roster_message
 from bot.slack.errors_text import describe_zim_error, unexpected_error_sentence
+from bot.slack.escaping import escape_mrkdwn
 from bot.slack.paging import PageRef
 from bot.slack.parsing import CommandRequest
-from bot.snapshots import Snapshot, SnapshotService
+from bot.snapshots import Flight, Snapshot
 from bot.zim.errors import ZimError
+from bot.zim.models import Roster
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A message plus what the audit log and the delivering surface need to know about it."""
+
+    message: Message
+    outcome: str  # "ok", "empty", "loading", or the error kind
+    roster: Roster | None = None
+    from_cache: bool = False
+    pending: Flight | None = field(default=None, repr=False)  # the rest of the room is still being read
+
+    def audit_fields(self) -> dict[str, Any]:
+        if self.roster is None:
+            return {}
+        return {
+            "room_users": len(self.roster.users),
+            "zim_count": self.roster.reported_count,
+            "cache_hit": self.from_cache,
+            "request_ids": list(self.roster.request_ids),
+        }
 
 
 def with_note(message: Message, note: str) -> Message:
@@ -31,51 +58,131 @@ def with_note(message: Message, note: str) -> Message:
 
 
 class RoomAnswers:
-    def __init__(self, snapshots: SnapshotService, *, clock: Callable[[], float] = time.time) -> None:
-        self._snapshots = snapshots
+    def __init__(self, rosters: Rosters, *, clock: Callable[[], float] = time.time) -> None:
+        self._rosters = rosters
         self._clock = clock
 
-    async def first_page(self, request: CommandRequest) -> Message:
-        async def answer() -> Message:
-            snapshot = await self._snapshots.get(request.room_id)
-            return self._render(
-                snapshot, PageRef(request.room_id, 1, request.newest_first, 0.0, request.filter_text, request.profile)
-            )
+    async def first_page(self, request: CommandRequest, *, shareable: bool) -> Answer:
+        """Page 1 for a command or mention; for a big room, as soon as ZIM's first page is in."""
+        ref = PageRef(request.room_id, 1, request.newest_first, 0.0, request.filter_text, request.profile)
 
-        return await self._safely(request.room_id, answer)
+        async def answer(stack: RosterStack) -> Answer:
+            begun = await stack.snapshots.begin(request.room_id)
+            if isinstance(begun, Snapshot):
+                return self._render(begun, ref, shareable=shareable)
+            # A partial list can only show page 1 of join order, unfiltered.
+            if not request.newest_first and not request.filter_text:
+                partial = await self._first_page_of(begun, ref)
+                if partial is not None:
+                    return partial
+            return self._render(Snapshot(await begun.roster(), from_cache=False), ref, shareable=shareable)
 
-    async def page(self, ref: PageRef) -> Message:
-        async def answer() -> Message:
-            roster = await self._snapshots.cached(ref.room_id)
+        return await self._safely(ref, answer)
+
+    async def finish(self, request: CommandRequest, pending: Flight, *, shareable: bool) -> Answer:
+        """The complete page-1 answer once a pending fetch is done (or why it failed)."""
+        ref = PageRef(request.room_id, 1, request.newest_first, 0.0, request.filter_text, request.profile)
+
+        async def answer(_: RosterStack) -> Answer:
+            return self._render(Snapshot(await pending.roster(), from_cache=False), ref, shareable=shareable)
+
+        return await self._safely(ref, answer)
+
+    def loading_update(self, request: CommandRequest, pending: Flight) -> Answer | None:
+        """A fresh "still loading" message with the latest progress (None if there is nothing to show yet)."""
+        ref = PageRef(request.room_id, 1, request.newest_first, 0.0, request.filter_text, request.profile)
+        return self._partial(pending, ref)
+
+    async def page(self, ref: PageRef, *, shareable: bool, refresh: bool = False, shared_by: str = "") -> Answer:
+        """A page for a click: from the snapshot, from the fetch under way, or (refresh/expired) read anew."""
+
+        async def answer(stack: RosterStack) -> Answer:
+            if refresh:
+                fresh = await stack.snapshots.get(ref.room_id, refresh=True)
+                return self._render(fresh, ref, shareable=shareable, shared_by=shared_by)
+            roster = await stack.snapshots.cached(ref.room_id)
             if roster is not None:
-                message = self._render(Snapshot(roster, from_cache=True), ref)
+                rendered = self._render(Snapshot(roster, True), ref, shareable=shareable, shared_by=shared_by)
                 if ref.fetched_at and int(roster.fetched_at) != int(ref.fetched_at):
-                    return with_note(message, "The list was refreshed since this message was posted.")
-                return message
-            snapshot = await self._snapshots.get(ref.room_id)
-            message = self._render(snapshot, ref)
-            return with_note(message, "The earlier list had expired, so the room was read again.")
+                    return replace(rendered, message=with_note(rendered.message, "The list was refreshed since."))
+                return rendered
+            flight = stack.snapshots.in_flight(ref.room_id)
+            if flight is not None:  # the click came while the room is still being read: wait for it
+                whole = Snapshot(await flight.roster(), from_cache=False)
+                return self._render(whole, ref, shareable=shareable, shared_by=shared_by)
+            fetched = await stack.snapshots.get(ref.room_id)
+            rendered = self._render(fetched, ref, shareable=shareable, shared_by=shared_by)
+            if ref.fetched_at:
+                note = "The earlier list had expired, so the room was read again."
+                return replace(rendered, message=with_note(rendered.message, note))
+            return rendered
 
-        return await self._safely(ref.room_id, answer)
+        return await self._safely(ref, answer)
 
-    def _render(self, snapshot: Snapshot, ref: PageRef) -> Message:
-        return roster_message(
+    async def roster(self, ref: PageRef) -> Roster | Answer:
+        """The whole roster for an export (from the snapshot if it is still there), or why not."""
+
+        async def answer(stack: RosterStack) -> Answer:
+            snapshot = await stack.snapshots.get(ref.room_id)
+            return Answer(Message(text="", blocks=[]), "ok", snapshot.roster, snapshot.from_cache)
+
+        result = await self._safely(ref, answer)
+        return result.roster if result.outcome in ("ok", "empty") and result.roster is not None else result
+
+    # -- internals --------------------------------------------------------------------------------------
+
+    async def _first_page_of(self, flight: Flight, ref: PageRef) -> Answer | None:
+        ready = asyncio.ensure_future(flight.progress.first_page_ready.wait())
+        try:
+            await asyncio.wait({ready, flight.task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+        if flight.task.done():
+            return None  # the whole room is in (or failed): answer from the result
+        return self._partial(flight, ref)
+
+    def _partial(self, flight: Flight, ref: PageRef) -> Answer | None:
+        first = flight.progress.first_page
+        if first is None or first.next_flag is None:
+            return None
+        provisional = Roster(room_id=ref.room_id, users=first.users, reported_count=first.count, fetched_at=0.0)
+        loading = Loading(users_read=flight.progress.users_read, expected=max(first.count, len(first.users)))
+        message = roster_message(
+            provisional, page=1, now=self._clock(), profile=self._profile_label(ref.profile), loading=loading
+        )
+        return Answer(message, "loading", provisional, False, pending=flight)
+
+    def _profile_label(self, profile: str) -> str:
+        return (profile or self._rosters.default) if self._rosters.several else profile
+
+    def _render(self, snapshot: Snapshot, ref: PageRef, *, shareable: bool, shared_by: str = "") -> Answer:
+        message = roster_message(
             snapshot.roster,
             page=ref.page,
             newest_first=ref.newest_first,
             from_cache=snapshot.from_cache,
             now=self._clock(),
             filter_text=ref.filter_text,
-            profile=ref.profile,
+            profile=self._profile_label(ref.profile),
+            shareable=shareable,
+            shared_by=shared_by,
         )
+        outcome = "empty" if not snapshot.roster.users else "ok"
+        return Answer(message, outcome, snapshot.roster, snapshot.from_cache)
 
-    async def _safely(self, room_id: str, answer: Callable[[], Awaitable[Message]]) -> Message:
+    async def _safely(self, ref: PageRef, answer: Callable[[RosterStack], Awaitable[Answer]]) -> Answer:
+        stack = self._rosters.pick(ref.profile)
+        if stack is None:
+            known = ", ".join(f"`{escape_mrkdwn(name)}`" for name in sorted(self._rosters.stacks))
+            sentence = f"There is no app profile `{escape_mrkdwn(ref.profile)}`; this roomusers knows {known}."
+            return Answer(problem_message(sentence), "unknown_profile")
         try:
-            return await answer()
+            return await answer(stack)
         except ZimError as error:
-            log.info("room %r: %s", room_id, error)
-            return problem_message(describe_zim_error(error, room_id))
+            log.info("room %r: %s", ref.room_id, error)
+            outcome = type(error).__name__
+            return Answer(problem_message(describe_zim_error(error, ref.room_id)), outcome)
         except Exception:
             reference = secrets.token_hex(4)
-            log.exception("unexpected error answering for room %r (reference %s)", room_id, reference)
-            return problem_message(unexpected_error_sentence(reference))
+            log.exception("unexpected error answering for room %r (reference %s)", ref.room_id, reference)
+            return Answer(problem_message(unexpected_error_sentence(reference)), "internal_error")

@@ -10,9 +10,8 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import SlackSettings
-from bot.dedupe import EventDeduper
 from bot.slack import actions, commands, mentions
-from bot.slack.answers import RoomAnswers
+from bot.slack.deps import SlackDeps
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +25,7 @@ def web_client(settings: SlackSettings) -> AsyncWebClient:
     return client
 
 
-def build_app(settings: SlackSettings, *, answers: RoomAnswers, deduper: EventDeduper) -> AsyncApp:
+def build_app(settings: SlackSettings, deps: SlackDeps) -> AsyncApp:
     app = AsyncApp(
         client=web_client(settings),
         signing_secret=settings.signing_secret,
@@ -34,9 +33,9 @@ def build_app(settings: SlackSettings, *, answers: RoomAnswers, deduper: EventDe
         request_verification_enabled=settings.signing_secret is not None,
         logger=logging.getLogger("bot.slack.bolt"),
     )
-    commands.register(app, answers)
-    actions.register(app, answers)
-    mentions.register(app, answers, deduper)
+    commands.register(app, deps)
+    actions.register(app, deps)
+    mentions.register(app, deps)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

@@ -2,39 +2,53 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.answers import RoomAnswers
-from bot.slack.blocks import Message, loading_text, problem_message, usage_message
+from bot.audit import AuditRecord
+from bot.slack.blocks import loading_text, problem_message, usage_message
+from bot.slack.delivery import deliver
+from bot.slack.deps import SlackDeps
 from bot.slack.parsing import HelpRequest, InvalidRequest, parse_command_text
 
-log = logging.getLogger(__name__)
-
 COMMAND = "/roomusers"
+NOT_ALLOWED = "Not allowed"
 
 
-async def deliver(respond: AsyncRespond, message: Message, **options: Any) -> bool:
-    """Post through response_url; respond() does not raise on HTTP errors, so check and log them."""
-    response = await respond(**message.to_payload(), **options)
-    if response.status_code != 200:
-        log.warning("response_url answered HTTP %s: %s", response.status_code, (response.body or "")[:200])
-        return False
-    return True
-
-
-def register(app: AsyncApp, answers: RoomAnswers) -> None:
+def register(app: AsyncApp, deps: SlackDeps) -> None:
     @app.command(COMMAND)
-    async def roomusers_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+    async def roomusers_command(
+        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        user, channel = str(command.get("user_id", "")), str(command.get("channel_id", ""))
+        record = AuditRecord("command", user, channel)
         request = parse_command_text(command.get("text") or "")
+        # Help and bad input are answered in the ack itself: instant, and no response_url use.
         if isinstance(request, HelpRequest):
             await ack(**usage_message(request.reason).to_payload())
+            record.emit("help")
             return
         if isinstance(request, InvalidRequest):
             await ack(**problem_message(request.problem).to_payload())
+            record.emit("invalid_input")
             return
         await ack(text=loading_text(request.room_id))
-        message = await answers.first_page(request)
-        await deliver(respond, message, response_type="ephemeral", replace_original=False)
+        record.note(room=request.room_id, profile=request.profile or None, filter=bool(request.filter_text))
+        fallback = (client, channel, user)
+        refusal = await deps.access.refusal(user_id=user, channel_id=channel, client=client)
+        if refusal is not None:
+            await deliver(respond, problem_message(refusal, title=NOT_ALLOWED), fallback=fallback)
+            record.emit("refused")
+            return
+        answer = await deps.answers.first_page(request, shareable=True)
+        record.note(**answer.audit_fields())
+        await deliver(respond, answer.message, fallback=fallback, response_type="ephemeral", replace_original=False)
+        record.emit(answer.outcome)
+        if answer.pending is not None:
+            # A command's own response_url can't replace its answer: later pages come with clicks. Only a
+            # failure to read the rest is worth a second message.
+            final = await deps.answers.finish(request, answer.pending, shareable=True)
+            if final.outcome not in ("ok", "empty"):
+                await deliver(respond, final.message, fallback=fallback, replace_original=False)

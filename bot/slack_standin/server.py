@@ -34,7 +34,7 @@ from bot.slack_standin.workspace import Workspace
 T = TypeVar("T")
 MAX_BODY_BYTES = 64 * 1024 * 1024  # CSV exports of big rooms go through the upload endpoint
 # The scopes the app's manifest asks for; Slack reports granted scopes on every Web API answer.
-OAUTH_SCOPES = "commands,app_mentions:read,chat:write,files:write"
+OAUTH_SCOPES = "commands,app_mentions:read,chat:write,files:write,im:write,usergroups:read"
 
 
 class SlackStandIn(AppDriver):

@@ -62,6 +62,7 @@ class WebApi:
             "conversations.open": self._conversations_open,
             "files.getUploadURLExternal": self._get_upload_url,
             "files.completeUploadExternal": self._complete_upload,
+            "usergroups.users.list": self._usergroup_users,
         }
 
     def call(self, method: str, args: JsonDict) -> JsonDict:
@@ -174,6 +175,14 @@ class WebApi:
             raise ApiError("users_list_not_supplied")
         channel = self._ws.dm_channel(users[0]) if len(users) == 1 else ids.slack_id("G")
         return _ok(channel={"id": channel})
+
+    # -- user groups -------------------------------------------------------------------------------------
+
+    def _usergroup_users(self, args: JsonDict) -> JsonDict:
+        members = self._ws.usergroups.get(_required(args, "usergroup", "no_such_subteam"))
+        if members is None:
+            raise ApiError("no_such_subteam")
+        return _ok(users=list(members))
 
     # -- files (files_upload_v2) -------------------------------------------------------------------------
 

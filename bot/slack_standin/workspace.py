@@ -45,6 +45,8 @@ class Workspace:
         # Things Slack accepts but our app must never do (blocks without fallback text, link_names, ...).
         self.warnings: list[str] = []
         self.channel_names: dict[str, str] = {"C0OPS": "ops"}
+        # User groups (S... -> member user IDs) for usergroups.users.list; tests fill this in.
+        self.usergroups: dict[str, list[str]] = {}
         self._messages: dict[str, StoredMessage] = {}
         self._dms: dict[str, str] = {}
         # Snapshots of the app's new and replaced messages, in arrival order, for next_message().

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 
 from bot.zim.client import ZimClient
 from bot.zim.errors import ZimIncompleteRoster
@@ -25,7 +24,24 @@ NEWEST_FIRST = 1
 MAX_PAGES = 2_000  # 1,000,000 users at 500 a page: far beyond any real room
 MAX_IDLE_PAGES = 3  # consecutive pages that bring no user at all: the cursor is going nowhere
 
-ProgressCallback = Callable[[int, int], None]  # (users read so far, ZIM's latest Count)
+
+class FetchProgress:
+    """What an in-flight fetch has read so far, for answers that can't wait for the whole room.
+
+    `first_page` (join order) is set as soon as ZIM's first page arrives, together with `first_page_ready`.
+    """
+
+    __slots__ = ("count", "first_page", "first_page_ready", "users_read")
+
+    def __init__(self) -> None:
+        self.first_page: Page | None = None
+        self.first_page_ready = asyncio.Event()
+        self.users_read = 0
+        self.count = 0
+
+    def update(self, users_read: int, count: int) -> None:
+        self.users_read = users_read
+        self.count = count
 
 
 class _Chain:
@@ -122,14 +138,16 @@ async def fetch_roster(
     client: ZimClient,
     room_id: str,
     *,
-    on_progress: ProgressCallback | None = None,
+    progress: FetchProgress | None = None,
 ) -> Roster:
     """Every user in `room_id`, in join order. Raises a ZimError subclass; never a partial list."""
     validate_room_id(room_id)
     first = await client.query_page(room_id, mode=OLDEST_FIRST, cursor=FIRST_CURSOR)
     meeting = _Meeting(room_id, first)
-    if on_progress:
-        on_progress(meeting.users_read, meeting.count)
+    if progress is not None:
+        progress.update(meeting.users_read, meeting.count)
+        progress.first_page = first
+        progress.first_page_ready.set()
     if first.next_flag is None:
         return meeting.roster(being_destroyed=first.being_destroyed)
 
@@ -142,8 +160,8 @@ async def fetch_roster(
                     return
                 page = await client.query_page(room_id, mode=chain.mode, cursor=cursor)
                 meeting.add(chain, page, sent_cursor=cursor)
-                if on_progress:
-                    on_progress(meeting.users_read, meeting.count)
+                if progress is not None:
+                    progress.update(meeting.users_read, meeting.count)
                 if page.next_flag is None:
                     return
                 cursor = page.next_flag

@@ -1,0 +1,199 @@
+"""A room's roster as a CSV file in Slack: the bytes, the file name, and the upload (files_upload_v2).
+
+The CSV is meant to be opened in a spreadsheet, so user names (chosen by anyone who can join a room) are
+defused against formula injection before they are written; see `roster_csv` for the exact rule.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.escaping import clean_untrusted, escape_mrkdwn
+from bot.zim.models import RoomUser
+
+__all__ = [
+    "CSV_HEADER",
+    "FORMULA_TRIGGERS",
+    "ExportTarget",
+    "csv_filename",
+    "roster_csv",
+    "upload_problem",
+    "upload_roster_csv",
+]
+
+log = logging.getLogger(__name__)
+
+CSV_HEADER = ("user_id", "user_name")
+# OWASP "CSV Injection": spreadsheets evaluate a cell starting with one of these as a formula (or DDE call).
+FORMULA_TRIGGERS = frozenset("=+-@\t\r")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+_MAX_ROOM_ID_IN_FILENAME = 64
+_LAST_EPOCH = 253402300799  # 9999-12-31T23:59:59Z, the last second time.gmtime can format as four digits
+_MAX_TITLE_CHARS = 200
+
+
+def _cell(value: str) -> str:
+    value = _LONE_SURROGATE.sub("\ufffd", value)
+    return "'" + value if value[:1] in FORMULA_TRIGGERS else value
+
+
+def roster_csv(users: Iterable[RoomUser]) -> bytes:
+    """The users as an RFC 4180 CSV file: UTF-8 without BOM, `\\r\\n` line endings, header `user_id,user_name`.
+
+    One row per user, in the given order. Quoting is minimal (csv.QUOTE_MINIMAL): a cell is wrapped in double
+    quotes only when it contains a comma, a double quote (doubled inside), `\\r` or `\\n`; an empty value is an
+    empty cell. Everything else, emoji and right-to-left text included, is written unchanged.
+
+    Formula injection rule (OWASP "CSV Injection"): a cell whose first character is `=`, `+`, `-`, `@`, a tab
+    or a carriage return gets a single quote `'` prepended, so spreadsheets show it as text: `-5` becomes
+    `'-5` and `=HYPERLINK("http://x")` becomes `"'=HYPERLINK(""http://x"")"`. The prefix is added before
+    quoting and applies to both columns; no other cell is changed. Lone surrogates (which UTF-8 cannot
+    encode) become U+FFFD.
+    """
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(CSV_HEADER)
+    writer.writerows((_cell(user.user_id), _cell(user.user_name)) for user in users)
+    return buffer.getvalue().encode("utf-8")
+
+
+def _utc_stamp(fetched_at: float, pattern: str) -> str | None:
+    if not (math.isfinite(fetched_at) and 0 <= fetched_at <= _LAST_EPOCH):
+        return None
+    return time.strftime(pattern, time.gmtime(int(fetched_at)))
+
+
+def csv_filename(room_id: str, fetched_at: float) -> str:
+    """`roomusers-<room-id>-YYYYMMDD-HHMMSSZ.csv` (UTC), e.g. `roomusers-demo-120-20261128-063100Z.csv`.
+
+    Every character of the room ID outside ASCII letters, digits, `.`, `_` and `-` becomes `_` (so no path
+    separators, spaces or shell metacharacters), and the ID is cut to 64 characters. A timestamp that cannot
+    be formatted (NaN, negative, beyond year 9999) is left out.
+    """
+    safe_id = _UNSAFE_FILENAME_CHARS.sub("_", room_id[:_MAX_ROOM_ID_IN_FILENAME]) or "_"
+    stamp = _utc_stamp(fetched_at, "%Y%m%d-%H%M%SZ")
+    return f"roomusers-{safe_id}-{stamp}.csv" if stamp else f"roomusers-{safe_id}.csv"
+
+
+@dataclass(frozen=True)
+class ExportTarget:
+    """Where the file goes: `channel_id` (optionally in the thread `thread_ts`), or, when `direct_to_user` is
+    set, the bot's direct message with that user instead, so the roster never reaches the channel."""
+
+    channel_id: str
+    thread_ts: str | None = None
+    direct_to_user: str | None = None
+
+
+def _date_token(epoch: float) -> str:
+    """Slack's localized date token, with a UTC fallback for clients that cannot render it."""
+    fallback = _utc_stamp(epoch, "%Y-%m-%d %H:%M:%S UTC")
+    if fallback is None or epoch <= 0:
+        return "at an unknown time"
+    return f"<!date^{int(epoch)}^{{date_short_pretty}} {{time_secs}}|{fallback}>"
+
+
+def _code_span(text: str, max_chars: int) -> str:
+    """Untrusted text as one escaped inline-code span (a backtick inside would end the span early)."""
+    return "`" + escape_mrkdwn(clean_untrusted(text, max_chars).replace("`", "'")) + "`"
+
+
+def _initial_comment(room_id: str, count: int, fetched_at: float, requested_by: str, profile: str) -> str:
+    room = _code_span(room_id, 100)
+    app = f" (app {_code_span(profile, 50)})" if profile else ""
+    users = "1 user" if count == 1 else f"{count} users"
+    # The requester's ID comes from Slack's own payload; the mention is ours and intended.
+    requester = f" — requested by <@{requested_by}>" if re.fullmatch(r"[UW][A-Z0-9]+", requested_by) else ""
+    return f"Users of room {room}{app} ({users}, fetched {_date_token(fetched_at)}){requester}"
+
+
+def _title(room_id: str, profile: str) -> str:
+    app = f" ({profile})" if profile else ""
+    return clean_untrusted(f"Users of room {room_id}{app}", _MAX_TITLE_CHARS)
+
+
+def upload_problem(error: BaseException) -> str:
+    """A plain sentence for the person who asked for the file, for an error raised while uploading it."""
+    if isinstance(error, SlackApiError):
+        code = str(error.response.get("error") or "unknown_error")
+        if code in ("not_in_channel", "channel_not_found"):
+            return "I can't post files in this channel; invite @roomusers and try again."
+        if code == "missing_scope":
+            return "The app lacks the files:write (and im:write) scope; an admin must reinstall it from manifest.yml."
+        if code in ("ratelimited", "rate_limited") or error.response.status_code == 429:
+            retry_after = error.response.headers.get("Retry-After", "") if error.response.headers else ""
+            wait = f"in {retry_after} seconds" if str(retry_after).isdigit() else "in a minute"
+            return f"Slack is limiting how fast files can be uploaded right now; try again {wait}."
+        if code in ("file_uploads_disabled", "file_uploads_except_images_disabled"):
+            return "File uploads are disabled in this workspace, so I can't send the CSV file."
+        return f"Slack refused the CSV upload (error `{escape_mrkdwn(code[:80])}`); try again or ask an admin."
+    if isinstance(error, aiohttp.ClientError | TimeoutError):
+        return "I couldn't reach Slack to upload the CSV file; try again in a moment."
+    if isinstance(error, SlackClientError):
+        return "Slack didn't accept the CSV file's contents; try again in a moment."
+    return "Something went wrong while uploading the CSV file; try again in a moment."
+
+
+def _error_code(error: BaseException) -> str:
+    if isinstance(error, SlackApiError):
+        return str(error.response.get("error") or f"http_{error.response.status_code}")
+    return type(error).__name__
+
+
+async def _dm_channel(client: AsyncWebClient, user_id: str) -> str:
+    opened = await client.conversations_open(users=user_id)
+    channel = opened.get("channel")
+    channel_id = channel.get("id") if isinstance(channel, dict) else None
+    if not isinstance(channel_id, str) or not channel_id:
+        raise SlackClientError("conversations.open returned no channel id")
+    return channel_id
+
+
+async def upload_roster_csv(
+    client: AsyncWebClient,
+    *,
+    room_id: str,
+    users: Sequence[RoomUser],
+    fetched_at: float,
+    target: ExportTarget,
+    requested_by: str,
+    profile: str = "",
+) -> str | None:
+    """Upload the roster as a CSV file to `target`; None on success, else one sentence saying why it could not.
+
+    A DM target opens (or reuses) the bot's direct message with the user and uploads there, never in the
+    channel (a thread_ts then does not apply). No exception escapes, except cancellation; failures are logged
+    with Slack's error code only.
+    """
+    try:
+        if target.direct_to_user:
+            channel, thread_ts = await _dm_channel(client, target.direct_to_user), None
+        else:
+            channel, thread_ts = target.channel_id, target.thread_ts
+        await client.files_upload_v2(
+            content=roster_csv(users),
+            filename=csv_filename(room_id, fetched_at),
+            title=_title(room_id, profile),
+            channel=channel,
+            thread_ts=thread_ts,
+            initial_comment=_initial_comment(room_id, len(users), fetched_at, requested_by, profile),
+        )
+    except (SlackClientError, aiohttp.ClientError, TimeoutError) as error:
+        log.warning("CSV export of room %r for %s failed: %s", room_id[:100], requested_by[:20], _error_code(error))
+        return upload_problem(error)
+    except Exception as error:
+        log.exception("CSV export of room %r for %s failed unexpectedly", room_id[:100], requested_by[:20])
+        return upload_problem(error)
+    return None
