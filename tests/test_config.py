@@ -61,3 +61,46 @@ def test_log_level():
     assert log_level({"LOG_LEVEL": "debug"}) == 10
     with pytest.raises(ConfigError, match="LOG_LEVEL"):
         log_level({"LOG_LEVEL": "loud"})
+
+
+def test_profiles_default_and_named_extras():
+    from bot.config import load_zego_profiles
+
+    profiles = load_zego_profiles(
+        env(
+            ZEGO_PROFILE_NAME="prod",
+            ZEGO_PROFILES="staging, eu-west",
+            ZEGO_STAGING_APP_ID="42",
+            ZEGO_STAGING_SERVER_SECRET="b" * 32,
+            ZEGO_STAGING_QPS="5",
+            ZEGO_EU_WEST_APP_ID="43",
+            ZEGO_EU_WEST_SERVER_SECRET="c" * 32,
+            ZEGO_EU_WEST_REGION="fra",
+        )
+    )
+    assert profiles.default == "prod"
+    assert list(profiles.by_name) == ["prod", "staging", "eu-west"]
+    assert profiles.by_name["staging"].app_id == 42
+    assert profiles.by_name["staging"].qps == 5
+    assert profiles.by_name["eu-west"].base_url == "https://zim-api-fra.zego.im"
+    assert "c" * 32 not in repr(profiles)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"ZEGO_PROFILES": "staging"}, "ZEGO_STAGING_APP_ID"),
+        (
+            {"ZEGO_PROFILES": "staging", "ZEGO_STAGING_APP_ID": "1", "ZEGO_STAGING_SERVER_SECRET": "x"},
+            "ZEGO_STAGING_SERVER_SECRET",
+        ),
+        ({"ZEGO_PROFILES": "bad name"}, "ZEGO_PROFILES"),
+        ({"ZEGO_PROFILES": "default"}, "ZEGO_PROFILES"),
+        ({"ZEGO_PROFILE_NAME": "no/slash"}, "ZEGO_PROFILE_NAME"),
+    ],
+)
+def test_profile_errors_name_the_variable(overrides, variable):
+    from bot.config import load_zego_profiles
+
+    with pytest.raises(ConfigError, match=variable):
+        load_zego_profiles(env(**overrides))
