@@ -12,9 +12,15 @@ from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
 from bot.slack.blocks import (
+    EXPORT_ACTION_ID,
     NEXT_ACTION_ID,
+    ORDER_ACTION_ID,
     PAGING_BLOCK_ID,
     PREV_ACTION_ID,
+    REFRESH_ACTION_ID,
+    SHARE_ACTION_ID,
+    TOOLS_BLOCK_ID,
+    Loading,
     Message,
     loading_text,
     problem_message,
@@ -22,8 +28,17 @@ from bot.slack.blocks import (
     usage_message,
 )
 from bot.slack.escaping import clean_untrusted, escape_mrkdwn, slack_length, unescape_slack
-from bot.slack.paging import PAGE_SIZE, decode_page_ref, page_count
-from bot.slack.parsing import PROFILE_NAME
+from bot.slack.paging import (
+    LAST_EPOCH,
+    PAGE_SIZE,
+    PageRef,
+    can_carry_profile,
+    clamp_page,
+    decode_page_ref,
+    filter_users,
+    page_count,
+)
+from bot.slack.parsing import MAX_FILTER_CHARS, PROFILE_NAME
 from bot.zim.models import RoomUser, Roster
 
 NOW = 1_700_000_100.0
@@ -40,6 +55,9 @@ HOSTILE = [
     "a & b",
     "&lt;!channel&gt;",
 ]
+# What roster_message accepts as a sharer (Slack user IDs); anything else must not be rendered at all.
+SHARER_ID = r"[UW][A-Z0-9]{2,20}"
+CREDIT = "requested by"  # the context's words before the sharer's mention
 
 
 def roster(users: list[RoomUser] | tuple[RoomUser, ...], room_id: str = "lobby-1", **kwargs: Any) -> Roster:
@@ -74,6 +92,8 @@ def assert_within_slack_limits(message: Message) -> None:
     assert message.text.strip()
     assert slack_length(message.text) <= 4000
     assert 1 <= len(message.blocks) <= 50
+    block_ids = [block["block_id"] for block in message.blocks if "block_id" in block]
+    assert len(block_ids) == len(set(block_ids))  # Slack rejects a message with a repeated block_id
     for block in message.blocks:
         parsed = Block.parse(block)
         assert parsed is not None
@@ -83,6 +103,8 @@ def assert_within_slack_limits(message: Message) -> None:
             assert slack_length(block["text"]["text"]) <= 150
         if block["type"] == "actions":
             assert 1 <= len(block["elements"]) <= 25
+            action_ids = [button["action_id"] for button in block["elements"]]
+            assert len(action_ids) == len(set(action_ids))
             for button in block["elements"]:
                 assert slack_length(button["text"]["text"]) <= 75
                 assert slack_length(button["value"]) <= 2000
@@ -91,23 +113,60 @@ def assert_within_slack_limits(message: Message) -> None:
     assert sum(slack_length(text) for text in texts) <= 10_000
 
 
-def assert_no_live_markup(message: Message) -> None:
-    """No mention, broadcast or link syntax anywhere except our own date token."""
+def assert_no_live_markup(message: Message, shared_by: str = "") -> None:
+    """No mention, broadcast or link syntax anywhere except our own date token and, when `shared_by` is a
+    Slack user ID, one mention of that sharer in the context block."""
+    own_markup = r"<!date\^\d+\^\{date_short_pretty\} \{time_secs\}\|[^<>]*>"
+    sharer = re.fullmatch(SHARER_ID, shared_by) is not None
+    if sharer:
+        contexts = [block for block in message.blocks if block["type"] == "context"]
+        assert [json.dumps(block).count(f"<@{shared_by}>") for block in contexts] == [1]
+        own_markup += "|" + re.escape(f"<@{shared_by}>")
     dumped = json.dumps(message.to_payload(), ensure_ascii=False)
-    without_dates = re.sub(r"<!date\^\d+\^\{date_short_pretty\} \{time_secs\}\|[^<>]*>", "", dumped)
-    assert "<" not in without_dates
-    assert ">" not in without_dates
+    assert dumped.count("<@") == int(sharer)
+    without_ours = re.sub(own_markup, "", dumped)
+    assert "<" not in without_ours
+    assert ">" not in without_ours
     for raw in ("<!", "<@", "<#", "<http", "&&"):
-        assert raw not in without_dates
+        assert raw not in without_ours
     # every & starts one of the three entities Slack decodes
     plain = json.loads(json.dumps(message.to_payload()))
     for text in [plain["text"], *_texts(plain["blocks"])]:
-        assert re.fullmatch(r"(?:[^&]|&amp;|&lt;|&gt;)*", re.sub(r"<!date[^>]*>", "", text), re.DOTALL), text
+        assert re.fullmatch(r"(?:[^&]|&amp;|&lt;|&gt;)*", re.sub(own_markup, "", text), re.DOTALL), text
 
 
 def all_pages(r: Roster, **kwargs: Any) -> list[Message]:
     total = len(r.users)
     return [roster_message(r, page=page, now=NOW, **kwargs) for page in range(1, page_count(total) + 1)]
+
+
+def block_by_id(message: Message, block_id: str) -> dict[str, Any] | None:
+    found = [block for block in message.blocks if block.get("block_id") == block_id]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def action_ids(message: Message, block_id: str) -> list[str]:
+    block = block_by_id(message, block_id)
+    return [] if block is None else [button["action_id"] for button in block["elements"]]
+
+
+def button(message: Message, block_id: str, action_id: str) -> dict[str, Any]:
+    block = block_by_id(message, block_id)
+    assert block is not None
+    found: list[dict[str, Any]] = [element for element in block["elements"] if element["action_id"] == action_id]
+    assert len(found) == 1
+    return found[0]
+
+
+def clicked(message: Message, block_id: str, action_id: str) -> PageRef:
+    return decode_page_ref(button(message, block_id, action_id)["value"])
+
+
+def context_of(message: Message) -> str:
+    (context,) = [block for block in message.blocks if block["type"] == "context"]
+    text: str = context["elements"][0]["text"]
+    return text
 
 
 # --- escaping -------------------------------------------------------------------------------------------
@@ -177,8 +236,8 @@ def test_clean_untrusted_properties(raw: str, limit: int) -> None:
 def test_first_page_layout() -> None:
     message = roster_message(roster(numbered(45)), page=1, now=NOW)
     types = [block["type"] for block in message.blocks]
-    assert types == ["header", "section", "section", "context", "actions"]
-    header, summary, users, context, actions = message.blocks
+    assert types == ["header", "section", "section", "context", "actions", "actions"]
+    header, summary, users, context, actions, tools = message.blocks
     assert header["text"] == {"type": "plain_text", "text": "Room lobby-1", "emoji": False}
     assert summary["text"]["text"] == "*45 users* in this room"
     assert users["text"]["verbatim"] is True
@@ -192,6 +251,13 @@ def test_first_page_layout() -> None:
     assert context_text.endswith(" · fresh")
     assert actions["block_id"] == PAGING_BLOCK_ID
     assert [button["action_id"] for button in actions["elements"]] == [NEXT_ACTION_ID]
+    assert tools["block_id"] == TOOLS_BLOCK_ID
+    assert [button["action_id"] for button in tools["elements"]] == [
+        ORDER_ACTION_ID,
+        REFRESH_ACTION_ID,
+        EXPORT_ACTION_ID,
+    ]
+    assert [button["text"]["text"] for button in tools["elements"]] == ["⇅ Newest first", "↻ Refresh", "⬇ Export CSV"]
     assert "45 users" in message.text
     assert_within_slack_limits(message)
 
@@ -202,13 +268,16 @@ def test_newest_first_cache_and_profile() -> None:
     )
     lines = message.blocks[2]["text"]["text"].split("\n")
     assert lines == ["1. User 3 · `u3`", "2. User 2 · `u2`", "3. User 1 · `u1`"]
-    context_text = (
-        message.blocks[3]["text"] if "text" in message.blocks[3] else message.blocks[3]["elements"][0]["text"]
-    )
+    assert message.blocks[3]["type"] == "context"
+    context_text = context_of(message)
     assert "most recent first" in context_text
     assert "from cache, 2 min old" in context_text
     assert context_text.endswith(" · app staging")
-    assert [block["type"] for block in message.blocks][-1] == "context"  # one page: no actions block
+    # one page: no paging block; the message ends with the tools block
+    assert [block["type"] for block in message.blocks] == ["header", "section", "section", "context", "actions"]
+    assert block_by_id(message, PAGING_BLOCK_ID) is None
+    assert message.blocks[-1]["block_id"] == TOOLS_BLOCK_ID
+    assert button(message, TOOLS_BLOCK_ID, ORDER_ACTION_ID)["text"]["text"] == "⇅ Oldest first"
 
 
 @pytest.mark.parametrize(
@@ -227,10 +296,14 @@ def test_summaries(users: int, kwargs: dict[str, Any], summary: str) -> None:
     assert_within_slack_limits(message)
 
 
-def test_empty_room_has_no_user_list_and_no_buttons() -> None:
+def test_empty_room_has_no_user_list_and_only_refresh() -> None:
     message = roster_message(roster([]), page=1, now=NOW)
-    assert [block["type"] for block in message.blocks] == ["header", "section", "context"]
+    assert [block["type"] for block in message.blocks] == ["header", "section", "context", "actions"]
     assert message.blocks[2]["elements"][0]["text"].startswith("Page 1 of 1 · join order")
+    assert message.blocks[3]["block_id"] == TOOLS_BLOCK_ID
+    assert action_ids(message, TOOLS_BLOCK_ID) == [REFRESH_ACTION_ID]  # nothing to order or export
+    assert clicked(message, TOOLS_BLOCK_ID, REFRESH_ACTION_ID) == PageRef("lobby-1", 1, False, FETCHED)
+    assert_within_slack_limits(message)
 
 
 def test_filtered_summary_and_positions() -> None:
@@ -242,7 +315,12 @@ def test_filtered_summary_and_positions() -> None:
     assert one.blocks[1]["text"]["text"] == "*1 of 4 users* matches “bob”"
     none = roster_message(roster(users), page=1, now=NOW, filter_text="<zed&>")
     assert none.blocks[1]["text"]["text"] == "*0 of 4 users* match “&lt;zed&amp;&gt;”"
-    assert [block["type"] for block in none.blocks] == ["header", "section", "context"]
+    assert [block["type"] for block in none.blocks] == ["header", "section", "context", "actions"]
+    assert none.blocks[3]["block_id"] == TOOLS_BLOCK_ID
+    # the roster has users (only the filter matches none), so order and export stay
+    assert action_ids(none, TOOLS_BLOCK_ID) == [ORDER_ACTION_ID, REFRESH_ACTION_ID, EXPORT_ACTION_ID]
+    assert clicked(none, TOOLS_BLOCK_ID, REFRESH_ACTION_ID).filter_text == "<zed&>"
+    assert_no_live_markup(none)
 
 
 def test_missing_names_and_ids_get_placeholders() -> None:
@@ -253,7 +331,9 @@ def test_missing_names_and_ids_get_placeholders() -> None:
 def test_out_of_range_page_is_clamped() -> None:
     message = roster_message(roster(numbered(45)), page=99, now=NOW)
     assert message.blocks[3]["elements"][0]["text"].startswith("Page 3 of 3 · users 41–45")
-    assert [b["action_id"] for b in message.blocks[4]["elements"]] == [PREV_ACTION_ID]
+    assert action_ids(message, PAGING_BLOCK_ID) == [PREV_ACTION_ID]
+    assert clicked(message, PAGING_BLOCK_ID, PREV_ACTION_ID).page == 2
+    assert clicked(message, TOOLS_BLOCK_ID, REFRESH_ACTION_ID).page == 3  # the clamped page, not 99
 
 
 @pytest.mark.parametrize("fetched_at", [0.0, -5.0, float("nan"), float("inf"), 1e20])
@@ -261,7 +341,11 @@ def test_odd_fetch_times_do_not_break_rendering(fetched_at: float) -> None:
     message = roster_message(roster(numbered(30), fetched_at=fetched_at), page=1, now=NOW, from_cache=True)
     assert "fetched at an unknown time" in message.blocks[3]["elements"][0]["text"]
     assert_within_slack_limits(message)
-    assert decode_page_ref(message.blocks[4]["elements"][0]["value"]).fetched_at == 0.0
+    values = [
+        element["value"] for block in message.blocks if block["type"] == "actions" for element in block["elements"]
+    ]
+    assert len(values) == 4  # Next, and the order, refresh and export tools
+    assert all(decode_page_ref(value).fetched_at == 0.0 for value in values)
 
 
 @pytest.mark.parametrize("hostile", HOSTILE)
@@ -269,6 +353,8 @@ def test_hostile_text_is_never_live(hostile: str) -> None:
     users = [RoomUser(hostile, hostile) for _ in range(25)]
     r = roster(users, room_id="<!channel>&x")
     messages = all_pages(r) + all_pages(r, filter_text=hostile, profile=hostile)
+    messages += all_pages(r, filter_text=hostile, shareable=True, shared_by=hostile)  # not a user ID: ignored
+    messages += all_pages(r, filter_text=hostile, loading=Loading(users_read=25, expected=10**6))
     messages += [loading_text_message(hostile), problem_message(escape_mrkdwn(hostile), title=hostile)]
     for message in messages:
         assert_no_live_markup(message)
@@ -281,26 +367,218 @@ def loading_text_message(room_id: str) -> Message:
 
 def test_unpageable_room_or_profile_shows_the_page_without_buttons() -> None:
     for room_id, profile in (("bad room", ""), ("lobby", "no spaces allowed"), ("x" * 40, "")):
-        message = roster_message(roster(numbered(45), room_id=room_id), page=2, now=NOW, profile=profile)
+        r = roster(numbered(45), room_id=room_id)
+        message = roster_message(r, page=2, now=NOW, profile=profile, shareable=True)  # no tools either
         assert [block["type"] for block in message.blocks] == ["header", "section", "section", "context"]
         assert message.blocks[3]["elements"][0]["text"].startswith("Page 2 of 3 · users 21–40")
+        loading = roster_message(r, page=1, now=NOW, profile=profile, loading=Loading(20, 45))
+        assert [block["type"] for block in loading.blocks] == ["header", "section", "section", "context"]
+
+
+# --- tools, sharing and loading -------------------------------------------------------------------------
+
+
+def test_tools_follow_paging_and_carry_the_page_shown() -> None:
+    message = roster_message(roster(numbered(45)), page=2, now=NOW, filter_text="  User ", profile="staging")
+    assert [block.get("block_id") for block in message.blocks[-2:]] == [PAGING_BLOCK_ID, TOOLS_BLOCK_ID]
+    assert action_ids(message, PAGING_BLOCK_ID) == [PREV_ACTION_ID, NEXT_ACTION_ID]
+    assert action_ids(message, TOOLS_BLOCK_ID) == [ORDER_ACTION_ID, REFRESH_ACTION_ID, EXPORT_ACTION_ID]
+    here = PageRef("lobby-1", 2, False, FETCHED, "User", "staging")  # the filter as applied: stripped
+    assert clicked(message, TOOLS_BLOCK_ID, REFRESH_ACTION_ID) == here
+    assert clicked(message, TOOLS_BLOCK_ID, EXPORT_ACTION_ID) == here
+    # flipping the order starts again at page 1, keeping snapshot, filter and profile
+    assert clicked(message, TOOLS_BLOCK_ID, ORDER_ACTION_ID) == PageRef("lobby-1", 1, True, FETCHED, "User", "staging")
+    assert button(message, TOOLS_BLOCK_ID, ORDER_ACTION_ID)["text"]["text"] == "⇅ Newest first"
+    assert button(message, TOOLS_BLOCK_ID, REFRESH_ACTION_ID)["text"]["text"] == "↻ Refresh"
+    assert button(message, TOOLS_BLOCK_ID, EXPORT_ACTION_ID)["text"]["text"] == "⬇ Export CSV"
+    assert_within_slack_limits(message)
+
+
+def test_order_toggle_from_newest_first_goes_back_to_join_order() -> None:
+    message = roster_message(roster(numbered(45)), page=3, newest_first=True, now=NOW, filter_text="user")
+    assert button(message, TOOLS_BLOCK_ID, ORDER_ACTION_ID)["text"]["text"] == "⇅ Oldest first"
+    assert clicked(message, TOOLS_BLOCK_ID, ORDER_ACTION_ID) == PageRef("lobby-1", 1, False, FETCHED, "user")
+    assert clicked(message, TOOLS_BLOCK_ID, REFRESH_ACTION_ID) == PageRef("lobby-1", 3, True, FETCHED, "user")
+    assert clicked(message, TOOLS_BLOCK_ID, EXPORT_ACTION_ID) == PageRef("lobby-1", 3, True, FETCHED, "user")
+
+
+@pytest.mark.parametrize(
+    ("count", "tools"),
+    [
+        (0, [REFRESH_ACTION_ID]),
+        (1, [REFRESH_ACTION_ID, EXPORT_ACTION_ID]),
+        (2, [ORDER_ACTION_ID, REFRESH_ACTION_ID, EXPORT_ACTION_ID]),
+        (PAGE_SIZE, [ORDER_ACTION_ID, REFRESH_ACTION_ID, EXPORT_ACTION_ID]),
+        (PAGE_SIZE + 1, [ORDER_ACTION_ID, REFRESH_ACTION_ID, EXPORT_ACTION_ID]),
+    ],
+)
+def test_tools_depend_on_the_roster_and_share_only_when_shareable(count: int, tools: list[str]) -> None:
+    r = roster(numbered(count))
+    private = roster_message(r, page=1, now=NOW, shareable=True)
+    public = roster_message(r, page=1, now=NOW)
+    assert action_ids(public, TOOLS_BLOCK_ID) == tools
+    assert action_ids(private, TOOLS_BLOCK_ID) == [*tools, SHARE_ACTION_ID]
+    assert public.blocks[-1]["block_id"] == private.blocks[-1]["block_id"] == TOOLS_BLOCK_ID
+    assert SHARE_ACTION_ID not in json.dumps(public.to_payload())
+    assert SHARE_ACTION_ID not in action_ids(private, PAGING_BLOCK_ID)
+    share = button(private, TOOLS_BLOCK_ID, SHARE_ACTION_ID)
+    assert share["text"]["text"] == "📣 Share in channel"
+    assert decode_page_ref(share["value"]) == clicked(private, TOOLS_BLOCK_ID, REFRESH_ACTION_ID)
+    # sharing adds one button and changes nothing else
+    assert private.text == public.text
+    assert private.blocks[:-1] == public.blocks[:-1]
+    assert private.blocks[-1]["elements"][:-1] == public.blocks[-1]["elements"]
+    for message in (private, public):
+        assert_within_slack_limits(message)
+        assert_no_live_markup(message)
+
+
+@pytest.mark.parametrize("user_id", ["U123ABC", "W0AB", "UAB", "U" + "Z9" * 10])
+def test_shared_by_credits_the_sharer(user_id: str) -> None:
+    r = roster(numbered(45))
+    message = roster_message(r, page=2, now=NOW, profile="staging", shared_by=user_id)
+    plain = roster_message(r, page=2, now=NOW, profile="staging")
+    assert context_of(message) == context_of(plain) + f" · {CREDIT} <@{user_id}>"
+    assert context_of(message).endswith(f" · app staging · {CREDIT} <@{user_id}>")
+    assert message.text == plain.text  # the fallback (notifications) does not mention anyone
+    assert [block for block in message.blocks if block["type"] != "context"] == [
+        block for block in plain.blocks if block["type"] != "context"
+    ]  # buttons do not carry the sharer
+    assert_within_slack_limits(message)
+    assert_no_live_markup(message, shared_by=user_id)
+
+
+@pytest.mark.parametrize(
+    "shared_by",
+    [
+        "",
+        "u123abc",
+        "U1",
+        "U" + "A" * 21,
+        "C123ABC",
+        "B123ABC",
+        "<@U123ABC>",
+        "@U123ABC",
+        "U123ABC>",
+        "U123ABC|x",
+        "U123ABC\n",
+        " U123ABC",
+        "U123 ABC",
+        "U123ABÇ",
+        "Ｕ123ABC",
+        "U１２３",
+        "<!channel>",
+        "&lt;@U123&gt;",
+    ],
+)
+def test_shared_by_ignores_anything_but_a_user_id(shared_by: str) -> None:
+    r = roster(numbered(45))
+    message = roster_message(r, page=2, now=NOW, shared_by=shared_by, shareable=True)
+    assert message == roster_message(r, page=2, now=NOW, shareable=True)
+    assert CREDIT not in json.dumps(message.to_payload())
+    assert_no_live_markup(message)
+
+
+def test_loading_layout() -> None:
+    first_page = roster(numbered(PAGE_SIZE + 5), reported_count=1234)
+    message = roster_message(
+        first_page,
+        page=3,  # ignored: only page 1 can be shown while loading
+        now=NOW,
+        from_cache=True,
+        profile="staging",
+        loading=Loading(users_read=40, expected=1234),
+        shareable=True,
+    )
+    assert [block["type"] for block in message.blocks] == ["header", "section", "section", "context", "actions"]
+    assert message.blocks[1]["text"]["text"] == "*1,234 users* in this room · still loading the list (40 read so far)"
+    lines = message.blocks[2]["text"]["text"].split("\n")
+    assert len(lines) == PAGE_SIZE
+    assert lines[0] == "1. User 1 · `u1`"
+    assert lines[-1] == "20. User 20 · `u20`"
+    assert context_of(message) == "Page 1 of 62 · users 1–20 · join order · loading… · app staging"
+    assert "fetched" not in context_of(message)
+    assert "(page 1 of 62)" in message.text
+    assert block_by_id(message, TOOLS_BLOCK_ID) is None  # no tools (nor share) until the list is complete
+    assert message.blocks[-1]["block_id"] == PAGING_BLOCK_ID
+    assert action_ids(message, PAGING_BLOCK_ID) == [NEXT_ACTION_ID]
+    assert clicked(message, PAGING_BLOCK_ID, NEXT_ACTION_ID) == PageRef("lobby-1", 2, False, FETCHED, "", "staging")
+    assert_within_slack_limits(message)
+    assert_no_live_markup(message)
+
+
+@pytest.mark.parametrize(
+    ("users", "loading", "summary", "next_button"),
+    [
+        (0, Loading(0, 0), "*0 users* in this room · still loading the list (0 read so far)", False),
+        (1, Loading(1, 1), "*1 user* in this room · still loading the list (1 read so far)", False),
+        (PAGE_SIZE, Loading(PAGE_SIZE, PAGE_SIZE), f"*{PAGE_SIZE} users* in this room", False),
+        (PAGE_SIZE, Loading(PAGE_SIZE, PAGE_SIZE + 1), f"*{PAGE_SIZE + 1} users* in this room", True),
+        (5, Loading(5, 500), "*500 users* in this room · still loading the list (5 read so far)", True),
+        (PAGE_SIZE * 3, Loading(10**6, 10**9), "*1,000,000,000 users* in this room", True),
+    ],
+)
+def test_loading_next_button_follows_the_expected_count(
+    users: int, loading: Loading, summary: str, next_button: bool
+) -> None:
+    message = roster_message(roster(numbered(users)), page=1, now=NOW, loading=loading, shareable=True)
+    assert message.blocks[1]["text"]["text"].startswith(summary)
+    assert "still loading the list" in message.blocks[1]["text"]["text"]
+    assert context_of(message).startswith(f"Page 1 of {page_count(loading.expected):,} · ")
+    assert context_of(message).endswith(" · join order · loading…")
+    assert block_by_id(message, TOOLS_BLOCK_ID) is None
+    if next_button:
+        assert action_ids(message, PAGING_BLOCK_ID) == [NEXT_ACTION_ID]
+        assert clicked(message, PAGING_BLOCK_ID, NEXT_ACTION_ID).page == 2
+    else:
+        assert all(block["type"] != "actions" for block in message.blocks)
+        assert message.blocks[-1]["type"] == "context"
+    assert_within_slack_limits(message)
+    assert_no_live_markup(message)
 
 
 def test_worst_case_names_still_fit() -> None:
-    """Names and IDs that expand 5x when escaped, or are astral (2 UTF-16 units), at 20 per page."""
+    """Names and IDs that expand 5x when escaped, or are astral (2 UTF-16 units), at 20 per page, with the
+    longest filter a command or button can carry (MAX_FILTER_CHARS) and every button and credit shown."""
+    sharer = "W" + "Z" * 20  # the longest user ID credited
     for char in ("&", "<", "😀", "a", "\u202e"):
         users = [RoomUser(char * 10_000, char * 10_000) for _ in range(PAGE_SIZE * 3)]
-        for message in all_pages(roster(users, room_id="&" * 32), filter_text=char * 5000, profile=char * 5000):
-            assert_within_slack_limits(message)
-            assert_no_live_markup(message)
-    filters = ["&" * 5000, "<" * 1999, "😀" * 3000, "\x00" * 2000]
-    for filter_text in filters:  # the longest button values: the filter is shortened to fit in 2,000 chars
+        r = roster(users, room_id="&" * 32)
+        for profile in (char * 5000, "p" * 32):  # unpageable (long echo, no buttons) and pageable
+            for message in all_pages(
+                r, filter_text=char * MAX_FILTER_CHARS, profile=profile, shareable=True, shared_by=sharer
+            ):
+                assert_within_slack_limits(message)
+                assert_no_live_markup(message, shared_by=sharer)
+    # The longest button values: the filter expands up to 6x in JSON (\u0026, \u003c, \u0000) or is astral,
+    # the room ID expands 6x, and the middle page carries all six buttons (Prev, Next and four tools).
+    for char in ("&", "<", "😀", "\x00"):
+        filter_text = char * MAX_FILTER_CHARS
         users = [RoomUser(filter_text, "x") for _ in range(PAGE_SIZE * 3)]
-        messages = all_pages(roster(users, room_id="&" * 32), filter_text=filter_text, profile="p" * 32)
-        assert [len(message.blocks) for message in messages] == [5, 5, 5]
-        for message in messages:
-            assert_within_slack_limits(message)
-            assert_no_live_markup(message)
+        r = roster(users, room_id="&" * 32, fetched_at=float(LAST_EPOCH))
+        for newest_first in (False, True):
+            messages = all_pages(
+                r,
+                filter_text=filter_text,
+                profile="p" * 32,
+                newest_first=newest_first,
+                from_cache=True,
+                shareable=True,
+                shared_by=sharer,
+            )
+            assert [len(message.blocks) for message in messages] == [6, 6, 6]
+            assert len(messages[1].blocks[4]["elements"]) + len(messages[1].blocks[5]["elements"]) == 6
+            for message in messages:
+                assert_within_slack_limits(message)
+                assert_no_live_markup(message, shared_by=sharer)
+                for block in message.blocks[4:]:
+                    for element in block["elements"]:  # the capped filter fits whole: nothing is shortened
+                        assert decode_page_ref(element["value"]).filter_text == filter_text
+    loading = Loading(users_read=10**9, expected=10**9)
+    r = roster([RoomUser("&" * 10_000, "<" * 10_000) for _ in range(500)], room_id="&" * 32, reported_count=10**9)
+    message = roster_message(r, page=1, now=NOW, profile="p" * 32, loading=loading, shared_by=sharer)
+    assert_within_slack_limits(message)
+    assert_no_live_markup(message, shared_by=sharer)
     big = roster([RoomUser("&" * 64, "&" * 80) for _ in range(PAGE_SIZE)], reported_count=10**9)
     lines = roster_message(big, page=1, now=NOW).blocks[2]["text"]["text"].split("\n")
     assert len(lines) == PAGE_SIZE  # every user is still listed, with shortened names
@@ -354,6 +632,7 @@ _users_st = st.one_of(
 )
 
 
+@pytest.mark.parametrize("variant", ["plain", "shareable", "loading"])
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
     users=_users_st,
@@ -362,14 +641,53 @@ _users_st = st.one_of(
     filter_text=st.one_of(st.just(""), _texts_st),
     profile=st.one_of(st.just(""), st.from_regex(PROFILE_NAME, fullmatch=True), st.text(max_size=100)),
     being_destroyed=st.booleans(),
+    shared_by=st.one_of(st.just(""), st.from_regex(SHARER_ID, fullmatch=True), _texts_st),
+    loading=st.builds(Loading, st.integers(0, 10**9), st.integers(0, 10**9)),
 )
 def test_every_page_of_any_roster_is_valid(
-    users: list[RoomUser], newest_first: bool, from_cache: bool, filter_text: str, profile: str, being_destroyed: bool
+    variant: str,
+    users: list[RoomUser],
+    newest_first: bool,
+    from_cache: bool,
+    filter_text: str,
+    profile: str,
+    being_destroyed: bool,
+    shared_by: str,
+    loading: Loading,
 ) -> None:
+    """Run plain, as an ephemeral (shareable) answer, and while loading (where `users` is ZIM's first page)."""
     event(f"{page_count(len(users))} pages")
     r = roster(users, room_id="<!channel>&lt;#1", reported_count=len(users) + 1, being_destroyed=being_destroyed)
-    for message in all_pages(
-        r, newest_first=newest_first, from_cache=from_cache, filter_text=filter_text, profile=profile
-    ):
+    shareable = variant == "shareable"
+    still_loading = loading if variant == "loading" else None
+    messages = all_pages(
+        r,
+        newest_first=newest_first,
+        from_cache=from_cache,
+        filter_text=filter_text,
+        profile=profile,
+        shareable=shareable,
+        shared_by=shared_by,
+        loading=still_loading,
+    )
+    pageable = can_carry_profile(profile)  # the room ID is valid, so buttons depend on the profile
+    matches = len(filter_users(r.users, filter_text))
+    for page, message in enumerate(messages, start=1):
         assert_within_slack_limits(message)
-        assert_no_live_markup(message)
+        assert_no_live_markup(message, shared_by=shared_by)
+        tools = block_by_id(message, TOOLS_BLOCK_ID)
+        if still_loading is not None:
+            assert message == messages[0]  # always page 1 while loading
+            assert tools is None
+            assert context_of(message).startswith(f"Page 1 of {page_count(still_loading.expected):,} · ")
+            assert "loading…" in context_of(message)
+            has_next = NEXT_ACTION_ID in action_ids(message, PAGING_BLOCK_ID)
+            assert has_next == (pageable and still_loading.expected > PAGE_SIZE)
+        else:
+            assert (tools is not None) == pageable
+            if tools is not None:
+                assert message.blocks[-1] is tools
+                assert (SHARE_ACTION_ID in action_ids(message, TOOLS_BLOCK_ID)) == shareable
+                refresh = clicked(message, TOOLS_BLOCK_ID, REFRESH_ACTION_ID)
+                assert refresh.page == clamp_page(page, matches)
+                assert refresh.newest_first == newest_first

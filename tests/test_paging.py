@@ -1,4 +1,5 @@
-"""Page arithmetic, filtering, Prev/Next navigation through button values, and the PageRef encoding."""
+"""Page arithmetic, filtering, navigation through button values (Prev/Next and the tools), the PageRef
+encoding, and the filter length cap shared by parsing, encoding and decoding."""
 
 from __future__ import annotations
 
@@ -10,8 +11,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.slack.blocks import NEXT_ACTION_ID, PREV_ACTION_ID, Message, roster_message
+from bot.slack.blocks import (
+    EXPORT_ACTION_ID,
+    NEXT_ACTION_ID,
+    ORDER_ACTION_ID,
+    PAGING_BLOCK_ID,
+    PREV_ACTION_ID,
+    REFRESH_ACTION_ID,
+    TOOLS_BLOCK_ID,
+    Message,
+    roster_message,
+)
+from bot.slack.escaping import escape_mrkdwn, slack_length
 from bot.slack.paging import (
+    LAST_EPOCH,
     MAX_BUTTON_VALUE,
     PAGE_SIZE,
     PageRef,
@@ -23,7 +36,7 @@ from bot.slack.paging import (
     page_count,
     page_slice,
 )
-from bot.slack.parsing import PROFILE_NAME
+from bot.slack.parsing import MAX_FILTER_CHARS, PROFILE_NAME, CommandRequest, InvalidRequest, parse_command_text
 from bot.zim.models import RoomUser, Roster
 from bot.zim.room_id import ROOM_ID_SYMBOLS
 
@@ -35,9 +48,20 @@ def make_roster(count: int, room_id: str = "lobby-1") -> Roster:
     return Roster(room_id, users, count, FETCHED)
 
 
-def buttons(message: Message) -> dict[str, dict[str, Any]]:
-    actions = [block for block in message.blocks if block["type"] == "actions"]
-    return {button["action_id"]: button for block in actions for button in block["elements"]}
+def buttons(message: Message, block_id: str = PAGING_BLOCK_ID) -> dict[str, dict[str, Any]]:
+    """The buttons of one actions block (the Prev/Next block unless told), by action_id, in order."""
+    blocks = [block for block in message.blocks if block.get("block_id") == block_id]
+    assert len(blocks) <= 1
+    assert all(block["type"] == "actions" for block in blocks)
+    return {button["action_id"]: button for block in blocks for button in block["elements"]}
+
+
+def tools(message: Message) -> dict[str, dict[str, Any]]:
+    return buttons(message, TOOLS_BLOCK_ID)
+
+
+def click(found: dict[str, dict[str, Any]], action_id: str) -> PageRef:
+    return decode_page_ref(found[action_id]["value"])
 
 
 def listed_ids(message: Message) -> list[str]:
@@ -96,6 +120,7 @@ def test_next_buttons_visit_every_user_exactly_once() -> None:
         pages += 1
         found = buttons(message)
         assert (PREV_ACTION_ID in found) == (ref.page > 1)
+        assert click(tools(message), REFRESH_ACTION_ID) == ref  # refresh redraws the page it sits on
         if NEXT_ACTION_ID not in found:
             break
         ref = decode_page_ref(found[NEXT_ACTION_ID]["value"])
@@ -118,9 +143,40 @@ def test_first_and_last_pages_have_one_button() -> None:
 
 
 @pytest.mark.parametrize("count", [0, 1, PAGE_SIZE])
-def test_single_page_has_no_actions_block(count: int) -> None:
+def test_single_page_has_no_paging_block(count: int) -> None:
     message = render(make_roster(count), PageRef("lobby-1", 1))
-    assert all(block["type"] != "actions" for block in message.blocks)
+    assert buttons(message) == {}
+    actions = [block for block in message.blocks if block["type"] == "actions"]
+    assert [block["block_id"] for block in actions] == [TOOLS_BLOCK_ID]  # only the tools, last
+    assert message.blocks[-1] is actions[0]
+    assert NEXT_ACTION_ID not in tools(message)
+    assert PREV_ACTION_ID not in tools(message)
+
+
+def test_order_button_restarts_at_page_one_in_the_other_order() -> None:
+    roster = make_roster(120)
+    ref = PageRef("lobby-1", 3, filter_text="user", profile="staging")
+    flipped = click(tools(render(roster, ref)), ORDER_ACTION_ID)
+    assert flipped == PageRef("lobby-1", 1, True, FETCHED, "user", "staging")
+    newest = render(roster, flipped)
+    assert listed_ids(newest) == [f"u{i}" for i in range(120, 100, -1)]
+    back = click(tools(newest), ORDER_ACTION_ID)
+    assert back == PageRef("lobby-1", 1, False, FETCHED, "user", "staging")
+    assert listed_ids(render(roster, back)) == [f"u{i}" for i in range(1, 21)]
+
+
+def test_refresh_and_export_keep_page_order_filter_and_profile() -> None:
+    users = tuple(RoomUser(f"u{i}", "even" if i % 2 == 0 else "odd") for i in range(1, 101))
+    roster = Roster("lobby-1", users, 100, FETCHED)
+    ref = PageRef("lobby-1", 2, True, FETCHED, "EVEN", "staging")
+    message = render(roster, ref)
+    found = tools(message)
+    assert list(found) == [ORDER_ACTION_ID, REFRESH_ACTION_ID, EXPORT_ACTION_ID]
+    assert click(found, REFRESH_ACTION_ID) == ref
+    assert click(found, EXPORT_ACTION_ID) == ref
+    assert listed_ids(message) == [f"u{i}" for i in range(60, 20, -2)]
+    # a refresh click draws the very same page again
+    assert listed_ids(render(roster, click(found, REFRESH_ACTION_ID))) == listed_ids(message)
 
 
 def test_filters_page_within_matches() -> None:
@@ -153,13 +209,84 @@ def test_encoding_is_compact_and_omits_defaults() -> None:
     assert json.loads(value) == {"v": 1, "r": "a&<b>", "p": 3, "o": 1, "t": 1700000000, "f": "anna", "a": "staging"}
 
 
-def test_long_filters_are_shortened_to_fit() -> None:
-    for filter_text in ("x" * 5000, "&" * 5000, "😀" * 3000, "\x01" * 3000):
+def test_long_filters_are_cut_to_the_cap() -> None:
+    for filter_text in ("x" * 5000, "&" * 5000, "😀" * 3000, "\x01" * 3000, "a" * MAX_FILTER_CHARS + "b"):
         value = encode_page_ref(PageRef("&" * 32, 10**6, True, FETCHED, filter_text, "p" * 32))
         assert len(value.encode("utf-16-le")) // 2 <= MAX_BUTTON_VALUE
         decoded = decode_page_ref(value)
-        assert 0 < len(decoded.filter_text) < len(filter_text)
-        assert filter_text.startswith(decoded.filter_text)
+        assert decoded.filter_text == filter_text[:MAX_FILTER_CHARS]
+    lone = encode_page_ref(PageRef("lobby", 1, filter_text="\ud800" * 100))
+    assert decode_page_ref(lone).filter_text == "\ufffd" * MAX_FILTER_CHARS
+
+
+@pytest.mark.parametrize("char", ["x", "&", "<", ">", "😀", "\x00", "\x01", '"', "\\", "\u2028", "\ud83d"])
+def test_the_longest_filters_fit_whole_in_the_longest_value(char: str) -> None:
+    """Worst case: a 32-char room ID and a filter of characters that JSON escapes 6x (or astral), all fields set."""
+    filter_text = char * MAX_FILTER_CHARS
+    ref = PageRef("&" * 32, 10**9, True, float(LAST_EPOCH), filter_text, "p" * 32)
+    value = encode_page_ref(ref)
+    assert slack_length(value) <= MAX_BUTTON_VALUE // 2  # far below the limit: nothing needs shortening
+    expected = filter_text.replace("\ud83d", "\ufffd")  # a lone surrogate cannot be sent
+    assert decode_page_ref(value) == PageRef("&" * 32, 10**9, True, float(LAST_EPOCH), expected, "p" * 32)
+
+
+@pytest.mark.parametrize("char", ["x", "&", "😀", "\x00"])
+def test_decoding_refuses_a_filter_over_the_cap(char: str) -> None:
+    at_cap = json.dumps({"v": 1, "r": "lobby", "p": 2, "f": char * MAX_FILTER_CHARS})
+    assert decode_page_ref(at_cap).filter_text == char * MAX_FILTER_CHARS
+    over = json.dumps({"v": 1, "r": "lobby", "p": 2, "f": char * (MAX_FILTER_CHARS + 1)})
+    assert slack_length(over) <= MAX_BUTTON_VALUE  # refused for its filter, not for its size
+    with pytest.raises(StaleButton, match="over-long filter"):
+        decode_page_ref(over)
+
+
+@pytest.mark.parametrize(
+    ("text", "filter_text"),
+    [
+        ("lobby " + "a" * MAX_FILTER_CHARS, "a" * MAX_FILTER_CHARS),
+        ("lobby " + " ".join(["abc"] * 16), " ".join(["abc"] * 16)),  # 63 with the joining spaces
+        ("lobby " + "&amp;" * MAX_FILTER_CHARS, "&" * MAX_FILTER_CHARS),  # counted after Slack's escaping
+        ("lobby " + "&lt;" * MAX_FILTER_CHARS, "<" * MAX_FILTER_CHARS),
+        ("lobby " + "😀" * MAX_FILTER_CHARS, "😀" * MAX_FILTER_CHARS),
+        ("lobby a" + " " * 500 + "b", "a b"),  # runs of spaces collapse before counting
+        ("lobby --reverse " + "a" * MAX_FILTER_CHARS + " --app=staging", "a" * MAX_FILTER_CHARS),
+    ],
+    ids=["letters", "words", "escaped-amp", "escaped-lt", "emoji", "spaces", "with-options"],
+)
+def test_parsing_accepts_filters_up_to_the_cap(text: str, filter_text: str) -> None:
+    result = parse_command_text(text)
+    assert isinstance(result, CommandRequest)
+    assert result.filter_text == filter_text
+
+
+@pytest.mark.parametrize(
+    ("text", "length"),
+    [
+        ("lobby " + "a" * (MAX_FILTER_CHARS + 1), MAX_FILTER_CHARS + 1),
+        ("lobby " + " ".join(["abc"] * 17), 67),
+        ("lobby " + "&lt;" * (MAX_FILTER_CHARS + 1), MAX_FILTER_CHARS + 1),
+        ("lobby " + "😀" * (MAX_FILTER_CHARS + 1), MAX_FILTER_CHARS + 1),
+        ("lobby --reverse " + "x" * 5000 + " --app=staging", 5000),
+    ],
+    ids=["letters", "words", "escaped-lt", "emoji", "with-options"],
+)
+def test_parsing_refuses_a_filter_over_the_cap(text: str, length: int) -> None:
+    result = parse_command_text(text)
+    assert isinstance(result, InvalidRequest)
+    assert f"{length:,} characters long" in result.problem
+    assert f"at most {MAX_FILTER_CHARS}" in result.problem
+    assert escape_mrkdwn(result.problem) == result.problem  # safe mrkdwn: no &, < or > at all
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(st.text(max_size=300), st.text(min_size=55, max_size=75)))
+def test_every_parsed_filter_survives_a_button_unchanged(raw: str) -> None:
+    result = parse_command_text("lobby " + escape_mrkdwn(raw))
+    if isinstance(result, CommandRequest) and result.room_id == "lobby":
+        assert len(result.filter_text) <= MAX_FILTER_CHARS
+        ref = PageRef("lobby", 2, result.newest_first, FETCHED, result.filter_text, result.profile)
+        clean_filter = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in result.filter_text)
+        assert decode_page_ref(encode_page_ref(ref)).filter_text == clean_filter
 
 
 @pytest.mark.parametrize(
@@ -194,7 +321,7 @@ def test_page_ref_round_trip(
     value.encode("utf-8")
     decoded = decode_page_ref(value)
     clean_filter = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in filter_text)
-    assert decoded == PageRef(room_id, page, newest_first, fetched_at, clean_filter, profile)
+    assert decoded == PageRef(room_id, page, newest_first, fetched_at, clean_filter[:MAX_FILTER_CHARS], profile)
 
 
 @pytest.mark.parametrize(
@@ -235,6 +362,8 @@ def test_page_ref_round_trip(
         '{"v":1,"r":"lobby","p":2',
         "[" * 5000 + "]" * 5000,
         '{"v":1,"r":"lobby","p":2,"f":"' + "x" * 2000 + '"}',
+        '{"v":1,"r":"lobby","p":2,"f":"' + "x" * 65 + '"}',
+        '{"v":1,"r":"lobby","p":2,"f":"' + "\\u0026" * 65 + '"}',
     ],
 )
 def test_foreign_and_old_values_are_stale(value: str) -> None:

@@ -13,6 +13,7 @@ Slack markup we emit.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,10 +36,16 @@ from bot.zim.models import RoomUser, Roster
 from bot.zim.room_id import MAX_ROOM_ID_BYTES, ROOM_ID_SYMBOLS, room_id_problem
 
 __all__ = [
+    "EXPORT_ACTION_ID",
     "MAX_TEXT_CHARS",
     "NEXT_ACTION_ID",
+    "ORDER_ACTION_ID",
     "PAGING_BLOCK_ID",
     "PREV_ACTION_ID",
+    "REFRESH_ACTION_ID",
+    "SHARE_ACTION_ID",
+    "TOOLS_BLOCK_ID",
+    "Loading",
     "Message",
     "loading_text",
     "problem_message",
@@ -57,9 +64,23 @@ ROOM_ECHO_CHARS = 64
 PAGING_BLOCK_ID = "roomusers_paging"
 PREV_ACTION_ID = "roomusers_prev"
 NEXT_ACTION_ID = "roomusers_next"
+TOOLS_BLOCK_ID = "roomusers_tools"
+ORDER_ACTION_ID = "roomusers_order"
+REFRESH_ACTION_ID = "roomusers_refresh"
+EXPORT_ACTION_ID = "roomusers_export"
+SHARE_ACTION_ID = "roomusers_share"
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
 
 NO_NAME = "_(no name)_"
 NO_ID = "_(no ID)_"
+
+
+@dataclass(frozen=True)
+class Loading:
+    """A fetch still under way: the message shows ZIM's first page and count while the rest is read."""
+
+    users_read: int
+    expected: int
 
 
 @dataclass(frozen=True)
@@ -121,7 +142,12 @@ def _users_word(count: int) -> str:
     return "user" if count == 1 else "users"
 
 
-def _summary(roster: Roster, total: int, matches: int | None, filter_text: str) -> str:
+def _summary(roster: Roster, total: int, matches: int | None, filter_text: str, loading: Loading | None) -> str:
+    if loading is not None:
+        return (
+            f"*{loading.expected:,} {_users_word(loading.expected)}* in this room · still loading the list "
+            f"({loading.users_read:,} read so far)"
+        )
     if roster.being_destroyed or total == 0:
         text = "This room is empty"
         if roster.being_destroyed:
@@ -196,23 +222,29 @@ def roster_message(
     now: float,
     filter_text: str = "",
     profile: str = "",
+    loading: Loading | None = None,
+    shareable: bool = False,
+    shared_by: str = "",
 ) -> Message:
-    """One page of a room's users: header, summary, the page's users, where/when, and Prev/Next buttons.
+    """One page of a room's users: header, summary, the page's users, where/when, paging and tool buttons.
 
     `filter_text` (case-insensitive substring of ID or name) is applied here, so paging and counts agree;
-    `page` is clamped into range; `now` dates a cached snapshot.
+    `page` is clamped into range; `now` dates a cached snapshot. With `loading`, `roster` holds only ZIM's
+    first page (join order) and page 1 of `loading.expected` users is shown. `shareable` (an ephemeral
+    answer) adds "Share in channel"; `shared_by` (a Slack user ID) credits whoever shared it.
     """
     filter_text = filter_text.strip()
     ordered = roster.ordered(newest_first=newest_first)
     shown = filter_users(ordered, filter_text) if filter_text else ordered
-    pages = page_count(len(shown))
-    page = clamp_page(page, len(shown))
+    listed = loading.expected if loading is not None else len(shown)
+    pages = page_count(listed)
+    page = 1 if loading is not None else clamp_page(page, len(shown))
     page_users = page_slice(shown, page)
-    first, last = page_bounds(page, len(shown))
+    first, last = page_bounds(page, listed)
 
     room = clean_untrusted(roster.room_id, ROOM_ECHO_CHARS)
     header = "Room " + _clip_escaped(room, MAX_HEADER_CHARS - len("Room "))
-    summary = _summary(roster, len(ordered), len(shown) if filter_text else None, filter_text)
+    summary = _summary(roster, len(ordered), len(shown) if filter_text else None, filter_text, loading)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(header)}, _section(summary)]
     if page_users:
         blocks.append({"type": "section", "text": _mrkdwn(_user_lines(page_users, first))})
@@ -221,10 +253,15 @@ def roster_message(
     if page_users:
         where.append(f"users {first:,}–{last:,}")
     where.append("most recent first" if newest_first else "join order")
-    where.append(f"fetched {_date_token(roster.fetched_at)}")
-    where.append(f"from cache{_age(now - roster.fetched_at)}" if from_cache else "fresh")
+    if loading is None:
+        where.append(f"fetched {_date_token(roster.fetched_at)}")
+        where.append(f"from cache{_age(now - roster.fetched_at)}" if from_cache else "fresh")
+    else:
+        where.append("loading…")
     if profile:
         where.append(f"app {_clip_escaped(clean_untrusted(profile, PROFILE_ECHO_CHARS), 5 * PROFILE_ECHO_CHARS)}")
+    if SLACK_USER_ID.fullmatch(shared_by):
+        where.append(f"requested by <@{shared_by}>")  # our own mention of the sharer, from Slack's payload
     blocks.append({"type": "context", "elements": [_mrkdwn(" · ".join(where))]})
 
     # A room ID or profile that did not come through parsing cannot ride in a button: show the page unpaged.
@@ -238,9 +275,28 @@ def roster_message(
             ref = PageRef(roster.room_id, page + 1, newest_first, roster.fetched_at, filter_text, profile)
             buttons.append(_paging_button("Next ▶", NEXT_ACTION_ID, ref))
         blocks.append({"type": "actions", "block_id": PAGING_BLOCK_ID, "elements": buttons})
+    if pageable and loading is None:
+        here = PageRef(roster.room_id, page, newest_first, roster.fetched_at, filter_text, profile)
+        blocks.append(_tools(here, users=len(ordered), shareable=shareable))
 
     fallback = f"Room {_room_code(roster.room_id)}: {summary} (page {page:,} of {pages:,})."
     return Message(text=fallback, blocks=blocks)
+
+
+def _tools(here: PageRef, *, users: int, shareable: bool) -> dict[str, Any]:
+    """Order toggle and CSV export (when there is something to order or export), refresh, and sharing for
+    answers only the requester sees."""
+    buttons = []
+    if users > 1:
+        flipped = PageRef(here.room_id, 1, not here.newest_first, here.fetched_at, here.filter_text, here.profile)
+        order_label = "⇅ Oldest first" if here.newest_first else "⇅ Newest first"
+        buttons.append(_paging_button(order_label, ORDER_ACTION_ID, flipped))
+    buttons.append(_paging_button("↻ Refresh", REFRESH_ACTION_ID, here))
+    if users:
+        buttons.append(_paging_button("⬇ Export CSV", EXPORT_ACTION_ID, here))
+    if shareable:
+        buttons.append(_paging_button("📣 Share in channel", SHARE_ACTION_ID, here))
+    return {"type": "actions", "block_id": TOOLS_BLOCK_ID, "elements": buttons}
 
 
 def usage_message(reason: str = "") -> Message:
@@ -254,6 +310,8 @@ def usage_message(reason: str = "") -> Message:
         f"• `/roomusers {room} --reverse` (or `-r`) lists the most recent joiners first.",
         f"• `/roomusers {room} --app {profile}` reads the room from another configured ZIM app, e.g. `--app staging`.",
         f"• `@roomusers {room}` does the same in a channel or thread the bot is in; it answers in the thread.",
+        "Buttons under an answer page through it, switch the order, refresh it, export it as CSV, or share an "
+        "answer only you can see with the channel.",
         "Options combine: `/roomusers lobby-1 --reverse anna`.",
         f"Room IDs have no spaces and at most {MAX_ROOM_ID_BYTES} characters: letters, digits and "
         f"`{escape_mrkdwn(ROOM_ID_SYMBOLS)}`",

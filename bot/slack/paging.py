@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from bot.slack.escaping import slack_length
-from bot.slack.parsing import PROFILE_NAME
+from bot.slack.parsing import MAX_FILTER_CHARS, PROFILE_NAME
 from bot.zim.models import RoomUser
 from bot.zim.room_id import room_id_problem
 
@@ -124,7 +124,7 @@ def encode_page_ref(ref: PageRef) -> str:
     if ref.profile:
         payload["a"] = ref.profile
     value = _dump(payload)  # at most ~250 chars: room IDs and profiles are short
-    filter_text = _LONE_SURROGATE.sub("\ufffd", ref.filter_text)
+    filter_text = _LONE_SURROGATE.sub("\ufffd", ref.filter_text[:MAX_FILTER_CHARS])
     if not filter_text:
         return value
 
@@ -177,4 +177,6 @@ def decode_page_ref(value: str) -> PageRef:
     if not can_carry_profile(profile):
         raise StaleButton("button names an invalid app profile")
     filter_text = _field(payload, "f", str, "")
+    if len(filter_text) > MAX_FILTER_CHARS:
+        raise StaleButton("button carries an over-long filter")
     return PageRef(room_id, page, bool(order), float(fetched_at), filter_text, profile)

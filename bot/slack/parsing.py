@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 PROFILE_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+# No ZIM user ID (32 bytes) or name (64–256 bytes) needs a longer needle; the cap keeps button values small.
+MAX_FILTER_CHARS = 64
 ECHO_CHARS = 100  # user input quoted back in a sentence is cut to this many characters
 
 _HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
@@ -128,7 +130,13 @@ def parse_command_text(text: str) -> ParsedCommand:
     if problem is not None:
         problem = problem[:1].lower() + problem[1:]  # "The room ID contains…" continues our sentence
         return InvalidRequest(f"{_echo(room_id)} is not a valid room ID: {escape_mrkdwn(problem)}")
-    return CommandRequest(room_id, " ".join(filter_words), newest_first, profile)
+    filter_text = " ".join(filter_words)
+    if len(filter_text) > MAX_FILTER_CHARS:
+        return InvalidRequest(
+            f"The filter text is {len(filter_text):,} characters long; at most {MAX_FILTER_CHARS} are useful, "
+            "since no user ID or name is longer."
+        )
+    return CommandRequest(room_id, filter_text, newest_first, profile)
 
 
 def _bad_profile(profile: str) -> InvalidRequest:
