@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.metrics import COMMANDS
+
 audit_log = logging.getLogger("roomusers.audit")
 MAX_REQUEST_IDS = 10
 
@@ -42,5 +44,6 @@ class AuditRecord:
             line["zim_request_ids"] = request_ids[:MAX_REQUEST_IDS]
             if len(request_ids) > MAX_REQUEST_IDS:
                 line["zim_request_ids_total"] = len(request_ids)
-        audit_log.info(json.dumps(line, ensure_ascii=False, sort_keys=False))
+        COMMANDS.labels(self.surface, outcome).inc()
+        audit_log.info(json.dumps(line, ensure_ascii=False), extra={"audit": line})
         return line

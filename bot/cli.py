@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from bot.config import ConfigError, load_dotenv_file, load_zego_settings, log_level
+from bot.logging_setup import configure_logging, log_format
 from bot.rosters import roster_stack
 from bot.terminal import roster_json, roster_table
 from bot.zim import ZimError, validate_room_id
@@ -91,9 +92,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         # The demo and console print a conversation; their logs stay quiet unless LOG_LEVEL asks otherwise.
         quiet = args.command in ("demo", "console") and "LOG_LEVEL" not in os.environ
         level = logging.WARNING if quiet else log_level()
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        # httpx logs full request URLs at INFO; ours carry signatures, so keep it quiet.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+        configure_logging(level, log_format())
         if args.command == "query":
             validate_room_id(args.room_id)
             asyncio.run(run_query(args.room_id, newest_first=args.reverse, as_json=args.json))

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from cachetools import TTLCache
 
+from bot.metrics import FETCH_SECONDS, SNAPSHOT_LOOKUPS
 from bot.zim.models import Roster
 from bot.zim.roster import FetchProgress
 
@@ -103,6 +104,7 @@ class SnapshotService:
         key = self.key(room_id)
         if not refresh and key not in self._in_flight:
             cached = await self._store.get(key)
+            SNAPSHOT_LOOKUPS.labels("miss" if cached is None else "hit").inc()
             if cached is not None:
                 return Snapshot(cached, from_cache=True)
         # No await between this check and the insert below, so two callers can't both start a fetch.
@@ -133,6 +135,7 @@ class SnapshotService:
             task.exception()  # retrieved here so a fetch whose waiters all left does not warn
 
     async def _fetch_and_store(self, key: str, room_id: str, progress: FetchProgress) -> Roster:
-        roster = await self._fetch(room_id, progress)
+        with FETCH_SECONDS.time():
+            roster = await self._fetch(room_id, progress)
         await self._store.put(key, roster)
         return roster

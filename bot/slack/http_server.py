@@ -1,4 +1,4 @@
-"""HTTP mode: an aiohttp server (not Bolt's development server) with Slack's endpoint and a health check."""
+"""HTTP serving: Slack's endpoint (HTTP mode) plus /healthz and /metrics, on aiohttp's production server."""
 
 from __future__ import annotations
 
@@ -6,34 +6,54 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+
+from bot.metrics import exposition
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 MAX_BODY_BYTES = 1024 * 1024  # Slack payloads are small; refuse anything absurd before reading it all
 
+Health = Callable[[], Awaitable[dict[str, Any]]]
 
-def make_web_app(app: AsyncApp) -> web.Application:
+
+async def _always_ok() -> dict[str, Any]:
+    return {}
+
+
+def add_ops_routes(web_app: web.Application, health: Health) -> None:
+    """GET /healthz (200 while the process serves; the body says what its dependencies look like) and /metrics."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"ok": True, **await health()})
+
+    async def metrics(_: web.Request) -> web.Response:
+        body, content_type = exposition()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_get("/metrics", metrics)
+
+
+def make_web_app(app: AsyncApp, health: Health = _always_ok) -> web.Application:
     async def slack_events(request: web.Request) -> web.Response:
         bolt_response = await app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
-
     web_app = web.Application(client_max_size=MAX_BODY_BYTES)
     web_app.router.add_post(EVENTS_PATH, slack_events)
-    web_app.router.add_get("/healthz", healthz)
+    add_ops_routes(web_app, health)
     return web_app
 
 
-async def start_http(app: AsyncApp, host: str, port: int) -> tuple[web.AppRunner, int]:
+async def start_site(web_app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Start serving; return the runner (for cleanup) and the bound port (port 0 picks a free one)."""
-    runner = web.AppRunner(make_web_app(app), access_log=None)
+    runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -41,19 +61,30 @@ async def start_http(app: AsyncApp, host: str, port: int) -> tuple[web.AppRunner
     return runner, int(bound)
 
 
-async def serve_http_forever(
-    app: AsyncApp, host: str, port: int, *, on_ready: Callable[[int], Awaitable[None]] | None = None
-) -> None:
-    runner, bound = await start_http(app, host, port)
-    log.info("roomusers listening on http://%s:%d%s", host, bound, EVENTS_PATH)
-    if on_ready is not None:
-        await on_ready(bound)
+async def start_http(app: AsyncApp, host: str, port: int, health: Health = _always_ok) -> tuple[web.AppRunner, int]:
+    return await start_site(make_web_app(app, health), host, port)
+
+
+async def start_ops_server(host: str, port: int, health: Health) -> tuple[web.AppRunner, int]:
+    """Socket Mode has no HTTP endpoint of its own: /metrics and /healthz get one on METRICS_PORT."""
+    web_app = web.Application()
+    add_ops_routes(web_app, health)
+    return await start_site(web_app, host, port)
+
+
+async def wait_for_stop_signal() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def serve_http_forever(app: AsyncApp, host: str, port: int, health: Health = _always_ok) -> None:
+    runner, bound = await start_http(app, host, port, health)
+    log.info("roomusers listening on http://%s:%d%s", host, bound, EVENTS_PATH)
     try:
-        await stop.wait()
+        await wait_for_stop_signal()
     finally:
         log.info("shutting down")
         await runner.cleanup()

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import httpx
 
 from bot.zim import codes
-from bot.zim.errors import ZimCredentialsRejected, ZimUnavailable
+from bot.metrics import LIMITER_WAIT_SECONDS, ZIM_REQUESTS, ZIM_RETRIES
+from bot.zim.errors import ZimCredentialsRejected, ZimError, ZimUnavailable
 from bot.zim.models import Page
 from bot.zim.pacing import Pacer
 from bot.zim.signing import common_params, encode_query
@@ -97,11 +98,12 @@ class ZimClient:
                     request_id=last.request_id,
                     attempts=attempt,
                 )
+            ZIM_RETRIES.inc()
             log.info("zim retry room=%r mode=%d attempt=%d in %.2fs: %s", room_id, mode, attempt, delay, last)
             await asyncio.sleep(delay)
 
     async def _send(self, room_id: str, *, mode: int, cursor: str) -> Page:
-        await self._pacer.wait_turn()
+        LIMITER_WAIT_SECONDS.observe(await self._pacer.wait_turn())
         params = common_params(ACTION, self._app_id, self._secret, clock=self._clock)
         params.update(page_params(room_id, mode=mode, cursor=cursor, limit=self.page_limit))
         url = f"{self._base_url}/?{encode_query(params)}"
@@ -109,10 +111,17 @@ class ZimClient:
         try:
             response = await self._http.get(url)
         except httpx.TimeoutException:
+            ZIM_REQUESTS.labels("timeout").inc()
             raise TransientAnswer("the request timed out") from None
         except httpx.TransportError as exc:
+            ZIM_REQUESTS.labels("connection").inc()
             raise TransientAnswer(f"the connection failed ({type(exc).__name__})") from None
-        page = decode_page(response.status_code, response.content)
+        try:
+            page = decode_page(response.status_code, response.content)
+        except (TransientAnswer, ZimError) as error:
+            ZIM_REQUESTS.labels(_code_label(error.code, response.status_code)).inc()
+            raise
+        ZIM_REQUESTS.labels(str(codes.ROOM_EMPTY if page.being_destroyed else codes.SUCCESS)).inc()
         log.debug(
             "zim page room=%r mode=%d users=%d count=%d request_id=%s %.0fms",
             room_id,
@@ -123,6 +132,12 @@ class ZimClient:
             (time.monotonic() - sent) * 1000,
         )
         return page
+
+
+def _code_label(code: int | None, status: int) -> str:
+    if code is not None:
+        return str(code)
+    return "not_json" if status == 200 else f"http_{status}"
 
 
 def new_http_client(timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> httpx.AsyncClient:
