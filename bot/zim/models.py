@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
+from bot.zim.packed import PackedUsers, ReversedUsers
+from bot.zim.user import RoomUser
 
-class RoomUser(NamedTuple):
-    user_id: str
-    user_name: str
+__all__ = ["Page", "RoomUser", "Roster"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +32,16 @@ class Roster:
     """
 
     room_id: str
-    users: tuple[RoomUser, ...]
+    users: Sequence[RoomUser]  # stored packed (see packed.py), whatever sequence is passed in
     reported_count: int
     fetched_at: float
     pages: int = 0
     being_destroyed: bool = False
     request_ids: tuple[str, ...] = field(default=(), repr=False)
 
-    def ordered(self, *, newest_first: bool = False) -> tuple[RoomUser, ...]:
-        return tuple(reversed(self.users)) if newest_first else self.users
+    def __post_init__(self) -> None:
+        if not isinstance(self.users, PackedUsers):
+            object.__setattr__(self, "users", PackedUsers(self.users))
+
+    def ordered(self, *, newest_first: bool = False) -> Sequence[RoomUser]:
+        return ReversedUsers(self.users) if newest_first else self.users
