@@ -25,8 +25,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) redis-server
 	$(VENV)/bin/pytest
+
+# The shared-state tests start their own redis-server on a free port; install it if missing, and stop the
+# service Debian's package starts, which the tests do not use.
+.PHONY: redis-server
+redis-server:
+	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server && (service redis-server stop || true))
 
 test: lint typecheck unit
 

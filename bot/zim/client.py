@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from bot.zim import codes
 from bot.metrics import LIMITER_WAIT_SECONDS, ZIM_REQUESTS, ZIM_RETRIES
+from bot.zim import codes
 from bot.zim.errors import ZimCredentialsRejected, ZimError, ZimUnavailable
 from bot.zim.models import Page
 from bot.zim.pacing import Pacer
