@@ -15,7 +15,7 @@ COMMANDS = Counter(
 )
 ZIM_REQUESTS = Counter(
     "roomusers_zim_requests_total",
-    "QueryRoomUserList requests by ZIM return code (or transport failure: http_<status>, timeout, connection, not_json)",
+    "QueryRoomUserList requests by ZIM return code, or by failure: http_<status>, timeout, connection, not_json",
     ["code"],
 )
 ZIM_RETRIES = Counter("roomusers_zim_retries_total", "ZIM requests retried after a transient failure")
