@@ -1,0 +1,132 @@
+"""Composition: the four pieces of state the app shares, in memory (one replica) or in Redis (several)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+from redis.asyncio import Redis
+
+from bot.dedupe import EVENT_TTL_SECONDS, EventDeduper, MemoryEventDeduper
+from bot.flights import FlightCoordinator, LocalFlightCoordinator
+from bot.shared_state.connection import REDIS_URL_SETTING, SharedStateUnavailable, connect, redact_url, scrub
+from bot.shared_state.dedupe import RedisEventDeduper
+from bot.shared_state.fallback import (
+    FallbackEventDeduper,
+    FallbackFlightCoordinator,
+    FallbackPacer,
+    FallbackSnapshotStore,
+)
+from bot.shared_state.flight import RedisFlightCoordinator
+from bot.shared_state.health import DEFAULT_PROBE_INTERVAL, REDIS_UNAVAILABLE, RedisHealth
+from bot.shared_state.pacing import RedisPacer
+from bot.shared_state.snapshots import DEFAULT_PREFIX, RedisSnapshotStore
+from bot.snapshots import MemorySnapshotStore, SnapshotStore
+from bot.zim.pacing import Pacer, SmoothPacer
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["memory", "redis"]
+
+
+@dataclass(frozen=True)
+class _RedisParts:
+    client: Redis
+    health: RedisHealth
+    leases: RedisFlightCoordinator
+    prefix: str
+
+
+@dataclass
+class SharedState:
+    """What replicas must share. `backend` says where it lives; the app only uses the four protocols."""
+
+    store: SnapshotStore
+    pacer: Pacer
+    deduper: EventDeduper
+    flights: FlightCoordinator
+    backend: Backend
+    _redis: _RedisParts | None = field(default=None, repr=False)
+
+    async def health(self) -> dict[str, str]:
+        """`{"redis": "ok" | "unreachable" | "not configured"}`; pings Redis (about a second at most)."""
+        if self._redis is None:
+            return {"redis": "not configured"}
+        return {"redis": "ok" if await self._redis.health.check() else "unreachable"}
+
+    def pacer_for(self, name: str, *, qps: float) -> Pacer:
+        """Another pacer with a limit of its own (e.g. one per ZEGO app), shared across replicas like `pacer`."""
+        if self._redis is None:
+            return SmoothPacer(qps)
+        shared = RedisPacer(self._redis.client, qps=qps, key=f"{self._redis.prefix}pacer:{name}")
+        return FallbackPacer(shared, SmoothPacer(qps), self._redis.health)
+
+    async def aclose(self) -> None:
+        if self._redis is not None:
+            await self._redis.leases.aclose()
+            await self._redis.client.aclose()
+
+
+def memory_state(*, qps: float, snapshot_ttl: float = 300.0) -> SharedState:
+    return SharedState(
+        store=MemorySnapshotStore(ttl=snapshot_ttl),
+        pacer=SmoothPacer(qps),
+        deduper=MemoryEventDeduper(),
+        flights=LocalFlightCoordinator(),
+        backend="memory",
+    )
+
+
+async def build_shared_state(
+    redis_url: str | None,
+    *,
+    qps: float,
+    snapshot_ttl: float = 300.0,
+    probe_interval: float = DEFAULT_PROBE_INTERVAL,
+    lease_ttl: float = 15.0,
+    prefix: str = DEFAULT_PREFIX,
+) -> SharedState:
+    """In-process state when `redis_url` is None or empty; otherwise Redis-backed state with local fallbacks.
+
+    Raises SharedStateUnavailable (one sentence naming REDIS_URL, password redacted) if Redis is configured
+    but malformed or unreachable now: a replica that silently ran alone would break the global rate limit.
+    """
+    local = memory_state(qps=qps, snapshot_ttl=snapshot_ttl)
+    if not redis_url or not redis_url.strip():
+        return local
+    shown = redact_url(redis_url)
+    try:
+        redis = connect(redis_url)
+    except ValueError as exc:
+        # `from None`: redis-py's parse errors can quote parts of the URL, password included.
+        raise SharedStateUnavailable(
+            f"{REDIS_URL_SETTING}={shown} is not a valid Redis URL ({type(exc).__name__})."
+        ) from None
+    try:
+        await redis.ping()
+    except REDIS_UNAVAILABLE as exc:
+        await redis.aclose()
+        reason = scrub(str(exc), redis_url).rstrip(". ") or type(exc).__name__
+        raise SharedStateUnavailable(f"Cannot reach Redis at {REDIS_URL_SETTING}={shown} ({reason}).") from None
+    health = RedisHealth(
+        redis,
+        probe_interval=probe_interval,
+        fallback_note=(
+            "falling back to in-process state until it is back: snapshots, event dedupe and single-flight are "
+            f"per replica, and the ZIM rate limit ({qps:g} req/s) now applies per replica, not to all replicas "
+            "together"
+        ),
+    )
+    leases = RedisFlightCoordinator(redis, lease_ttl=lease_ttl, prefix=prefix)
+    log.info("shared state in Redis at %s", shown)
+    return SharedState(
+        store=FallbackSnapshotStore(RedisSnapshotStore(redis, ttl=snapshot_ttl, prefix=prefix), local.store, health),
+        pacer=FallbackPacer(RedisPacer(redis, qps=qps, key=f"{prefix}pacer:zim"), local.pacer, health),
+        deduper=FallbackEventDeduper(
+            RedisEventDeduper(redis, ttl=EVENT_TTL_SECONDS, prefix=prefix), local.deduper, health
+        ),
+        flights=FallbackFlightCoordinator(leases, local.flights, health),
+        backend="redis",
+        _redis=_RedisParts(redis, health, leases, prefix),
+    )
