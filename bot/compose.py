@@ -1,4 +1,4 @@
-"""Composition of the product: settings → rosters per ZEGO app → the Slack app. Used by `serve` and tests."""
+"""Composition of the product: settings → shared state → rosters per ZEGO app → the Slack app."""
 
 from __future__ import annotations
 
@@ -8,15 +8,14 @@ from dataclasses import dataclass
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.config import SlackSettings, ZegoProfiles
-from bot.dedupe import EventDeduper, MemoryEventDeduper
-from bot.rosters import PacerFactory, Rosters, local_pacer, open_rosters
+from bot.config import SlackSettings, ZegoProfiles, ZegoSettings
+from bot.rosters import Rosters, open_rosters
+from bot.shared_state import SharedState
 from bot.slack.access import AccessPolicy
 from bot.slack.answers import RoomAnswers
 from bot.slack.app import build_app
 from bot.slack.deps import SlackDeps
-from bot.snapshots import SnapshotStore
-from bot.zim import RetryPolicy
+from bot.zim import Pacer, RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -24,6 +23,7 @@ class RunningApp:
     app: AsyncApp
     rosters: Rosters
     deps: SlackDeps
+    state: SharedState
 
 
 @asynccontextmanager
@@ -31,16 +31,18 @@ async def compose_app(
     profiles: ZegoProfiles,
     slack: SlackSettings,
     *,
+    state: SharedState,
     access: AccessPolicy | None = None,
-    store: SnapshotStore | None = None,
-    deduper: EventDeduper | None = None,
-    pacer_for: PacerFactory = local_pacer,
     retry: RetryPolicy | None = None,
 ) -> AsyncIterator[RunningApp]:
-    async with open_rosters(profiles, store=store, pacer_for=pacer_for, retry=retry) as rosters:
-        deps = SlackDeps(
-            answers=RoomAnswers(rosters),
-            access=access or AccessPolicy(),
-            deduper=deduper or MemoryEventDeduper(),
-        )
-        yield RunningApp(app=build_app(slack, deps), rosters=rosters, deps=deps)
+    """The Slack app over `state` (in-process, or Redis shared by every replica)."""
+
+    def pacer_for(settings: ZegoSettings) -> Pacer:
+        # One limit per ZEGO app, shared by all replicas when the state is in Redis.
+        return state.pacer_for(f"zim:{settings.app_id}", qps=settings.qps)
+
+    async with open_rosters(
+        profiles, store=state.store, pacer_for=pacer_for, flights=state.flights, retry=retry
+    ) as rosters:
+        deps = SlackDeps(answers=RoomAnswers(rosters), access=access or AccessPolicy(), deduper=state.deduper)
+        yield RunningApp(app=build_app(slack, deps), rosters=rosters, deps=deps, state=state)

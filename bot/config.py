@@ -194,3 +194,43 @@ def load_slack_settings(env: Mapping[str, str] | None = None, *, http_mode: bool
         app_token=app_token,
         api_base_url=api_base_url,
     )
+
+
+def parse_port(raw: str | None, name: str) -> int | None:
+    if raw is None or not raw.strip():
+        return None
+    if not raw.strip().isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(f"{name} must be a TCP port number between 1 and 65535.")
+    return int(raw)
+
+
+def parse_seconds(raw: str | None, name: str, default: float) -> float:
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds.") from None
+    if not 0 <= value <= 3600:
+        raise ConfigError(f"{name} must be between 0 and 3600 seconds.")
+    return value
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """How this replica runs: shared state, ops endpoints, shutdown grace, snapshot lifetime."""
+
+    redis_url: str | None = field(default=None, repr=False)  # may carry a password
+    metrics_port: int | None = None
+    shutdown_grace: float = 20.0
+    snapshot_ttl: float = 300.0
+
+
+def load_runtime_settings(env: Mapping[str, str] | None = None) -> RuntimeSettings:
+    env = os.environ if env is None else env
+    return RuntimeSettings(
+        redis_url=env.get("REDIS_URL", "").strip() or None,
+        metrics_port=parse_port(env.get("METRICS_PORT"), "METRICS_PORT"),
+        shutdown_grace=parse_seconds(env.get("SHUTDOWN_GRACE_SECONDS"), "SHUTDOWN_GRACE_SECONDS", 20.0),
+        snapshot_ttl=parse_seconds(env.get("SNAPSHOT_TTL_SECONDS"), "SNAPSHOT_TTL_SECONDS", 300.0) or 300.0,
+    )

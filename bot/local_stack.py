@@ -8,13 +8,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from slack_bolt.async_app import AsyncApp
 
 from bot.compose import compose_app
 from bot.config import DEFAULT_PROFILE, SlackSettings, ZegoProfiles, ZegoSettings
-from bot.dedupe import EventDeduper
+from bot.shared_state import SharedState, memory_state
 from bot.rosters import Rosters
 from bot.sandbox import ZimSandbox
 from bot.slack.access import AccessPolicy
@@ -48,8 +48,8 @@ async def local_stack(
     sandbox: ZimSandbox | None = None,
     profiles: ZegoProfiles | None = None,
     qps: float = 20.0,
+    state: SharedState | None = None,
     store: SnapshotStore | None = None,
-    deduper: EventDeduper | None = None,
     access: AccessPolicy | None = None,
     retry: RetryPolicy | None = None,
 ) -> AsyncIterator[LocalStack]:
@@ -66,10 +66,14 @@ async def local_stack(
         slack_settings = SlackSettings(
             bot_token=bot_token, signing_secret=signing_secret, api_base_url=slack.api_base_url
         )
+        if state is None:
+            state = memory_state(qps=qps)
+            if store is not None:
+                state = replace(state, store=store)
         running = await stack.enter_async_context(
-            compose_app(profiles, slack_settings, access=access, store=store, deduper=deduper, retry=retry)
+            compose_app(profiles, slack_settings, state=state, access=access, retry=retry)
         )
-        runner, port = await start_http(running.app, LOOPBACK, 0)
+        runner, port = await start_http(running.app, LOOPBACK, 0, state.health)
         stack.push_async_callback(runner.cleanup)
         slack.app_url = f"http://{LOOPBACK}:{port}{EVENTS_PATH}"
         yield LocalStack(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 
 from bot.config import ZegoProfiles, ZegoSettings
+from bot.flights import FlightCoordinator
 from bot.snapshots import MemorySnapshotStore, SnapshotService, SnapshotStore
 from bot.zim import Pacer, RetryPolicy, SmoothPacer, ZimClient, fetch_roster, new_http_client
 from bot.zim.models import Roster
@@ -50,6 +51,7 @@ def _stack(
     http: httpx.AsyncClient,
     store: SnapshotStore,
     pacer: Pacer,
+    flights: FlightCoordinator | None,
     retry: RetryPolicy | None,
 ) -> RosterStack:
     client = ZimClient(
@@ -65,7 +67,7 @@ def _stack(
         return await fetch_roster(client, room_id, progress=progress)
 
     # The namespace keeps apps apart in a shared store; the same room ID in two apps is two rooms.
-    snapshots = SnapshotService(store=store, fetch=fetch, namespace=f"zim:{settings.app_id}")
+    snapshots = SnapshotService(store=store, fetch=fetch, namespace=f"zim:{settings.app_id}", flights=flights)
     return RosterStack(profile=settings.profile, client=client, snapshots=snapshots)
 
 
@@ -75,13 +77,14 @@ async def open_rosters(
     *,
     store: SnapshotStore | None = None,
     pacer_for: PacerFactory = local_pacer,
+    flights: FlightCoordinator | None = None,
     retry: RetryPolicy | None = None,
 ) -> AsyncIterator[Rosters]:
     """A stack per profile sharing one HTTP client and one store; each app gets its own pacer (its own limit)."""
     shared_store = store or MemorySnapshotStore()
     async with new_http_client() as http:
         stacks = {
-            name: _stack(settings, http, shared_store, pacer_for(settings), retry)
+            name: _stack(settings, http, shared_store, pacer_for(settings), flights, retry)
             for name, settings in profiles.by_name.items()
         }
         yield Rosters(default=profiles.default, stacks=stacks)

@@ -1,4 +1,8 @@
-"""`python -m bot serve`: compose settings, the roster stacks and the Slack app, then run one mode."""
+"""`python -m bot serve`: compose settings, shared state, rosters and the Slack app; run one mode until SIGTERM.
+
+On SIGINT/SIGTERM the replica stops taking requests, lets answers in progress finish for up to
+SHUTDOWN_GRACE_SECONDS, tells the requesters of any that can't finish to try again, and exits cleanly.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,11 @@ import os
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from bot.compose import compose_app
-from bot.config import load_slack_settings, load_zego_profiles
+from bot.compose import RunningApp, compose_app
+from bot.config import ConfigError, load_runtime_settings, load_slack_settings, load_zego_profiles
+from bot.shared_state import SharedStateUnavailable, build_shared_state
 from bot.slack.access import AccessPolicy
-from bot.slack.http_server import serve_http_forever
+from bot.slack.http_server import EVENTS_PATH, start_http, start_ops_server, wait_for_stop_signal
 
 log = logging.getLogger(__name__)
 
@@ -18,14 +23,49 @@ log = logging.getLogger(__name__)
 async def serve(*, http: bool, host: str, port: int) -> None:
     profiles = load_zego_profiles()
     slack = load_slack_settings(http_mode=http)
+    runtime = load_runtime_settings()
     access = AccessPolicy.from_env(os.environ)
+    default_qps = profiles.by_name[profiles.default].qps
+    try:
+        state = await build_shared_state(runtime.redis_url, qps=default_qps, snapshot_ttl=runtime.snapshot_ttl)
+    except SharedStateUnavailable as error:
+        raise ConfigError(str(error)) from None
     log.info("ZEGO app profiles: %s (default %s)", ", ".join(profiles.by_name), profiles.default)
-    log.info("access: %s", access.describe())
-    async with compose_app(profiles, slack, access=access) as running:
-        if http:
-            await serve_http_forever(running.app, host, port)
-            return
-        assert slack.app_token is not None  # load_slack_settings guarantees it in Socket Mode
-        handler = AsyncSocketModeHandler(running.app, slack.app_token)
-        log.info("roomusers connecting to Slack in Socket Mode")
-        await handler.start_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
+    log.info("shared state: %s; %s", state.backend, access.describe())
+    try:
+        async with compose_app(profiles, slack, state=state, access=access) as running:
+            if http:
+                await _serve_http(running, host, port)
+            else:
+                await _serve_socket_mode(running, slack.app_token or "", host, runtime.metrics_port)
+            await running.deps.inflight.drain(runtime.shutdown_grace)
+    finally:
+        await state.aclose()
+    log.info("stopped")
+
+
+async def _serve_http(running: RunningApp, host: str, port: int) -> None:
+    runner, bound = await start_http(running.app, host, port, running.state.health)
+    log.info("roomusers listening on http://%s:%d%s (also /healthz, /metrics)", host, bound, EVENTS_PATH)
+    try:
+        await wait_for_stop_signal()
+        log.info("shutting down: no new requests")
+    finally:
+        await runner.cleanup()
+
+
+async def _serve_socket_mode(running: RunningApp, app_token: str, host: str, metrics_port: int | None) -> None:
+    ops = None
+    if metrics_port is not None:
+        ops, bound = await start_ops_server(host, metrics_port, running.state.health)
+        log.info("metrics on http://%s:%d/metrics", host, bound)
+    handler = AsyncSocketModeHandler(running.app, app_token)
+    try:
+        await handler.connect_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
+        log.info("roomusers connected to Slack in Socket Mode")
+        await wait_for_stop_signal()
+        log.info("shutting down: disconnecting from Slack")
+        await handler.close_async()  # type: ignore[no-untyped-call]
+    finally:
+        if ops is not None:
+            await ops.cleanup()

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from cachetools import TTLCache
 
+from bot.flights import FlightCoordinator, LocalFlightCoordinator
 from bot.metrics import FETCH_SECONDS, SNAPSHOT_LOOKUPS
 from bot.zim.models import Roster
 from bot.zim.roster import FetchProgress
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TTL_SECONDS = 300.0
 DEFAULT_MAX_USERS = 2_000_000
+FOLLOW_TIMEOUT_SECONDS = 90.0  # a follower waits this long for another replica's fetch (100k users at 200 ms: ~21 s)
 
 
 class SnapshotStore(Protocol):
@@ -90,10 +92,20 @@ Fetch = Callable[[str, FetchProgress], Awaitable[Roster]]
 class SnapshotService:
     """Cache-aside reads with single-flight: N concurrent requests for one room cause one fetch."""
 
-    def __init__(self, *, store: SnapshotStore, fetch: Fetch, namespace: str) -> None:
+    def __init__(
+        self,
+        *,
+        store: SnapshotStore,
+        fetch: Fetch,
+        namespace: str,
+        flights: FlightCoordinator | None = None,
+        follow_timeout: float = FOLLOW_TIMEOUT_SECONDS,
+    ) -> None:
         self._store = store
         self._fetch = fetch
         self._namespace = namespace
+        self._flights = flights or LocalFlightCoordinator()
+        self._follow_timeout = follow_timeout
         self._in_flight: dict[str, Flight] = {}
 
     def key(self, room_id: str) -> str:
@@ -111,7 +123,7 @@ class SnapshotService:
         flight = self._in_flight.get(key)
         if flight is None:
             progress = FetchProgress()
-            task = asyncio.create_task(self._fetch_and_store(key, room_id, progress))
+            task = asyncio.create_task(self._lead_or_follow(key, room_id, progress, refresh=refresh))
             flight = Flight(task, progress)
             self._in_flight[key] = flight
             task.add_done_callback(lambda done: self._forget(key, done))
@@ -134,8 +146,27 @@ class SnapshotService:
         if not task.cancelled():
             task.exception()  # retrieved here so a fetch whose waiters all left does not warn
 
-    async def _fetch_and_store(self, key: str, room_id: str, progress: FetchProgress) -> Roster:
-        with FETCH_SECONDS.time():
-            roster = await self._fetch(room_id, progress)
-        await self._store.put(key, roster)
-        return roster
+    async def _lead_or_follow(self, key: str, room_id: str, progress: FetchProgress, *, refresh: bool) -> Roster:
+        """Fetch the room, unless another replica is already fetching it: then wait for its snapshot.
+
+        Runs inside the flight's task, which is where a lease must be taken (it is renewed while this runs).
+        """
+        started = time.time()
+        lease = await self._flights.acquire(key)
+        if lease is None:
+            # Without a refresh any snapshot the leader stores will do; with one, only a newer one.
+            newer_than = started if refresh else 0.0
+            roster = await self._flights.wait_for_leader(
+                key, read=lambda: self._store.get(key), newer_than=newer_than, timeout=self._follow_timeout
+            )
+            if roster is not None:
+                return roster
+            lease = await self._flights.acquire(key)  # the leader died or is slow: None again means share the work
+        try:
+            with FETCH_SECONDS.time():
+                roster = await self._fetch(room_id, progress)
+            await self._store.put(key, roster)
+            return roster
+        finally:
+            if lease is not None:
+                await lease.release()

@@ -8,6 +8,7 @@ the clicked message in place through the click's own response_url.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -18,7 +19,7 @@ from bot.slack.answers import Answer
 from bot.slack.blocks import problem_message
 from bot.slack.commands import NOT_ALLOWED
 from bot.slack.delivery import deliver
-from bot.slack.deps import SlackDeps
+from bot.slack.deps import SlackDeps, restarting_message
 from bot.slack.export import ExportTarget, upload_roster_csv
 from bot.slack.paging import PageRef, StaleButton, decode_page_ref
 
@@ -67,77 +68,94 @@ async def _start(
     return ref, record
 
 
+Work = Callable[[_Click, SlackDeps, AsyncRespond, AsyncWebClient], Awaitable[None]]
+
+
 def register(app: AsyncApp, deps: SlackDeps) -> None:
-    @app.action(VIEW_ACTIONS)
-    async def view_changed(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
-    ) -> None:
-        await ack()
-        click = _Click(body, action)
-        ref, record = await _start(click, deps, respond, client)
-        if ref is None:
-            return
-        answer = await deps.answers.page(ref, shareable=click.ephemeral, refresh=click.action_id == "roomusers_refresh")
-        await _replace(respond, answer, click, client, record)
+    def listener(work: Work) -> Callable[..., Awaitable[None]]:
+        """Ack at once, then do `work` as a tracked job that a shutdown finishes or turns into "try again"."""
 
-    @app.action(SHARE_ACTION)
-    async def share(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
-    ) -> None:
-        await ack()
-        click = _Click(body, action)
-        ref, record = await _start(click, deps, respond, client)
-        if ref is None:
-            return
-        answer = await deps.answers.page(ref, shareable=False, shared_by=click.user)
-        record.note(**answer.audit_fields())
-        if answer.outcome in ("ok", "empty"):
-            # response_type in_channel on the click's URL posts a new, visible message in the conversation.
-            await deliver(respond, answer.message, response_type="in_channel", replace_original=False)
-        else:
-            await deliver(respond, answer.message, fallback=(client, click.channel, click.user), replace_original=False)
-        record.emit(answer.outcome)
+        async def handle(
+            ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+        ) -> None:
+            await ack()
+            click = _Click(body, action)
 
-    @app.action(EXPORT_ACTION)
-    async def export(
-        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
-    ) -> None:
-        await ack()
-        click = _Click(body, action)
-        ref, record = await _start(click, deps, respond, client)
-        if ref is None:
-            return
-        fallback = (client, click.channel, click.user)
-        roster = await deps.answers.roster(ref)
-        if isinstance(roster, Answer):
-            await deliver(respond, roster.message, fallback=fallback, replace_original=False)
-            record.emit(roster.outcome)
-            return
-        # An answer only the requester sees must not leak into the channel: its export goes to a DM.
-        target = (
-            ExportTarget(channel_id=click.channel, direct_to_user=click.user)
-            if click.ephemeral
-            else ExportTarget(channel_id=click.channel, thread_ts=click.thread_ts)
-        )
-        problem = await upload_roster_csv(
-            client,
-            room_id=ref.room_id,
-            users=roster.ordered(newest_first=ref.newest_first),
-            fetched_at=roster.fetched_at,
-            target=target,
-            requested_by=click.user,
-            profile=ref.profile,
-        )
-        record.note(room_users=len(roster.users))
-        if problem is not None:
-            message = problem_message(problem, title="Can't export that room")
-            await deliver(respond, message, fallback=fallback, response_type="ephemeral", replace_original=False)
-            record.emit("export_failed")
-            return
-        where = "your direct messages with roomusers" if click.ephemeral else "this conversation"
-        done = problem_message(f"The CSV of all {len(roster.users):,} users was sent to {where}.", title="Exported")
-        await deliver(respond, done, fallback=fallback, response_type="ephemeral", replace_original=False)
-        record.emit("ok")
+            async def tell_to_retry() -> None:
+                fallback = (client, click.channel, click.user)
+                await deliver(respond, restarting_message(), fallback=fallback, replace_original=False)
+
+            if deps.inflight.closing:
+                await tell_to_retry()
+                return
+            async with deps.inflight.job(tell_to_retry):
+                await work(click, deps, respond, client)
+
+        return handle
+
+    app.action(VIEW_ACTIONS)(listener(change_view))
+    app.action(SHARE_ACTION)(listener(share))
+    app.action(EXPORT_ACTION)(listener(export))
+
+
+async def change_view(click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient) -> None:
+    """Prev/Next, the order toggle and Refresh: the clicked message is replaced in place."""
+    ref, record = await _start(click, deps, respond, client)
+    if ref is None:
+        return
+    answer = await deps.answers.page(ref, shareable=click.ephemeral, refresh=click.action_id == "roomusers_refresh")
+    await _replace(respond, answer, click, client, record)
+
+
+async def share(click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient) -> None:
+    ref, record = await _start(click, deps, respond, client)
+    if ref is None:
+        return
+    answer = await deps.answers.page(ref, shareable=False, shared_by=click.user)
+    record.note(**answer.audit_fields())
+    if answer.outcome in ("ok", "empty"):
+        # response_type in_channel on the click's URL posts a new, visible message in the conversation.
+        await deliver(respond, answer.message, response_type="in_channel", replace_original=False)
+    else:
+        await deliver(respond, answer.message, fallback=(client, click.channel, click.user), replace_original=False)
+    record.emit(answer.outcome)
+
+
+async def export(click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient) -> None:
+    ref, record = await _start(click, deps, respond, client)
+    if ref is None:
+        return
+    fallback = (client, click.channel, click.user)
+    roster = await deps.answers.roster(ref)
+    if isinstance(roster, Answer):
+        await deliver(respond, roster.message, fallback=fallback, replace_original=False)
+        record.emit(roster.outcome)
+        return
+    # An answer only the requester sees must not leak into the channel: its export goes to a DM.
+    target = (
+        ExportTarget(channel_id=click.channel, direct_to_user=click.user)
+        if click.ephemeral
+        else ExportTarget(channel_id=click.channel, thread_ts=click.thread_ts)
+    )
+    problem = await upload_roster_csv(
+        client,
+        room_id=ref.room_id,
+        users=roster.ordered(newest_first=ref.newest_first),
+        fetched_at=roster.fetched_at,
+        target=target,
+        requested_by=click.user,
+        profile=ref.profile,
+    )
+    record.note(room_users=len(roster.users))
+    if problem is not None:
+        message = problem_message(problem, title="Can't export that room")
+        await deliver(respond, message, fallback=fallback, response_type="ephemeral", replace_original=False)
+        record.emit("export_failed")
+        return
+    where = "your direct messages with roomusers" if click.ephemeral else "this conversation"
+    done = problem_message(f"The CSV of all {len(roster.users):,} users was sent to {where}.", title="Exported")
+    await deliver(respond, done, fallback=fallback, response_type="ephemeral", replace_original=False)
+    record.emit("ok")
 
 
 async def _replace(

@@ -10,8 +10,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.audit import AuditRecord
 from bot.slack.blocks import loading_text, problem_message, usage_message
 from bot.slack.delivery import deliver
-from bot.slack.deps import SlackDeps
-from bot.slack.parsing import HelpRequest, InvalidRequest, parse_command_text
+from bot.slack.deps import SlackDeps, restarting_message
+from bot.slack.parsing import CommandRequest, HelpRequest, InvalidRequest, parse_command_text
 
 COMMAND = "/roomusers"
 NOT_ALLOWED = "Not allowed"
@@ -37,18 +37,38 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         await ack(text=loading_text(request.room_id))
         record.note(room=request.room_id, profile=request.profile or None, filter=bool(request.filter_text))
         fallback = (client, channel, user)
-        refusal = await deps.access.refusal(user_id=user, channel_id=channel, client=client)
-        if refusal is not None:
-            await deliver(respond, problem_message(refusal, title=NOT_ALLOWED), fallback=fallback)
-            record.emit("refused")
+
+        async def tell_to_retry() -> None:
+            await deliver(respond, restarting_message(), fallback=fallback, replace_original=False)
+            record.emit("interrupted")
+
+        if deps.inflight.closing:
+            await tell_to_retry()
             return
-        answer = await deps.answers.first_page(request, shareable=True)
-        record.note(**answer.audit_fields())
-        await deliver(respond, answer.message, fallback=fallback, response_type="ephemeral", replace_original=False)
-        record.emit(answer.outcome)
-        if answer.pending is not None:
-            # A command's own response_url can't replace its answer: later pages come with clicks. Only a
-            # failure to read the rest is worth a second message.
-            final = await deps.answers.finish(request, answer.pending, shareable=True)
-            if final.outcome not in ("ok", "empty"):
-                await deliver(respond, final.message, fallback=fallback, replace_original=False)
+        async with deps.inflight.job(tell_to_retry):
+            await answer_command(deps, request, respond, fallback, record)
+
+
+async def answer_command(
+    deps: SlackDeps,
+    request: CommandRequest,
+    respond: AsyncRespond,
+    fallback: tuple[AsyncWebClient, str, str],
+    record: AuditRecord,
+) -> None:
+    client, channel, user = fallback
+    refusal = await deps.access.refusal(user_id=user, channel_id=channel, client=client)
+    if refusal is not None:
+        await deliver(respond, problem_message(refusal, title=NOT_ALLOWED), fallback=fallback)
+        record.emit("refused")
+        return
+    answer = await deps.answers.first_page(request, shareable=True)
+    record.note(**answer.audit_fields())
+    await deliver(respond, answer.message, fallback=fallback, response_type="ephemeral", replace_original=False)
+    record.emit(answer.outcome)
+    if answer.pending is not None:
+        # A command's own response_url can't replace its answer: later pages come with clicks. Only a
+        # failure to read the rest is worth a second message.
+        final = await deps.answers.finish(request, answer.pending, shareable=True)
+        if final.outcome not in ("ok", "empty"):
+            await deliver(respond, final.message, fallback=fallback, replace_original=False)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.dedupe import EventDeduper
 from bot.slack.access import AccessPolicy
 from bot.slack.answers import RoomAnswers
+from bot.slack.blocks import Message, problem_message
+from bot.slack.inflight import InFlight
+
+RESTARTING = "roomusers is restarting and could not finish this answer; please try again in a moment."
+
+
+def restarting_message() -> Message:
+    return problem_message(RESTARTING, title="Interrupted")
 
 
 @dataclass(frozen=True)
@@ -14,3 +22,4 @@ class SlackDeps:
     answers: RoomAnswers
     access: AccessPolicy
     deduper: EventDeduper
+    inflight: InFlight = field(default_factory=InFlight)

@@ -18,7 +18,7 @@ from bot.audit import AuditRecord
 from bot.slack.answers import Answer
 from bot.slack.blocks import Message, problem_message, usage_message
 from bot.slack.commands import NOT_ALLOWED
-from bot.slack.deps import SlackDeps
+from bot.slack.deps import SlackDeps, restarting_message
 from bot.slack.parsing import CommandRequest, HelpRequest, InvalidRequest, parse_command_text, strip_mention
 from bot.snapshots import Flight
 
@@ -60,12 +60,21 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             )
             record.emit("refused")
             return
-        answer = await deps.answers.first_page(request, shareable=False)
-        record.note(**answer.audit_fields())
-        ts = await post(client, channel, thread_ts, answer.message)
-        record.emit(answer.outcome)
-        if answer.pending is not None and ts is not None:
-            await follow_up(deps, client, channel, ts, request, answer.pending)
+
+        async def tell_to_retry() -> None:
+            await post(client, channel, thread_ts, restarting_message())
+            record.emit("interrupted")
+
+        if deps.inflight.closing:
+            await tell_to_retry()
+            return
+        async with deps.inflight.job(tell_to_retry):
+            answer = await deps.answers.first_page(request, shareable=False)
+            record.note(**answer.audit_fields())
+            ts = await post(client, channel, thread_ts, answer.message)
+            record.emit(answer.outcome)
+            if answer.pending is not None and ts is not None:
+                await follow_up(deps, client, channel, ts, request, answer.pending)
 
 
 async def follow_up(
