@@ -87,7 +87,11 @@ async def open_rosters(
             name: _stack(settings, http, shared_store, pacer_for(settings), flights, retry)
             for name, settings in profiles.by_name.items()
         }
-        yield Rosters(default=profiles.default, stacks=stacks)
+        try:
+            yield Rosters(default=profiles.default, stacks=stacks)
+        finally:
+            for stack in stacks.values():
+                await stack.snapshots.aclose()
 
 
 @asynccontextmanager

@@ -135,6 +135,13 @@ class SnapshotService:
             return begun
         return Snapshot(await begun.roster(), from_cache=False)
 
+    async def aclose(self) -> None:
+        """Stop fetches still under way (at shutdown, after answers had their grace period)."""
+        tasks = [flight.task for flight in self._in_flight.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def in_flight(self, room_id: str) -> Flight | None:
         return self._in_flight.get(self.key(room_id))
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 from bot.local_stack import LocalStack
-from bot.slack_standin import StoredMessage
+from bot.slack_standin import SlackStandIn, StoredMessage
 
 USER_LINE = re.compile(r"^(\d+)\. .* · `([^`]*)`$", re.MULTILINE)
 
@@ -37,3 +38,17 @@ async def answer_to(local: LocalStack, text: str) -> StoredMessage:
 
 def tool_ids(message: StoredMessage) -> list[str]:
     return [e["action_id"] for b in message.blocks if b.get("block_id") == "roomusers_tools" for e in b["elements"]]
+
+
+async def wait_for_message(
+    slack: SlackStandIn, find: Callable[[], StoredMessage | None], *, within: float = 30
+) -> StoredMessage:
+    """Wait until `find()` returns a message (the stand-in wakes waiters on every change)."""
+    found = await slack.wait_for(lambda: find() or False, timeout=within)
+    assert isinstance(found, StoredMessage)
+    return found
+
+
+def answers_to(slack: SlackStandIn, user: str) -> list[StoredMessage]:
+    """The private answers `user` got through response_url (not the "fetching" acks)."""
+    return [m for m in slack.ephemerals(user) if m.origin == "response_url"]

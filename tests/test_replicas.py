@@ -1,0 +1,139 @@
+"""Several app replicas sharing one real redis-server behave as one app (one sandbox, one Slack stand-in)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from bot.local_stack import LocalReplicas, local_replicas
+from bot.sandbox import ZimSandbox
+from bot.slack_standin import StoredMessage
+
+from .conftest import FAST_RETRY
+from .redis_server import RedisServer
+from .slack_helpers import all_text, answers_to, listed_user_ids, wait_for_message
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    if not redis_server.running:
+        redis_server.start()
+    redis_server.flush()
+    return redis_server.url
+
+
+async def command_answer(local: LocalReplicas, replica: int, text: str, user: str = "U0ALICE") -> StoredMessage:
+    """Send the command to `replica`; return the answer that follows (the one after the "fetching" ack)."""
+
+    seen = len(answers_to(local.slack, user))
+    local.route(replica)
+    await local.slack.send_command(text, user_id=user)
+    return await wait_for_message(local.slack, lambda: next(iter(answers_to(local.slack, user)[seen:]), None))
+
+
+async def first_answer(local: LocalReplicas, user: str) -> StoredMessage:
+    return await wait_for_message(local.slack, lambda: next(iter(answers_to(local.slack, user)), None))
+
+
+async def until_cached(local: LocalReplicas, rooms: list[str], *, within: float = 60) -> None:
+    """Wait until every room's whole roster is in the shared store (the store is Redis: poll it)."""
+    snapshots = local.replicas[0].running.rosters.stacks["default"].snapshots
+    async with asyncio.timeout(within):
+        while [room for room in rooms if await snapshots.cached(room) is None]:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+
+
+async def test_a_click_on_another_replica_is_served_from_the_shared_snapshot(sandbox: ZimSandbox, redis_url: str):
+    async with local_replicas(2, sandbox=sandbox, redis_url=redis_url, retry=FAST_RETRY) as local:
+        first = await command_answer(local, 0, "demo-499")
+        requests = sandbox.stats.requests
+        local.route(1)
+        await local.slack.click(first, "roomusers_next")
+
+        def replaced() -> StoredMessage | None:
+            message = local.slack.message(first.ts)
+            return message if message is not None and message.replaced_count > 0 else None
+
+        second = await wait_for_message(local.slack, replaced)
+        assert listed_user_ids(second) == [uid for uid, _ in sandbox.rooms["demo-499"].users[20:40]]
+        assert "from cache" in all_text(second)
+        assert sandbox.stats.requests == requests
+
+
+async def test_a_room_requested_on_both_replicas_at_once_is_fetched_once(sandbox: ZimSandbox, redis_url: str):
+    sandbox.add_room("shared-room", 4000)  # 8 pages
+    sandbox.faults.set_latency(latency_ms=30)
+    async with local_replicas(2, sandbox=sandbox, redis_url=redis_url, retry=FAST_RETRY) as local:
+        local.route(0)
+        one = asyncio.create_task(local.slack.send_command("shared-room", user_id="U0ALICE"))
+        local.route(1)
+        two = asyncio.create_task(local.slack.send_command("shared-room", user_id="U0BOB"))
+        await asyncio.gather(one, two)
+        for user in ("U0ALICE", "U0BOB"):
+            answer = await first_answer(local, user)
+            assert "4,000 users" in all_text(answer)
+        await until_cached(local, ["shared-room"])
+    # one two-chain fetch of 8 pages: at most a couple of requests past the meeting point
+    assert sandbox.stats.requests <= 10
+
+
+async def test_twelve_concurrent_commands_across_replicas_stay_under_the_global_limit(
+    sandbox: ZimSandbox, redis_url: str
+):
+    rooms = [f"load-{2000 + i}" for i in range(12)]  # 5 pages each: 60 requests, ~3 s at 20/s
+    async with local_replicas(3, sandbox=sandbox, redis_url=redis_url, retry=FAST_RETRY) as local:
+        sends = []
+        for i, room in enumerate(rooms):
+            local.route(i % 3)
+            sends.append(asyncio.create_task(local.slack.send_command(room, user_id=f"U0USER{i:02d}")))
+            await asyncio.sleep(0)
+        await asyncio.gather(*sends)
+        for i in range(len(rooms)):
+            answer = await first_answer(local, f"U0USER{i:02d}")
+            assert f"{2000 + i:,} users" in all_text(answer)
+        # Big rooms answer after their first page; wait until every whole room is in the shared store.
+        await until_cached(local, rooms)
+    assert sandbox.stats.rate_limited == 0
+    assert sandbox.stats.max_in_window(1.0) <= 20
+    assert sandbox.stats.requests >= 60
+
+
+async def test_a_retried_event_delivered_to_another_replica_is_answered_once(sandbox: ZimSandbox, redis_url: str):
+    async with local_replicas(2, sandbox=sandbox, redis_url=redis_url, retry=FAST_RETRY) as local:
+        local.route(0)
+        first = await local.slack.mention("demo-12")
+        await local.slack.next_message()
+        local.route(1)
+        again = await local.slack.mention("", event_id=first.sent["event_id"], retry_num=1)
+        assert again.status == 200
+        with pytest.raises(TimeoutError):
+            await local.slack.next_message(timeout=0.5)
+        assert len([m for m in local.slack.messages("C0OPS") if m.origin == "api"]) == 1
+
+
+async def test_answers_continue_when_redis_stops_and_recover_when_it_returns(
+    sandbox: ZimSandbox, redis_server: RedisServer, redis_url: str, caplog
+):
+    caplog.set_level(logging.WARNING)
+    async with local_replicas(2, sandbox=sandbox, redis_url=redis_url, retry=FAST_RETRY) as local:
+        before = await command_answer(local, 0, "demo-120")
+        assert "120 users" in all_text(before)
+        redis_server.stop()
+        during = await command_answer(local, 1, "demo-12")
+        assert "12 users" in all_text(during)
+        assert any("redis" in r.getMessage().lower() for r in caplog.records)
+        redis_server.start()
+        await asyncio.sleep(3.5)  # the next probe finds Redis again
+        after = await command_answer(local, 0, "demo-499")
+        assert "499 users" in all_text(after)
+        health = await local.replicas[0].running.state.health()
+        assert health == {"redis": "ok"}
