@@ -8,10 +8,18 @@ from collections.abc import Iterable
 
 from bot.zim.models import RoomUser, Roster
 
+# Format characters that only join emoji (👩🏽‍💻, subdivision flags) and cannot reorder or hide text.
+EMOJI_JOINERS = frozenset({"\u200d", *map(chr, range(0xE0020, 0xE0080))})
+
 
 def printable(text: str) -> str:
-    """Replace control and format characters (escape sequences, bidi overrides) so names can't rewrite the screen."""
-    return "".join("�" if unicodedata.category(char) in ("Cc", "Cf") else char for char in text)
+    """Make control and format characters (escapes, bidi overrides, zero-width) visible and inert, so untrusted
+    names can't rewrite the screen; tabs become spaces and emoji joiners stay."""
+    return "".join(" " if char == "\t" else "\N{REPLACEMENT CHARACTER}" if _unsafe(char) else char for char in text)
+
+
+def _unsafe(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Cf") and char not in EMOJI_JOINERS
 
 
 def roster_json(roster: Roster, *, newest_first: bool) -> str:

@@ -10,23 +10,15 @@ from __future__ import annotations
 
 import re
 import textwrap
-import unicodedata
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from bot.slack_standin.models import JsonDict, StoredMessage
 from bot.slack_standin.payloads import buttons_in
+from bot.terminal import printable
 
 _CONTROL = re.compile(r"<([^<>]*)>")
 _DIM, _RESET = "\x1b[2m", "\x1b[0m"
-_REPLACEMENT = "\N{REPLACEMENT CHARACTER}"
-
-
-def printable(text: str) -> str:
-    """`text` with control/format characters (escapes, bidi overrides, zero-width) made visible and inert."""
-    return "".join(
-        " " if char == "\t" else _REPLACEMENT if unicodedata.category(char) in ("Cc", "Cf") else char for char in text
-    )
 
 
 def _resolve(match: re.Match[str]) -> str:
