@@ -64,3 +64,22 @@ async def test_concurrent_callers_queue_fairly_on_a_real_loop():
 def test_invalid_rates_are_refused():
     with pytest.raises(ValueError, match="qps"):
         SmoothPacer(0)
+
+
+async def test_a_sender_woken_late_takes_a_new_slot_instead_of_bunching():
+    now = [0.0]
+    pauses = [0.07]  # the first sleep overruns by 70 ms (a GC pause): that slot is given up
+
+    async def sleep(seconds):
+        now[0] += seconds + (pauses.pop(0) if pauses else 0.0)
+
+    pacer = SmoothPacer(20, headroom=0.95, clock=lambda: now[0], sleep=sleep)
+    await pacer.wait_turn()  # slot 0, immediate
+    sends = [now[0]]
+    for _ in range(40):
+        await pacer.wait_turn()
+        sends.append(now[0])
+    assert pacer.late_wakeups == 1
+    gaps = [b - a for a, b in itertools.pairwise(sends)]
+    assert min(gaps) >= (1 / 19) * (1 - 0.25) - 1e-9
+    assert max(sum(1 for t in sends if start <= t < start + 1) for start in sends) <= 20
