@@ -101,7 +101,9 @@ async def local_replicas(
             running = await stack.enter_async_context(
                 compose_app(profiles, slack_settings, state=replica_state, access=access, retry=retry)
             )
-            runner, port = await start_http(running.app, LOOPBACK, 0, replica_state.health)
+            runner, port = await start_http(
+                running.app, LOOPBACK, 0, replica_state.health, signing_secret=signing_secret
+            )
             stack.push_async_callback(runner.cleanup)
             replicas.append(Replica(running=running, app_url=f"http://{LOOPBACK}:{port}{EVENTS_PATH}"))
         local = LocalReplicas(sandbox=sandbox, slack=slack, replicas=replicas, slack_settings=slack_settings)

@@ -35,7 +35,7 @@ async def serve(*, http: bool, host: str, port: int) -> None:
     try:
         async with compose_app(profiles, slack, state=state, access=access) as running:
             if http:
-                await _serve_http(running, host, port)
+                await _serve_http(running, host, port, slack.signing_secret)
             else:
                 await _serve_socket_mode(running, slack.app_token or "", host, runtime.metrics_port)
             await running.deps.inflight.drain(runtime.shutdown_grace)
@@ -44,8 +44,8 @@ async def serve(*, http: bool, host: str, port: int) -> None:
     log.info("stopped")
 
 
-async def _serve_http(running: RunningApp, host: str, port: int) -> None:
-    runner, bound = await start_http(running.app, host, port, running.state.health)
+async def _serve_http(running: RunningApp, host: str, port: int, signing_secret: str | None) -> None:
+    runner, bound = await start_http(running.app, host, port, running.state.health, signing_secret=signing_secret)
     log.info("roomusers listening on http://%s:%d%s (also /healthz, /metrics)", host, bound, EVENTS_PATH)
     try:
         await wait_for_stop_signal()

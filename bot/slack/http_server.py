@@ -13,6 +13,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from bot.metrics import exposition
+from bot.slack.replay import ReplayFilter, ReplayGuard
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,24 @@ def add_ops_routes(web_app: web.Application, health: Health) -> None:
     web_app.router.add_get("/metrics", metrics)
 
 
-def make_web_app(app: AsyncApp, health: Health = _always_ok) -> web.Application:
+def make_web_app(
+    app: AsyncApp,
+    health: Health = _always_ok,
+    *,
+    signing_secret: str | None = None,
+    replay_guard: ReplayGuard | None = None,
+) -> web.Application:
+    """With `signing_secret` (HTTP mode), requests are verified first and a replayed signature gets 401."""
+    replays = ReplayFilter(signing_secret, replay_guard) if signing_secret else None
+
     async def slack_events(request: web.Request) -> web.Response:
-        bolt_response = await app.async_dispatch(await to_bolt_request(request))
+        try:
+            bolt_request = await to_bolt_request(request)
+        except UnicodeDecodeError:  # Slack only sends UTF-8; anything else is not Slack
+            return web.json_response({"error": "invalid request"}, status=400)
+        if replays is not None and (refusal := await replays.refusal(bolt_request.raw_body, request.headers)):
+            return web.json_response({"error": refusal}, status=401)
+        bolt_response = await app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
     web_app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -61,8 +77,10 @@ async def start_site(web_app: web.Application, host: str, port: int) -> tuple[we
     return runner, int(bound)
 
 
-async def start_http(app: AsyncApp, host: str, port: int, health: Health = _always_ok) -> tuple[web.AppRunner, int]:
-    return await start_site(make_web_app(app, health), host, port)
+async def start_http(
+    app: AsyncApp, host: str, port: int, health: Health = _always_ok, *, signing_secret: str | None = None
+) -> tuple[web.AppRunner, int]:
+    return await start_site(make_web_app(app, health, signing_secret=signing_secret), host, port)
 
 
 async def start_ops_server(host: str, port: int, health: Health) -> tuple[web.AppRunner, int]:
@@ -78,13 +96,3 @@ async def wait_for_stop_signal() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-
-
-async def serve_http_forever(app: AsyncApp, host: str, port: int, health: Health = _always_ok) -> None:
-    runner, bound = await start_http(app, host, port, health)
-    log.info("roomusers listening on http://%s:%d%s", host, bound, EVENTS_PATH)
-    try:
-        await wait_for_stop_signal()
-    finally:
-        log.info("shutting down")
-        await runner.cleanup()

@@ -1,0 +1,127 @@
+"""Refusing replayed Slack requests in HTTP mode.
+
+Slack signs every request (`X-Slack-Signature`, HMAC-SHA256 over `v0:{timestamp}:{raw body}`), and Bolt
+refuses signatures that are wrong or whose timestamp is more than 5 minutes from our clock. Neither stops
+someone who captured a genuine request (a proxy log, a leaked HAR file) from sending it again within those
+minutes: the copy is byte-identical, so its signature verifies. A signature is unique to its timestamp and
+body, so remembering each verified signature for as long as it could still verify refuses every copy.
+
+Slack's own retries are different requests: each carries a new `X-Slack-Request-Timestamp`, hence a new
+signature, and is answered once by the event deduper (same `event_id`), not refused here.
+
+Only signatures that verify are remembered, so forged traffic cannot fill the cache. The in-process guard
+protects one process; replicas behind a load balancer need a shared guard (e.g. Redis `SET key 1 NX EX ttl`)
+implementing the same protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from cachetools import TTLCache
+from slack_sdk.signature import Clock, SignatureVerifier
+
+__all__ = [
+    "INVALID_REQUEST",
+    "REPLAYED_REQUEST",
+    "REPLAY_TTL_SECONDS",
+    "SIGNATURE_HEADER",
+    "SIGNATURE_WINDOW_SECONDS",
+    "TIMESTAMP_HEADER",
+    "MemoryReplayGuard",
+    "ReplayFilter",
+    "ReplayGuard",
+]
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_WINDOW_SECONDS = 300  # slack_sdk's SignatureVerifier (and so Bolt) accepts |now - timestamp| <= 300 s
+# A signature verifies while our clock is within 300 s of its timestamp, on either side: first seen at the
+# earliest moment (timestamp - 300 s), it stays valid for 600 s. So remember it for the window, plus the
+# largest clock skew the window tolerates (another 300 s), plus a margin for the moment of arrival.
+REPLAY_TTL_SECONDS = 2 * SIGNATURE_WINDOW_SECONDS + 30
+# Bounded memory: ~200 bytes an entry. 100,000 entries cover ~150 verified requests/s sustained over the TTL;
+# beyond that the oldest signatures are forgotten first (they are also the first to stop verifying).
+MAX_REMEMBERED_SIGNATURES = 100_000
+
+TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
+SIGNATURE_HEADER = "X-Slack-Signature"
+RETRY_HEADER = "X-Slack-Retry-Num"
+INVALID_REQUEST = "invalid request"  # Bolt's own 401 body for a bad signature
+REPLAYED_REQUEST = "replayed request"
+
+
+class ReplayGuard(Protocol):
+    async def first_use(self, signature: str, timestamp: str) -> bool:
+        """True the first time this (verified) signature is seen within the TTL, False for every repeat."""
+
+
+class MemoryReplayGuard:
+    """In-process ReplayGuard: a TTLCache of signatures, bounded in size."""
+
+    def __init__(
+        self,
+        *,
+        ttl: float = REPLAY_TTL_SECONDS,
+        max_signatures: int = MAX_REMEMBERED_SIGNATURES,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._seen: TTLCache[str, bool] = TTLCache(maxsize=max_signatures, ttl=ttl, timer=timer)
+
+    async def first_use(self, signature: str, timestamp: str) -> bool:
+        # The signature covers the timestamp, so it alone identifies the request. No await between the check
+        # and the insert: two concurrent copies cannot both pass.
+        if signature in self._seen:
+            return False
+        self._seen[signature] = True
+        return True
+
+
+class _Clock(Clock):
+    """slack_sdk's Clock over a plain callable (so tests can move time)."""
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self._now = now
+
+    def now(self) -> float:
+        return self._now()
+
+
+class ReplayFilter:
+    """Verify a request exactly as Bolt will, then let only the first use of its signature through."""
+
+    def __init__(
+        self, signing_secret: str, guard: ReplayGuard | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._verifier = SignatureVerifier(signing_secret, clock=_Clock(clock))
+        self._guard: ReplayGuard = guard if guard is not None else MemoryReplayGuard()
+
+    def __repr__(self) -> str:  # never show the signing secret the verifier holds
+        return f"ReplayFilter(guard={type(self._guard).__name__})"
+
+    async def refusal(self, body: str, headers: Mapping[str, str]) -> str | None:
+        """None when the request may go on to Bolt; otherwise the reason to answer 401 with.
+
+        `body` must be the exact text Bolt verifies (`AsyncBoltRequest.raw_body`); `headers` a case-insensitive
+        mapping such as aiohttp's `request.headers` (its `get` gives the first value, as Bolt reads it).
+        Requests that fail verification are refused without being remembered; junk headers that make
+        SignatureVerifier raise (and Bolt answer 500) count as failures.
+        """
+        timestamp, signature = headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER)
+        try:
+            verified = self._verifier.is_valid(body, timestamp, signature)
+        except (ValueError, OverflowError, TypeError):  # int("junk"), a 400-digit timestamp, a non-ASCII signature
+            verified = False
+        if not verified or timestamp is None or signature is None:
+            log.info("refused a Slack request whose signature does not verify (timestamp %.20r)", timestamp)
+            return INVALID_REQUEST
+        # An Events API delivery may legitimately come again with the same signature (Slack's immediate retry
+        # in the same second); its event_id dedupe answers it once, so only an exact copy of a retry is refused.
+        key = f"{signature}:retry-{headers.get(RETRY_HEADER, '')}" if body.startswith("{") else signature
+        if not await self._guard.first_use(key, timestamp):
+            log.warning("refused a replayed Slack request (timestamp %s, already answered once)", timestamp)
+            return REPLAYED_REQUEST
+        return None
