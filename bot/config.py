@@ -26,6 +26,7 @@ class ZegoSettings:
     base_url: str = DEFAULT_ZIM_BASE_URL
     qps: float = 20.0
     profile: str = DEFAULT_PROFILE
+    env_prefix: str = "ZEGO_"  # where these settings came from, so errors name the right variables
 
     def __repr__(self) -> str:
         return (
@@ -109,6 +110,7 @@ def _profile_settings(env: Mapping[str, str], prefix: str, profile: str) -> Zego
         base_url=zim_base_url(env, prefix),
         qps=parse_qps(env.get(f"{prefix}QPS"), f"{prefix}QPS"),
         profile=profile,
+        env_prefix=prefix,
     )
 
 

@@ -61,6 +61,7 @@ def _stack(
         pacer=pacer,
         http=http,
         retry=retry,
+        settings_prefix=settings.env_prefix,
     )
 
     async def fetch(room_id: str, progress: FetchProgress) -> Roster:

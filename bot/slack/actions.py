@@ -113,12 +113,18 @@ async def share(click: _Click, deps: SlackDeps, respond: AsyncRespond, client: A
         return
     answer = await deps.answers.page(ref, shareable=False, shared_by=click.user)
     record.note(**answer.audit_fields())
-    if answer.outcome in ("ok", "empty"):
-        # response_type in_channel on the click's URL posts a new, visible message in the conversation.
-        await deliver(respond, answer.message, response_type="in_channel", replace_original=False)
-    else:
-        await deliver(respond, answer.message, fallback=(client, click.channel, click.user), replace_original=False)
-    record.emit(answer.outcome)
+    fallback = (client, click.channel, click.user)
+    if answer.outcome not in ("ok", "empty"):
+        await deliver(respond, answer.message, fallback=fallback, replace_original=False)
+        record.emit(answer.outcome)
+        return
+    # response_type in_channel on the click's URL posts a new, visible message in the conversation.
+    if await deliver(respond, answer.message, response_type="in_channel", replace_original=False):
+        record.emit(answer.outcome)
+        return
+    sorry = problem_message("Slack did not accept the shared page; try Share again in a moment.", title="Not shared")
+    await deliver(respond, sorry, fallback=fallback, replace_original=False)
+    record.emit("share_failed")
 
 
 async def export(click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient) -> None:
@@ -162,8 +168,10 @@ async def _replace(
     respond: AsyncRespond, answer: Answer, click: _Click, client: AsyncWebClient, record: AuditRecord
 ) -> None:
     record.note(**answer.audit_fields())
+    fallback = (client, click.channel, click.user)
     if answer.outcome in ("ok", "empty"):
-        await deliver(respond, answer.message, replace_original=True)
+        # If the click's response_url fails, the page arrives as a new private message instead.
+        await deliver(respond, answer.message, fallback=fallback, replace_original=True)
     else:  # keep the page the user was looking at; say what went wrong beside it
-        await deliver(respond, answer.message, fallback=(client, click.channel, click.user), replace_original=False)
+        await deliver(respond, answer.message, fallback=fallback, replace_original=False)
     record.emit(answer.outcome)

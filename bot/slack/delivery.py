@@ -28,7 +28,12 @@ async def deliver(
         if response.status_code == 200:
             return True
         log.warning("response_url answered HTTP %s: %s", response.status_code, (response.body or "")[:200])
-    except Exception as error:  # a dead or slow response_url must not lose the answer
+    except TimeoutError:
+        # The post was sent and may still land: posting again could show the answer twice. Slack answers
+        # response_urls in well under Bolt's 30 s timeout, so this is rare; a duplicate would be worse.
+        log.warning("response_url did not answer in time; not posting the answer a second time")
+        return False
+    except Exception as error:  # a dead response_url must not lose the answer
         log.warning("response_url failed: %s", type(error).__name__)
     if fallback is None:
         return False

@@ -51,6 +51,7 @@ class ZimClient:
         http: httpx.AsyncClient,
         retry: RetryPolicy | None = None,
         page_limit: int = MAX_LIMIT,
+        settings_prefix: str = "ZEGO_",
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
@@ -61,6 +62,7 @@ class ZimClient:
         self._http = http
         self._retry = retry or RetryPolicy()
         self.page_limit = page_limit
+        self._settings_prefix = settings_prefix
         self._clock = clock
         self._rng = rng or random.Random()
 
@@ -78,8 +80,14 @@ class ZimClient:
         last: TransientAnswer | None = None
         while True:
             attempt += 1
+            remaining = self._retry.total_budget - (time.monotonic() - started)
             try:
-                return await self._send(room_id, mode=mode, cursor=cursor)
+                # The budget bounds every attempt too: its wait for a send slot and its HTTP exchange.
+                async with asyncio.timeout(remaining):
+                    return await self._send(room_id, mode=mode, cursor=cursor)
+            except TimeoutError:
+                last = last or TransientAnswer("the request did not complete in time")
+                raise self._gave_up(last, attempt, started) from None
             except TransientAnswer as answer:
                 last = answer
                 if answer.rate_limited:
@@ -87,20 +95,25 @@ class ZimClient:
             except ZimCredentialsRejected as rejected:
                 # An expired signature is worth one fresh signature (the clock may have just been fixed).
                 if rejected.code != codes.SIGNATURE_EXPIRED or attempt > 1:
-                    raise
+                    raise rejected.naming_settings(self._settings_prefix) from None
                 last = TransientAnswer(rejected.message, code=rejected.code, request_id=rejected.request_id)
             delay = self._retry.backoff(attempt, self._rng)
             elapsed = time.monotonic() - started
             if attempt >= self._retry.max_attempts or elapsed + delay > self._retry.total_budget:
-                raise ZimUnavailable(
-                    f"ZIM is unavailable: {last.description} (gave up after {attempt} attempts in {elapsed:.1f} s).",
-                    code=last.code,
-                    request_id=last.request_id,
-                    attempts=attempt,
-                )
+                raise self._gave_up(last, attempt, started)
             ZIM_RETRIES.inc()
             log.info("zim retry room=%r mode=%d attempt=%d in %.2fs: %s", room_id, mode, attempt, delay, last)
             await asyncio.sleep(delay)
+
+    @staticmethod
+    def _gave_up(last: TransientAnswer, attempts: int, started: float) -> ZimUnavailable:
+        elapsed = time.monotonic() - started
+        return ZimUnavailable(
+            f"ZIM is unavailable: {last.description} (gave up after {attempts} attempts in {elapsed:.1f} s).",
+            code=last.code,
+            request_id=last.request_id,
+            attempts=attempts,
+        )
 
     async def _send(self, room_id: str, *, mode: int, cursor: str) -> Page:
         LIMITER_WAIT_SECONDS.observe(await self._pacer.wait_turn())

@@ -52,7 +52,12 @@ class ZimInvalidRequest(ZimRejected):
 
 
 class ZimCredentialsRejected(ZimRejected):
-    pass
+    def naming_settings(self, prefix: str) -> ZimCredentialsRejected:
+        """The same error, naming the variables of the profile whose credentials were used (ZEGO_STAGING_…)."""
+        if prefix == "ZEGO_":
+            return self
+        message = self.message.replace("ZEGO_", prefix)
+        return ZimCredentialsRejected(message, code=self.code, request_id=self.request_id)
 
 
 class ZimUnavailable(ZimError):
