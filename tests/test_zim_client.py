@@ -222,3 +222,9 @@ async def test_concurrent_requests_for_one_room_cause_one_fetch(sandbox, make_cl
     single = await fetch_roster(make_client(), "demo-1234")
     assert sandbox.stats.requests == 2 * single.pages
     assert all(len(s.roster.users) == 1234 for s in snapshots)
+
+
+async def test_rejected_credentials_of_another_profile_name_its_own_variables(make_client: ClientFactory):
+    client = make_client(secret="f" * 32, settings_prefix="ZEGO_STAGING_")
+    with pytest.raises(ZimCredentialsRejected, match="ZEGO_STAGING_SERVER_SECRET and ZEGO_STAGING_APP_ID"):
+        await fetch_roster(client, "demo-1")
