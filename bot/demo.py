@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shlex
 import sys
 
 from bot.local_stack import LocalStack, local_stack
@@ -98,5 +97,4 @@ async def console_step(local: LocalStack, line: str, last: StoredMessage | None)
         return await show_replies(local)
     if line:
         show(CONSOLE_HELP)
-        shlex.split(line)  # nothing to run; parsing only rejects unbalanced quotes loudly
     return last
