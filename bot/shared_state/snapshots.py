@@ -1,12 +1,11 @@
 """Roster snapshots in Redis, shared by every replica.
 
-Encoding: a 4-byte tag (`RUS1`), then zlib (level 6) of UTF-8 JSON
-`{"room", "count", "at", "pages", "destroying", "requests", "ids": [...], "names": [...]}`. Column
-layout (all IDs, then all names) compresses better and parses about 3x faster than `[[id, name], ...]`
-pairs: on a 100,000-user roster, about 5.4 bytes/user for the sandbox's generated names (few distinct
-names) and about 15 bytes/user for high-entropy ones (unique IDs and names), versus 20-24 bytes/user raw.
-Strings go through `surrogatepass`, so any Python string, even a lone surrogate from ZIM's JSON, comes back
-identical. Large rosters are encoded and decoded in a worker thread so the event loop keeps answering Slack.
+Encoding: a 4-byte tag (`RUS2`), then zlib (level 6) of a length-prefixed UTF-8 JSON header
+`{"room", "count", "at", "pages", "destroying", "requests"}` followed by the roster's packed form
+(`PackedUsers.to_bytes`: the ID and name blobs and their offsets). Reading it back builds no per-user
+objects, so a click served from Redis costs a decompression, not a parse of every user. Strings go through
+`surrogatepass`, so any Python string, even a lone surrogate from ZIM's JSON, comes back identical.
+Large rosters are compressed and decompressed in a worker thread so the event loop keeps answering Slack.
 
 Bounded memory: every snapshot is written with `SET key value PX ttl` (default 300 s) and a roster over
 `max_users` (default 1,000,000 users, about 15 MB) is not stored at all. On the Redis side, set a
@@ -20,13 +19,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import struct
 import zlib
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from bot.zim.models import RoomUser, Roster
+from bot.zim.models import Roster
+from bot.zim.packed import PackedUsers
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ DEFAULT_TTL_SECONDS = 300.0
 DEFAULT_MAX_USERS = 1_000_000
 DEFAULT_PREFIX = "roomusers:"
 
-_TAG = b"RUS1"
+_TAG = b"RUS2"  # RUS1 (JSON columns) snapshots from older versions read as misses and are refetched
+_METADATA_SIZE = struct.Struct("<I")
 _COMPRESSION_LEVEL = 6
 _UTF8 = "utf-8"
 _ERRORS = "surrogatepass"
@@ -48,18 +50,18 @@ class SnapshotDecodeError(ValueError):
 
 
 def encode_roster(roster: Roster) -> bytes:
-    document = {
+    metadata = {
         "room": roster.room_id,
         "count": roster.reported_count,
         "at": roster.fetched_at,
         "pages": roster.pages,
         "destroying": roster.being_destroyed,
         "requests": list(roster.request_ids),
-        "ids": [user.user_id for user in roster.users],
-        "names": [user.user_name for user in roster.users],
     }
-    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
-    return _TAG + zlib.compress(text.encode(_UTF8, _ERRORS), _COMPRESSION_LEVEL)
+    header = json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode(_UTF8, _ERRORS)
+    users = roster.users if isinstance(roster.users, PackedUsers) else PackedUsers(roster.users)
+    body = _METADATA_SIZE.pack(len(header)) + header + users.to_bytes()
+    return _TAG + zlib.compress(body, _COMPRESSION_LEVEL)
 
 
 def decode_roster(value: bytes) -> Roster:
@@ -67,23 +69,21 @@ def decode_roster(value: bytes) -> Roster:
     if not value.startswith(_TAG):
         raise SnapshotDecodeError("not a roster snapshot (unknown tag)")
     try:
-        document = json.loads(zlib.decompress(value[len(_TAG) :]).decode(_UTF8, _ERRORS))
-        ids, names = _typed(document["ids"], list), _typed(document["names"], list)
-        roster = Roster(
+        body = zlib.decompress(value[len(_TAG) :])
+        (header_size,) = _METADATA_SIZE.unpack_from(body)
+        header_end = _METADATA_SIZE.size + header_size
+        document = json.loads(body[_METADATA_SIZE.size : header_end].decode(_UTF8, _ERRORS))
+        return Roster(
             room_id=_typed(document["room"], str),
-            users=tuple(map(RoomUser, ids, names)),
+            users=PackedUsers.from_bytes(body[header_end:]),
             reported_count=_typed(document["count"], int),
             fetched_at=float(_typed(document["at"], (int, float))),
             pages=_typed(document["pages"], int),
             being_destroyed=_typed(document["destroying"], bool),
             request_ids=tuple(_typed(request_id, str) for request_id in document["requests"]),
         )
-    except (zlib.error, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+    except (zlib.error, struct.error, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise SnapshotDecodeError(f"corrupt roster snapshot ({type(exc).__name__})") from exc
-    # Checked after building: one pass over the users, and it catches columns of different lengths.
-    if len(ids) != len(names) or not all(type(i) is str and type(n) is str for i, n in roster.users):
-        raise SnapshotDecodeError("corrupt roster snapshot (user columns)")
-    return roster
 
 
 def _typed(value: Any, kind: type | tuple[type, ...]) -> Any:

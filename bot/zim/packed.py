@@ -7,6 +7,9 @@ for what the app does with them (a page of 20, a filter pass, a CSV export).
 
 from __future__ import annotations
 
+import itertools
+import struct
+import sys
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import overload
@@ -15,6 +18,9 @@ from bot.zim.user import RoomUser
 
 # JSON from ZIM may carry lone surrogates ("\ud800"); they must survive the round trip, not crash it.
 _ERRORS = "surrogatepass"
+# Binary form: user count, ID blob length, name blob length; then the blobs and both offset arrays
+# (little-endian uint32).
+_HEADER = struct.Struct("<III")
 
 
 class PackedUsers(Sequence[RoomUser]):
@@ -33,6 +39,36 @@ class PackedUsers(Sequence[RoomUser]):
 
     def __len__(self) -> int:
         return len(self._id_ends)
+
+    def to_bytes(self) -> bytes:
+        """A compact binary form (for a shared store); `from_bytes` reverses it without decoding any user."""
+        ends = [array("I", self._id_ends), array("I", self._name_ends)]
+        if sys.byteorder == "big":
+            for offsets in ends:
+                offsets.byteswap()
+        header = _HEADER.pack(len(self), len(self._ids), len(self._names))
+        return b"".join([header, self._ids, self._names, ends[0].tobytes(), ends[1].tobytes()])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PackedUsers:
+        """Raises ValueError for data `to_bytes` did not write (wrong lengths or offsets)."""
+        count, ids_size, names_size = _HEADER.unpack_from(data)
+        start = _HEADER.size
+        if len(data) != start + ids_size + names_size + 8 * count:
+            raise ValueError("packed users: wrong length")
+        packed = cls()
+        packed._ids = data[start : start + ids_size]
+        packed._names = data[start + ids_size : start + ids_size + names_size]
+        offsets = start + ids_size + names_size
+        packed._id_ends = array("I", data[offsets : offsets + 4 * count])
+        packed._name_ends = array("I", data[offsets + 4 * count :])
+        if sys.byteorder == "big":
+            packed._id_ends.byteswap()
+            packed._name_ends.byteswap()
+        for ends, size in ((packed._id_ends, ids_size), (packed._name_ends, names_size)):
+            if count and (ends[-1] != size or any(a > b for a, b in itertools.pairwise(ends))):
+                raise ValueError("packed users: offsets out of order")
+        return packed
 
     def _user(self, index: int) -> RoomUser:
         id_start = self._id_ends[index - 1] if index else 0
