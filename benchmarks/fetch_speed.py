@@ -18,7 +18,10 @@ in any one-second window. Runs are separated by a quiet gap longer than ZIM's on
 run's tail can never count against the next run's start. One warm-up pass (not recorded) creates the
 `load-N` rooms first.
 
-Run: `python -m benchmarks.fetch_speed [--sizes 10000,50000,100000] [--rtts 20,100,200] [--qps 20]
+Targets: a 50,000-user room at 100 ms RTT end to end within 1.3 × pages ÷ QPS; and, in process, every room
+size at 100 ms RTT within 1.15 × floor.
+
+Run: `python -m benchmarks.fetch_speed [--sizes 1000,5000,10000,50000,100000] [--rtts 20,100,200] [--qps 20]
 [--repeat 1] [--quick]`. The table goes to stdout, progress to stderr, and the results to
 benchmarks/results/fetch_speed.json and fetch_speed.md. Exit status 1 if any run was invalid (wrong or
 duplicated users, any 660300006 answer); with --fail-on-miss, also if the target row misses.
@@ -28,11 +31,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -41,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks._common import machine_info, machine_line
 from benchmarks._sandbox import REPO_ROOT, SandboxProcess, clean_env, stop_on_signals
 from bot.zim import SmoothPacer, ZimClient, fetch_roster, new_http_client
 from bot.zim.codes import ROOM_RATE_LIMITED
@@ -51,7 +53,7 @@ NAME = "fetch_speed"
 COMMAND = ".venv/bin/python -m benchmarks.fetch_speed"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
-DEFAULT_SIZES = (10_000, 50_000, 100_000)
+DEFAULT_SIZES = (1_000, 5_000, 10_000, 50_000, 100_000)
 DEFAULT_RTTS_MS = (20.0, 100.0, 200.0)
 DEFAULT_QPS = 20.0
 QUICK_SIZES = (10_000, 50_000)
@@ -62,6 +64,9 @@ TARGET_USERS = 50_000
 TARGET_RTT_MS = 100.0
 TARGET_QPS = 20.0
 TARGET_FACTOR = 1.3
+# The second target: in process, every room size at this RTT within FLOOR_FACTOR × floor.
+FLOOR_TARGET_RTT_MS = 100.0
+FLOOR_TARGET_FACTOR = 1.15
 
 QUIET_GAP_S = 1.25  # > ZIM's 1-second arrival window, so runs never share a window
 RUN_TIMEOUT_BASE_S = 30.0  # plus RUN_TIMEOUT_FLOORS × floor; a run slower than that is a failure
@@ -136,6 +141,13 @@ class Config:
         f = self.floors
         return f.users == TARGET_USERS and f.rtt_ms == TARGET_RTT_MS and f.qps == TARGET_QPS
 
+    def is_floor_target(self) -> bool:
+        return self.floors.rtt_ms == FLOOR_TARGET_RTT_MS
+
+    def floor_verdict(self) -> str:
+        passed = self.fetch_s <= FLOOR_TARGET_FACTOR * self.floors.floor_s and not self.problems
+        return "PASS" if passed else "MISS"
+
     def target_limit_s(self) -> float:
         return TARGET_FACTOR * self.floors.qps_s
 
@@ -164,6 +176,7 @@ class Config:
             "max_in_window_1s": max(run.max_in_window_1s for run in self.runs),
             "problems": self.problems,
             "target": self.verdict() if self.is_target() else None,
+            "floor_target": self.floor_verdict() if self.is_floor_target() else None,
             "runs": [asdict(run) for run in self.runs],
         }
 
@@ -310,25 +323,6 @@ async def measure(sizes: Sequence[int], rtts: Sequence[float], qps: float, repea
 # ----- reporting -------------------------------------------------------------------------------------
 
 
-def machine_info() -> dict[str, Any]:
-    cpu_model = None
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            cpu_model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), None)
-    except OSError:
-        pass
-    affinity = getattr(os, "sched_getaffinity", None)
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(affinity(0)) if affinity else os.cpu_count(),
-        "cpu_model": cpu_model,
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
-
-
 def seconds(value: float) -> str:
     return f"{value:.2f}"
 
@@ -353,8 +347,9 @@ HEADERS = (
     "660300006",
     "max arrivals in 1 s",
     "target",
+    f"fetch ≤ {FLOOR_TARGET_FACTOR:g}× floor",
 )
-ALIGN = ("---:",) * (len(HEADERS) - 1) + (":---:",)
+ALIGN = ("---:",) * (len(HEADERS) - 2) + (":---:", ":---:")
 
 
 def table(configs: Sequence[Config]) -> str:
@@ -378,6 +373,7 @@ def table(configs: Sequence[Config]) -> str:
             str(config.rate_limited),
             str(s["max_in_window_1s"]),
             f"**{config.verdict()}**" if config.is_target() else "",
+            f"**{config.floor_verdict()}**" if config.is_floor_target() else "",
         )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -399,20 +395,37 @@ def target_sentence(configs: Sequence[Config]) -> str:
     )
 
 
+def floor_target_sentence(configs: Sequence[Config]) -> str:
+    goal = f"fetch (in process) ≤ {FLOOR_TARGET_FACTOR:g} × floor at {FLOOR_TARGET_RTT_MS:g} ms RTT"
+    rows = [config for config in configs if config.is_floor_target()]
+    if not rows:
+        return f"Target ({goal}): NOT MEASURED (no run at that RTT)."
+    misses = [config for config in rows if config.floor_verdict() != "PASS"]
+    ratios = ", ".join(f"{c.floors.users:,}: {c.fetch_s / c.floors.floor_s:.2f}×" for c in rows)
+    if not misses:
+        return f"Target ({goal}): **PASS** for every size ({ratios})."
+    missed = ", ".join(
+        f"{c.floors.users:,} users ({c.fetch_s:.2f} s against {FLOOR_TARGET_FACTOR * c.floors.floor_s:.2f} s, "
+        f"{c.fetch_s - FLOOR_TARGET_FACTOR * c.floors.floor_s:+.2f} s)"
+        for c in misses
+    )
+    return f"Target ({goal}): **MISS** for {missed}; ratios {ratios}."
+
+
 def markdown(configs: Sequence[Config], machine: dict[str, Any], settings: dict[str, Any]) -> str:
-    cpus = machine["cpus_usable"]
     return "\n".join(
         [
             f"# {NAME}",
             "",
-            f"{machine['date']}, {cpus} CPU(s) ({machine['cpu_model'] or 'unknown CPU'}), "
-            f"{machine['implementation']} {machine['python']}; QPS {settings['qps']:g}, pacer headroom "
+            f"{machine_line(machine)}; QPS {settings['qps']:g}, pacer headroom "
             f"{settings['pacer_headroom']:g}, {settings['page_size']} users a page, median of "
             f"{settings['repeat']} run(s). Regenerate: `{COMMAND}`.",
             "",
             table(configs),
             "",
             target_sentence(configs),
+            "",
+            floor_target_sentence(configs),
             "",
         ]
     )
@@ -450,7 +463,9 @@ def float_list(text: str) -> tuple[float, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fetch_speed", description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int_list, default=DEFAULT_SIZES, help="room sizes (default 10000,50000,100000)")
+    parser.add_argument(
+        "--sizes", type=int_list, default=DEFAULT_SIZES, help="room sizes (default 1000,5000,10000,50000,100000)"
+    )
     parser.add_argument("--rtts", type=float_list, default=DEFAULT_RTTS_MS, help="injected RTTs in ms (20,100,200)")
     parser.add_argument("--qps", type=float, default=DEFAULT_QPS, help="ZEGO_QPS for the client (default 20)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per configuration; the median is reported")
@@ -499,6 +514,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "limit_s": target.target_limit_s() if target else None,
             "process_s": target.process_s if target else None,
             "verdict": target.verdict() if target else "NOT MEASURED",
+        },
+        "floor_target": {
+            "rtt_ms": FLOOR_TARGET_RTT_MS,
+            "factor": FLOOR_TARGET_FACTOR,
+            "verdicts": {str(c.floors.users): c.floor_verdict() for c in configs if c.is_floor_target()},
         },
         "results": [config.summary() for config in configs],
     }

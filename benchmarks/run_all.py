@@ -1,6 +1,7 @@
 """Run every benchmark module in this folder, one subprocess each: `python -m benchmarks.run_all [--quick]`.
 
-A benchmark is any module here whose name does not start with `_` (this runner excepted). Each runs in
+A benchmark is any module here whose name does not start with `_` (this runner excepted); `plots`, which
+draws docs/img/*.png from their results, runs last. Each runs in
 its own interpreter, so one benchmark's event loop, sandbox or failure cannot disturb the next; all run
 even if one fails, and the exit status is 1 if any did.
 """
@@ -20,13 +21,17 @@ REPO_ROOT = PACKAGE_DIR.parent
 RUNNER = "run_all"
 
 
+LAST = "plots"  # draws docs/img/*.png from every benchmark's results, so it runs after all of them
+
+
 def benchmark_modules() -> list[str]:
-    """Names of the benchmark modules in this folder, sorted."""
-    return sorted(
+    """Names of the benchmark modules in this folder, sorted, with `plots` last."""
+    names = sorted(
         info.name
         for info in pkgutil.iter_modules([str(PACKAGE_DIR)])
         if not info.ispkg and info.name != RUNNER and not info.name.startswith("_")
     )
+    return [name for name in names if name != LAST] + [name for name in names if name == LAST]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,50 @@
+"""What a full garbage collection costs in a process composed like `python -m bot serve --http` (no requests
+served yet): `python -m benchmarks._gc_probe` prints one JSON object. Used by ack_latency.
+
+Nothing is contacted: the ZEGO and Slack URLs point at a closed loopback port and no request is made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import statistics
+import time
+
+from bot.compose import compose_app
+from bot.config import DEFAULT_PROFILE, SlackSettings, ZegoProfiles, ZegoSettings
+from bot.shared_state import memory_state
+from bot.slack.http_server import start_http
+
+UNUSED_URL = "http://127.0.0.1:9"  # the discard port; never called here
+
+
+def full_collection_ms(samples: int = 5) -> float:
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        gc.collect()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+async def probe() -> dict[str, float]:
+    zego = ZegoSettings(app_id=1, server_secret="0" * 32, base_url=UNUSED_URL)
+    profiles = ZegoProfiles(default=DEFAULT_PROFILE, by_name={DEFAULT_PROFILE: zego})
+    slack = SlackSettings(bot_token="xoxb-probe", signing_secret="0" * 32, api_base_url=UNUSED_URL + "/api/")
+    state = memory_state(qps=20.0)
+    async with compose_app(profiles, slack, state=state) as running:
+        runner, _ = await start_http(running.app, "127.0.0.1", 0, state.health)
+        try:
+            result = {"tracked_objects": len(gc.get_objects()), "full_collection_ms": full_collection_ms()}
+            gc.freeze()
+            result["full_collection_ms_after_freeze"] = full_collection_ms()
+            gc.unfreeze()
+        finally:
+            await runner.cleanup()
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(probe())))
