@@ -146,7 +146,9 @@ class SnapshotService:
         return self._in_flight.get(self.key(room_id))
 
     async def cached(self, room_id: str) -> Roster | None:
-        return await self._store.get(self.key(room_id))
+        roster = await self._store.get(self.key(room_id))
+        SNAPSHOT_LOOKUPS.labels("miss" if roster is None else "hit").inc()
+        return roster
 
     def _forget(self, key: str, task: asyncio.Task[Roster]) -> None:
         self._in_flight.pop(key, None)

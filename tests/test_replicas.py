@@ -137,3 +137,13 @@ async def test_answers_continue_when_redis_stops_and_recover_when_it_returns(
         assert "499 users" in all_text(after)
         health = await local.replicas[0].running.state.health()
         assert health == {"redis": "ok"}
+
+
+async def test_healthz_reports_redis(sandbox: ZimSandbox, redis_url: str):
+    import aiohttp
+
+    async with local_replicas(1, sandbox=sandbox, redis_url=redis_url, retry=FAST_RETRY) as local:
+        url = local.replicas[0].app_url.replace("/slack/events", "/healthz")
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            assert response.status == 200
+            assert await response.json() == {"ok": True, "redis": "ok"}

@@ -216,3 +216,25 @@ async def test_healthz(local: LocalStack):
 
     async with aiohttp.ClientSession() as session, session.get(local.app_url.replace("/slack/events", "/healthz")) as r:
         assert r.status == 200
+
+
+async def test_metrics_count_commands_zim_codes_and_cache_in_prometheus_format(local: LocalStack):
+    import aiohttp
+
+    answer = await answer_to(local, "demo-120")
+    await local.slack.click(answer, "roomusers_next")
+    await local.slack.next_message()
+    metrics_url = local.app_url.replace("/slack/events", "/metrics")
+    async with aiohttp.ClientSession() as session, session.get(metrics_url) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = await response.text()
+    for sample in (
+        'roomusers_commands_total{outcome="ok",surface="command"}',
+        'roomusers_commands_total{outcome="ok",surface="action:roomusers_next"}',
+        'roomusers_zim_requests_total{code="0"}',
+        'roomusers_snapshot_lookups_total{result="hit"}',
+        "roomusers_fetch_duration_seconds_count",
+        "roomusers_limiter_wait_seconds_count",
+    ):
+        assert sample in text, sample
