@@ -11,32 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import sys
-import tempfile
 import time
-from types import TracebackType
-from typing import IO
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks._sandbox import LOOPBACK, REPO_ROOT, SandboxProcess, _die_with_parent, clean_env
+from benchmarks._sandbox import LOOPBACK, ChildProcess, SandboxProcess, clean_env, free_port
 from bot.slack.http_server import EVENTS_PATH
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class AppProcess:
+class AppProcess(ChildProcess):
     """`python -m bot serve --http --host 127.0.0.1 --port <free>` against `sandbox` and a Slack stand-in."""
+
+    stop_timeout_s = STOP_TIMEOUT_S
 
     def __init__(
         self,
@@ -48,6 +38,7 @@ class AppProcess:
         snapshot_ttl_s: float = 300.0,
         qps: float = 20.0,
     ) -> None:
+        super().__init__()
         self.port = free_port()
         self.base_url = f"http://{LOOPBACK}:{self.port}"
         self.events_url = self.base_url + EVENTS_PATH
@@ -64,43 +55,11 @@ class AppProcess:
             LOG_LEVEL="ERROR",
         )
         self._env.pop("REDIS_URL", None)
-        self._process: asyncio.subprocess.Process | None = None
-        self._stderr: IO[bytes] | None = None
 
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
-
-    async def __aenter__(self) -> AppProcess:
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "serve",
-            "--http",
-            "--host",
-            LOOPBACK,
-            "--port",
-            str(self.port),
-            cwd=REPO_ROOT,
-            env=self._env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=self._stderr,
-            preexec_fn=_die_with_parent(),
-        )
-        try:
-            await self._wait_ready()
-        except BaseException:
-            await self.stop()
-            raise
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
+    async def _start(self) -> None:
+        args = ("serve", "--http", "--host", LOOPBACK, "--port", str(self.port))
+        await self._spawn(*args, env=self._env, stdout=asyncio.subprocess.DEVNULL)
+        await self._wait_ready()
 
     async def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -116,12 +75,6 @@ class AppProcess:
                     raise RuntimeError(f"`python -m bot serve` was not ready in {START_TIMEOUT_S:.0f} s")
                 await asyncio.sleep(0.1)
 
-    def stderr_tail(self, limit: int = 2000) -> str:
-        if self._stderr is None or self._stderr.closed:
-            return ""
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")[-limit:].strip() or "(no stderr)"
-
     async def metrics(self) -> dict[str, float]:
         """The app's /metrics as {"name{label=value,...}": value}."""
         async with httpx.AsyncClient(timeout=5.0) as client:
@@ -132,18 +85,3 @@ class AppProcess:
                 labels = ",".join(f"{key}={value}" for key, value in sorted(sample.labels.items()))
                 samples[f"{sample.name}{{{labels}}}"] = sample.value
         return samples
-
-    async def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None

@@ -1,20 +1,34 @@
-"""Helpers shared by the benchmark modules: machine description, percentiles, Markdown tables, result files."""
+"""Helpers shared by the benchmark modules: machine description, percentiles, Markdown tables, result files,
+comma-separated number options, running a measurement and finishing with its results."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import datetime
+import gc
 import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+STOPPED = 130  # exit status when a measurement was interrupted (SIGINT, SIGTERM, SIGHUP)
+
+T = TypeVar("T")
+N = TypeVar("N", int, float)
+
+
+class BenchmarkError(RuntimeError):
+    """A run failed outright (an error, a timeout, a non-zero exit)."""
 
 
 def log(message: str) -> None:
@@ -22,7 +36,8 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def machine_info() -> dict[str, Any]:
+def host_info() -> dict[str, Any]:
+    """The machine and interpreter: CPUs, CPU model, Python, platform, and the date now."""
     cpu_model = None
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
@@ -38,6 +53,13 @@ def machine_info() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def machine_info() -> dict[str, Any]:
+    """host_info(), the load averages and the code version: the "machine" of every results document."""
+    return {
+        **host_info(),
         # 1/5/15-minute load averages when the results are written: other work on the machine skews timings.
         "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         **code_version(),
@@ -61,14 +83,19 @@ def code_version() -> dict[str, Any]:
     }
 
 
+def host_line(machine: dict[str, Any]) -> str:
+    """The start of a report's first line: `<date>, <n> CPU(s) (<model>), <implementation> <version>`."""
+    return (
+        f"{machine['date']}, {machine['cpus_usable']} CPU(s) ({machine['cpu_model'] or 'unknown CPU'}), "
+        f"{machine['implementation']} {machine['python']}"
+    )
+
+
 def machine_line(machine: dict[str, Any]) -> str:
     commit = machine.get("commit") or "unknown commit"
     if machine.get("bot_uncommitted_changes"):
         commit += " with uncommitted changes in bot/"
-    return (
-        f"{machine['date']}, {machine['cpus_usable']} CPU(s) ({machine['cpu_model'] or 'unknown CPU'}), "
-        f"{machine['implementation']} {machine['python']}, code at {commit}"
-    )
+    return f"{host_line(machine)}, code at {commit}"
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -98,6 +125,16 @@ def distribution_ms(seconds: Sequence[float]) -> dict[str, float | int]:
     }
 
 
+def full_collection_ms(samples: int) -> float:
+    """The median wall time of `samples` full garbage collections (gc.collect()), in milliseconds."""
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        gc.collect()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str] | None = None) -> str:
     align = align or ["---:"] * len(headers)
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
@@ -119,9 +156,67 @@ def write_results(results_dir: Path, name: str, document: dict[str, Any], report
     log(f"wrote {results_dir / (name + '.json')} and {results_dir / (name + '.md')}")
 
 
+def run_measurement(measurement: Coroutine[Any, Any, T]) -> T | None:
+    """asyncio.run(measurement), or None (after saying so) if it was interrupted: then nothing is written."""
+    try:
+        return asyncio.run(measurement)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        log("stopped before the end; no results written")
+        return None
+
+
+def publish(
+    results_dir: Path,
+    name: str,
+    command: str,
+    machine: dict[str, Any],
+    report: str,
+    sections: dict[str, Any],
+    problems: Sequence[str] = (),
+) -> int:
+    """Print the report, write `<name>.json` ({"benchmark", "command", "machine", **sections}) and `<name>.md`,
+    and log each problem as INVALID. The exit status: 1 if there were problems, else 0."""
+    print(report)
+    document = {"benchmark": name, "command": command, "machine": machine, **sections}
+    write_results(results_dir, name, document, report)
+    for problem in problems:
+        log(f"INVALID: {problem}")
+    return 1 if problems else 0
+
+
 def load_results(results_dir: Path, name: str) -> dict[str, Any] | None:
     path = results_dir / f"{name}.json"
     if not path.exists():
         return None
     document = json.loads(path.read_text(encoding="utf-8"))
     return document if isinstance(document, dict) else None
+
+
+# ----- comma-separated number options ------------------------------------------------------------------
+
+
+def number_list(text: str, convert: Callable[[str], N], what: str) -> tuple[N, ...]:
+    """`text` ("1,20,50") as numbers; an argparse error naming `what` ("whole numbers") if one is not."""
+    try:
+        return tuple(convert(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what} separated by commas, got {text!r}") from None
+
+
+def whole_number(text: str) -> int:
+    """int(text), "100_000" allowed."""
+    return int(text.replace("_", ""))
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    values = number_list(text, whole_number, "whole numbers")
+    if not values or any(value <= 0 for value in values):
+        raise argparse.ArgumentTypeError("expected at least one positive number")
+    return values
+
+
+def float_list(text: str) -> tuple[float, ...]:
+    values = number_list(text, float, "numbers")
+    if not values or any(value < 0 for value in values):
+        raise argparse.ArgumentTypeError("expected at least one number, none negative")
+    return values

@@ -9,24 +9,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import statistics
-import time
 
+from benchmarks._common import full_collection_ms
 from bot.compose import compose_app
 from bot.config import DEFAULT_PROFILE, SlackSettings, ZegoProfiles, ZegoSettings
 from bot.shared_state import memory_state
 from bot.slack.http_server import start_http
 
 UNUSED_URL = "http://127.0.0.1:9"  # the discard port; never called here
-
-
-def full_collection_ms(samples: int = 5) -> float:
-    times = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        gc.collect()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+SAMPLES = 5  # full collections timed; the median is reported
 
 
 async def probe() -> dict[str, float]:
@@ -37,9 +28,9 @@ async def probe() -> dict[str, float]:
     async with compose_app(profiles, slack, state=state) as running:
         runner, _ = await start_http(running.app, "127.0.0.1", 0, state.health)
         try:
-            result = {"tracked_objects": len(gc.get_objects()), "full_collection_ms": full_collection_ms()}
+            result = {"tracked_objects": len(gc.get_objects()), "full_collection_ms": full_collection_ms(SAMPLES)}
             gc.freeze()
-            result["full_collection_ms_after_freeze"] = full_collection_ms()
+            result["full_collection_ms_after_freeze"] = full_collection_ms(SAMPLES)
             gc.unfreeze()
         finally:
             await runner.cleanup()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,21 +16,16 @@ from types import TracebackType
 
 import redis
 
+from benchmarks._sandbox import free_port
+
 START_TIMEOUT_S = 10.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class RedisServer:
     """`with RedisServer() as server:` → `server.url`; the server and its directory are gone afterwards."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="roomusers-bench-redis-"))
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -53,6 +47,11 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_timeout=5)
+
+    def flush(self) -> None:
+        """FLUSHALL: an empty server for the next run."""
+        with redis.Redis(port=self.port, socket_timeout=1) as client:
+            client.flushall()
 
     def __enter__(self) -> RedisServer:
         executable = self.executable()

@@ -6,6 +6,9 @@ its control API (/_sandbox/...). Leaving the `async with` block stops it: SIGTER
 not exited within a few seconds, whatever went wrong inside the block. `stop_on_signals()` turns SIGTERM and
 SIGHUP into a cancellation so that block is left cleanly, and on Linux the sandbox is also asked to receive
 SIGTERM if the benchmark dies without cleaning up (SIGKILL), so it never outlives its benchmark.
+
+`ChildProcess` is that start/stop discipline for any `python -m bot ...` child (the app in _app_process.py
+uses it too); `run_python` runs a short-lived child to its end within a time limit.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import contextlib
 import ctypes
 import os
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Self
 
 import httpx
 
@@ -31,6 +35,14 @@ STOP_TIMEOUT_S = 5.0
 CONTROL_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 _BANNER_KEYS = ("ZEGO_API_BASE_URL", "ZEGO_APP_ID", "ZEGO_SERVER_SECRET")
 _PR_SET_PDEATHSIG = 1
+
+
+def free_port() -> int:
+    """A TCP port on loopback that is free now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -78,14 +90,119 @@ def clean_env(**settings: str) -> dict[str, str]:
     return env
 
 
-class SandboxProcess:
+async def run_python(*args: str, env: dict[str, str], time_limit: float) -> tuple[int, bytes, bytes]:
+    """`python <args>` in the repository, to its exit within `time_limit` s: (exit status, stdout, stderr).
+
+    The child is killed if the time runs out (TimeoutError) or the wait is cancelled.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(time_limit):
+            stdout, stderr = await process.communicate()
+    except BaseException:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, stdout, stderr
+
+
+class ChildProcess:
+    """A `python -m bot ...` child for the length of an `async with` block.
+
+    Subclasses start it in `_start()` with `_spawn()`. Leaving the block, or a failed start, calls `stop()`:
+    SIGTERM, then SIGKILL after `stop_timeout_s`; stderr goes to a temporary file (see `stderr_tail()`).
+    """
+
+    stop_timeout_s = STOP_TIMEOUT_S
+
+    def __init__(self) -> None:
+        self._process: asyncio.subprocess.Process | None = None
+        self._stderr: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def _start(self) -> None:
+        raise NotImplementedError
+
+    async def _spawn(self, *bot_args: str, env: dict[str, str], stdout: int) -> asyncio.subprocess.Process:
+        """`python -m bot <bot_args>` in the repository, asked to die with this process (Linux)."""
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            *bot_args,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=self._stderr,
+            preexec_fn=_die_with_parent(),
+        )
+        return self._process
+
+    def stderr_tail(self, limit: int = 2000) -> str:
+        if self._stderr is None or self._stderr.closed:
+            return ""
+        self._stderr.seek(0)
+        text = self._stderr.read().decode(errors="replace")
+        return text[-limit:].strip() or "(no stderr)"
+
+    async def _end_process(self) -> None:
+        """SIGTERM, wait up to `stop_timeout_s`, SIGKILL. Safe to call twice."""
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), self.stop_timeout_s)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+
+    def _close_stderr(self) -> None:
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    async def stop(self) -> None:
+        await self._end_process()
+        self._close_stderr()
+
+
+class SandboxProcess(ChildProcess):
     """`python -m bot sandbox --host 127.0.0.1 --port 0 --latency-ms MS` for the length of an `async with`."""
 
     def __init__(self, *, latency_ms: float = 0.0) -> None:
+        super().__init__()
         self.latency_ms = latency_ms
         self.settings: dict[str, str] = {}
-        self._process: asyncio.subprocess.Process | None = None
-        self._stderr: IO[bytes] | None = None
         self._drain: asyncio.Task[None] | None = None
         self._control: httpx.AsyncClient | None = None
 
@@ -101,43 +218,9 @@ class SandboxProcess:
     def secret(self) -> str:
         return self.settings["ZEGO_SERVER_SECRET"]
 
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
-
-    async def __aenter__(self) -> SandboxProcess:
-        try:
-            await self._start()
-        except BaseException:
-            await self.stop()
-            raise
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
     async def _start(self) -> None:
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "sandbox",
-            "--host",
-            LOOPBACK,
-            "--port",
-            "0",
-            "--latency-ms",
-            str(self.latency_ms),
-            cwd=REPO_ROOT,
-            env=clean_env(),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=self._stderr,
-            preexec_fn=_die_with_parent(),
-        )
+        args = ("sandbox", "--host", LOOPBACK, "--port", "0", "--latency-ms", str(self.latency_ms))
+        await self._spawn(*args, env=clean_env(), stdout=asyncio.subprocess.PIPE)
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
                 await self._read_banner()
@@ -168,35 +251,17 @@ class SandboxProcess:
         while await self._process.stdout.read(65536):
             pass
 
-    def stderr_tail(self, limit: int = 2000) -> str:
-        if self._stderr is None or self._stderr.closed:
-            return ""
-        self._stderr.seek(0)
-        text = self._stderr.read().decode(errors="replace")
-        return text[-limit:].strip() or "(no stderr)"
-
     async def stop(self) -> None:
         """SIGTERM, wait a little, SIGKILL; close pipes and the control client. Safe to call twice."""
         if self._control is not None:
             await self._control.aclose()
             self._control = None
-        process, self._process = self._process, None
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
+        await self._end_process()
         if self._drain is not None:
             self._drain.cancel()
             await asyncio.gather(self._drain, return_exceptions=True)
             self._drain = None
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
+        self._close_stderr()
 
     # ----- control API ----------------------------------------------------------------------------
 

@@ -18,11 +18,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from benchmarks._common import log
 from benchmarks._sandbox import SandboxProcess
 from bot.config import DEFAULT_PROFILE, ZegoProfiles, ZegoSettings
 from bot.local_stack import LocalStack, local_stack
 from bot.sandbox import generated_users
-from bot.slack_standin import StoredMessage
+from bot.slack_standin import SlackStandIn, StoredMessage
 from bot.snapshots import SnapshotStore
 from bot.zim import SmoothPacer, ZimClient, new_http_client
 from bot.zim.wire import FIRST_CURSOR
@@ -89,6 +90,15 @@ async def zim_round_trips(sandbox: SandboxProcess, room_id: str, count: int) -> 
 
 
 @asynccontextmanager
+async def warm_sandbox(latency_ms: float, rooms: Sequence[str] = ()) -> AsyncIterator[SandboxProcess]:
+    """A sandbox subprocess with `rooms` warmed at 0 ms (see warm_rooms), then `latency_ms` injected."""
+    async with SandboxProcess(latency_ms=0) as sandbox:
+        await warm_rooms(sandbox, rooms)
+        await sandbox.set_latency(latency_ms)
+        yield sandbox
+
+
+@asynccontextmanager
 async def app_stack(
     *,
     latency_ms: float,
@@ -102,9 +112,7 @@ async def app_stack(
     `store` replaces the app's in-process snapshot store; `state` (a bot.shared_state SharedState, e.g. Redis)
     replaces all of its shared state.
     """
-    async with SandboxProcess(latency_ms=0) as sandbox:
-        await warm_rooms(sandbox, rooms)
-        await sandbox.set_latency(latency_ms)
+    async with warm_sandbox(latency_ms, rooms) as sandbox:
         settings = ZegoSettings(app_id=sandbox.app_id, server_secret=sandbox.secret, base_url=sandbox.base_url, qps=qps)
         profiles = ZegoProfiles(default=DEFAULT_PROFILE, by_name={DEFAULT_PROFILE: settings})
         async with local_stack(profiles=profiles, store=store, state=state, qps=qps) as local:
@@ -114,15 +122,26 @@ async def app_stack(
                 await stop_fetches(local, rooms)
 
 
-async def stop_fetches(local: LocalStack, rooms: Sequence[str]) -> None:
-    """Cancel the app's fetches of `rooms` still under way (before the stack and its HTTP client close)."""
+async def cancel_fetches(local: LocalStack, rooms: Sequence[str]) -> None:
+    """Cancel the app's fetches of `rooms` still under way, and wait until they have ended."""
     stack = local.rosters.pick("")
     flights = [stack.snapshots.in_flight(room) for room in rooms] if stack is not None else []
     tasks = [flight.task for flight in flights if flight is not None]
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def stop_fetches(local: LocalStack, rooms: Sequence[str]) -> None:
+    """Cancel the app's fetches of `rooms` still under way (before the stack and its HTTP client close)."""
+    await cancel_fetches(local, rooms)
     await asyncio.sleep(0.05)  # let the handlers that waited on them end
+
+
+def log_slack_warnings(slack: SlackStandIn) -> None:
+    """The first few warnings of the Slack stand-in (a late ack, a rejected message), if it had any."""
+    if slack.warnings:
+        log(f"Slack stand-in warnings: {slack.warnings[:5]}")
 
 
 class GcPauses:

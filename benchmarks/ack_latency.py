@@ -53,15 +53,19 @@ from prometheus_client import REGISTRY
 from benchmarks._app_process import AppProcess
 from benchmarks._common import (
     RESULTS_DIR,
+    STOPPED,
     distribution_ms,
+    full_collection_ms,
+    int_list,
     log,
     machine_info,
     machine_line,
     markdown_table,
-    write_results,
+    publish,
+    run_measurement,
 )
-from benchmarks._sandbox import REPO_ROOT, SandboxProcess, clean_env, stop_on_signals
-from benchmarks._stack import QUIET_GAP_S, GcPauses, app_stack, load_room, warm_rooms
+from benchmarks._sandbox import SandboxProcess, clean_env, run_python, stop_on_signals
+from benchmarks._stack import QUIET_GAP_S, GcPauses, app_stack, load_room, log_slack_warnings, warm_sandbox
 from bot.local_stack import LocalStack
 from bot.slack_standin import SlackStandIn
 from bot.snapshots import MemorySnapshotStore
@@ -234,14 +238,33 @@ async def run_level(
     return level
 
 
+async def run_levels(
+    case: str,
+    slack: SlackStandIn,
+    sandbox: SandboxProcess,
+    probe: Probe,
+    gc_pauses: GcPauses | None,
+    levels: Sequence[int],
+    samples: int,
+) -> tuple[list[Level], int]:
+    """A warm-up level (not recorded), then each of `levels` after a quiet gap, the rooms cycling on from one
+    level to the next; the levels and the offset in the room cycle the next level would start at."""
+    await run_level(case, slack, sandbox, probe, gc_pauses, 5, 10, 0)  # warm-up, not recorded
+    results = []
+    offset = 0
+    for concurrency in levels:
+        await asyncio.sleep(QUIET_GAP_S)
+        level = await run_level(case, slack, sandbox, probe, gc_pauses, concurrency, samples, offset)
+        offset += len(level.elapsed_s)
+        results.append(level)
+    return results, offset
+
+
 # ----- the app in its own process ------------------------------------------------------------------------
 
 
 async def measure_own_process(levels: Sequence[int], samples: int) -> list[Level]:
-    results = []
-    async with SandboxProcess(latency_ms=0) as sandbox:
-        await warm_rooms(sandbox, ROOMS)
-        await sandbox.set_latency(RTT_MS)
+    async with warm_sandbox(RTT_MS, ROOMS) as sandbox:
         bot_token, signing_secret = f"xoxb-local-{secrets.token_hex(8)}", secrets.token_hex(16)
         async with SlackStandIn(signing_secret=signing_secret, bot_token=bot_token) as slack:
             async with AppProcess(
@@ -263,15 +286,8 @@ async def measure_own_process(levels: Sequence[int], samples: int) -> list[Level
                     )
 
                 probe = Probe(in_flight=lambda: None, counters=counters)
-                await run_level(OWN_PROCESS, slack, sandbox, probe, None, 5, 10, 0)  # warm-up, not recorded
-                offset = 0
-                for concurrency in levels:
-                    await asyncio.sleep(QUIET_GAP_S)
-                    level = await run_level(OWN_PROCESS, slack, sandbox, probe, None, concurrency, samples, offset)
-                    offset += len(level.elapsed_s)
-                    results.append(level)
-            if slack.warnings:
-                log(f"Slack stand-in warnings: {slack.warnings[:5]}")
+                results, _ = await run_levels(OWN_PROCESS, slack, sandbox, probe, None, levels, samples)
+            log_slack_warnings(slack)
     return results
 
 
@@ -282,30 +298,14 @@ def lookups(result: str) -> float:
     return REGISTRY.get_sample_value("roomusers_snapshot_lookups_total", {"result": result}) or 0.0
 
 
-def full_collection_ms() -> float:
-    times = []
-    for _ in range(3):
-        started = time.perf_counter()
-        gc.collect()
-        times.append(time.perf_counter() - started)
-    return sorted(times)[1] * 1000
-
-
 async def measure_in_process(levels: Sequence[int], samples: int) -> tuple[list[Level], dict[str, float]]:
-    results = []
     store = MemorySnapshotStore(ttl=SNAPSHOT_TTL_S)
     with GcPauses() as gc_pauses:
         async with app_stack(latency_ms=RTT_MS, rooms=ROOMS, store=store) as (sandbox, local):
             log(f"{IN_PROCESS}: app at {local.app_url}; sandbox pid {sandbox.pid}")
             probe = in_process_probe(local)
             slack = local.slack
-            await run_level(IN_PROCESS, slack, sandbox, probe, gc_pauses, 5, 10, 0)  # warm-up, not recorded
-            offset = 0
-            for concurrency in levels:
-                await asyncio.sleep(QUIET_GAP_S)
-                level = await run_level(IN_PROCESS, slack, sandbox, probe, gc_pauses, concurrency, samples, offset)
-                offset += len(level.elapsed_s)
-                results.append(level)
+            results, offset = await run_levels(IN_PROCESS, slack, sandbox, probe, gc_pauses, levels, samples)
             # What-if: the largest burst again after gc.freeze(), which moves every object alive now out of the
             # collector's reach, so a full collection no longer walks the start-up heap.
             await asyncio.sleep(QUIET_GAP_S)
@@ -315,11 +315,10 @@ async def measure_in_process(levels: Sequence[int], samples: int) -> tuple[list[
             finally:
                 gc.unfreeze()
             # What a full collection costs with the app up (and probably a big fetch in flight).
-            process_gc = {"tracked_objects": len(gc.get_objects()), "full_collection_ms": full_collection_ms()}
+            process_gc = {"tracked_objects": len(gc.get_objects()), "full_collection_ms": full_collection_ms(3)}
             tracked, full_ms = process_gc["tracked_objects"], process_gc["full_collection_ms"]
             log(f"{tracked:,} GC-tracked objects; gc.collect() {full_ms:.1f} ms")
-            if slack.warnings:
-                log(f"Slack stand-in warnings: {slack.warnings[:5]}")
+            log_slack_warnings(slack)
     return results, process_gc
 
 
@@ -370,18 +369,11 @@ async def bare_level(concurrency: int, samples: int) -> Level:
 
 async def serve_like_gc() -> dict[str, float] | None:
     """benchmarks._gc_probe in a fresh interpreter: a full collection in a process composed like `serve`."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "benchmarks._gc_probe", cwd=REPO_ROOT, env=clean_env(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
     try:
-        async with asyncio.timeout(60):
-            stdout, stderr = await process.communicate()
+        returncode, stdout, stderr = await run_python("-m", "benchmarks._gc_probe", env=clean_env(), time_limit=60)
     except TimeoutError:
-        process.kill()
-        await process.wait()
         return None
-    if process.returncode != 0:
+    if returncode != 0:
         log(f"benchmarks._gc_probe failed: {stderr.decode(errors='replace')[-300:]}")
         return None
     result: dict[str, float] = json.loads(stdout)
@@ -510,8 +502,6 @@ def markdown(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from benchmarks.fetch_speed import int_list
-
     parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{NAME}", description=__doc__.split("\n")[0])
     parser.add_argument("--levels", type=int_list, default=DEFAULT_LEVELS, help="concurrency levels (1,20,50)")
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="acks per level, at least (240)")
@@ -534,18 +524,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "snapshot_ttl_s": SNAPSHOT_TTL_S,
         "quick": args.quick,
     }
-    try:
-        results, process_gc = asyncio.run(measure(args.levels, samples))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        log("stopped before the end; no results written")
-        return 130
+    measured = run_measurement(measure(args.levels, samples))
+    if measured is None:
+        return STOPPED
+    results, process_gc = measured
     machine = machine_info()
-    report = markdown(results, machine, settings, process_gc)
-    print(report)
-    document = {
-        "benchmark": NAME,
-        "command": COMMAND,
-        "machine": machine,
+    sections = {
         "settings": settings,
         "target": {
             "concurrency": TARGET_LEVEL,
@@ -556,11 +540,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "process_gc": process_gc,
         "results": [level.summary() for level in results],
     }
-    write_results(args.results_dir, NAME, document, report)
     problems = [problem for level in results for problem in level.problems]
-    for problem in problems:
-        log(f"INVALID: {problem}")
-    return 1 if problems else 0
+    report = markdown(results, machine, settings, process_gc)
+    return publish(args.results_dir, NAME, COMMAND, machine, report, sections, problems)
 
 
 if __name__ == "__main__":

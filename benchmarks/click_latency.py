@@ -34,16 +34,18 @@ from typing import Any
 
 from benchmarks._common import (
     RESULTS_DIR,
+    STOPPED,
     distribution_ms,
     log,
     machine_info,
     machine_line,
     markdown_table,
-    write_results,
+    publish,
+    run_measurement,
 )
 from benchmarks._redis import RedisServer
 from benchmarks._sandbox import stop_on_signals
-from benchmarks._stack import GcPauses, all_text, app_stack, listed_user_ids, load_room
+from benchmarks._stack import GcPauses, all_text, app_stack, listed_user_ids, load_room, log_slack_warnings
 from bot.sandbox import generated_users
 from bot.slack_standin import SlackStandIn, StoredMessage
 
@@ -136,8 +138,7 @@ async def run_config(config: Config, clicks: int, redis_url: str | None) -> None
                     config.problems.append(f"{config.store}/{room}: page {page} lists the wrong users")
             config.wall_s = time.perf_counter() - started
             config.gc2_ms = [value * 1000 for value in pauses.between(started, started + config.wall_s)]
-            if slack.warnings:
-                log(f"Slack stand-in warnings: {slack.warnings[:5]}")
+            log_slack_warnings(slack)
 
 
 async def measure(clicks: int, use_redis: bool) -> tuple[list[Config], str]:
@@ -223,26 +224,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     clicks = QUICK_CLICKS if args.quick else args.clicks
     if not 1 <= clicks <= min(SIZES) // PAGE - 1:
         parser.error(f"--clicks must be 1-{min(SIZES) // PAGE - 1}")
-    try:
-        configs, redis_note = asyncio.run(measure(clicks, not args.no_redis))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        log("stopped before the end; no results written")
-        return 130
+    measured = run_measurement(measure(clicks, not args.no_redis))
+    if measured is None:
+        return STOPPED
+    configs, redis_note = measured
     machine = machine_info()
-    report = markdown(configs, machine, clicks, redis_note)
-    print(report)
-    document = {
-        "benchmark": NAME,
-        "command": COMMAND,
-        "machine": machine,
+    sections = {
         "settings": {"clicks": clicks, "rtt_ms": RTT_MS, "sizes": list(SIZES), "redis": redis_note},
         "results": [config.summary() for config in configs],
     }
-    write_results(args.results_dir, NAME, document, report)
     problems = [problem for config in configs for problem in config.problems]
-    for problem in problems:
-        log(f"INVALID: {problem}")
-    return 1 if problems else 0
+    report = markdown(configs, machine, clicks, redis_note)
+    return publish(args.results_dir, NAME, COMMAND, machine, report, sections, problems)
 
 
 if __name__ == "__main__":

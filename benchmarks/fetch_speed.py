@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import json
 import math
-import os
 import statistics
 import sys
 import time
@@ -42,16 +41,28 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import machine_info, machine_line
-from benchmarks._sandbox import REPO_ROOT, SandboxProcess, clean_env, stop_on_signals
-from bot.zim import SmoothPacer, ZimClient, fetch_roster, new_http_client
+from benchmarks._common import (
+    RESULTS_DIR,
+    STOPPED,
+    BenchmarkError,
+    float_list,
+    int_list,
+    log,
+    machine_info,
+    machine_line,
+    markdown_table,
+    publish,
+    run_measurement,
+)
+from benchmarks._sandbox import SandboxProcess, clean_env, run_python, stop_on_signals
+from benchmarks._stack import QUIET_GAP_S, load_room, zim_client
+from bot.zim import fetch_roster, new_http_client
 from bot.zim.codes import ROOM_RATE_LIMITED
 from bot.zim.pacing import DEFAULT_HEADROOM
 from bot.zim.wire import MAX_LIMIT
 
 NAME = "fetch_speed"
 COMMAND = ".venv/bin/python -m benchmarks.fetch_speed"
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 DEFAULT_SIZES = (1_000, 5_000, 10_000, 50_000, 100_000)
 DEFAULT_RTTS_MS = (20.0, 100.0, 200.0)
@@ -68,16 +79,8 @@ TARGET_FACTOR = 1.3
 FLOOR_TARGET_RTT_MS = 100.0
 FLOOR_TARGET_FACTOR = 1.15
 
-QUIET_GAP_S = 1.25  # > ZIM's 1-second arrival window, so runs never share a window
+# QUIET_GAP_S (from _stack) > ZIM's 1-second arrival window, so runs never share a window
 RUN_TIMEOUT_BASE_S = 30.0  # plus RUN_TIMEOUT_FLOORS × floor; a run slower than that is a failure
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-class BenchmarkError(RuntimeError):
-    """A run failed outright (an error, a timeout, a non-zero exit)."""
 
 
 @dataclass(frozen=True)
@@ -190,15 +193,9 @@ def run_timeout(floors: Floors) -> float:
 
 async def fetch_in_process(sandbox: SandboxProcess, floors: Floors) -> tuple[float, int, list[str], int]:
     """Wall time of fetch_roster with a fresh client; the users read, problems found and pages consumed."""
-    room_id = f"load-{floors.users}"
+    room_id = load_room(floors.users)
     async with new_http_client() as http:
-        client = ZimClient(
-            app_id=sandbox.app_id,
-            server_secret=sandbox.secret,
-            base_url=sandbox.base_url,
-            pacer=SmoothPacer(floors.qps),
-            http=http,
-        )
+        client = zim_client(sandbox, http, floors.qps)
         try:
             async with asyncio.timeout(run_timeout(floors)):
                 started = time.perf_counter()
@@ -212,7 +209,7 @@ async def fetch_in_process(sandbox: SandboxProcess, floors: Floors) -> tuple[flo
 
 async def fetch_in_subprocess(sandbox: SandboxProcess, floors: Floors) -> tuple[float, int, list[str]]:
     """Wall time of `python -m bot query load-N --json`, from spawning it to its exit; its output checked."""
-    room_id = f"load-{floors.users}"
+    room_id = load_room(floors.users)
     env = clean_env(
         ZEGO_APP_ID=str(sandbox.app_id),
         ZEGO_SERVER_SECRET=sandbox.secret,
@@ -220,31 +217,13 @@ async def fetch_in_subprocess(sandbox: SandboxProcess, floors: Floors) -> tuple[
         ZEGO_QPS=f"{floors.qps:g}",
     )
     started = time.perf_counter()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "query",
-        room_id,
-        "--json",
-        cwd=REPO_ROOT,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    returncode, stdout, stderr = await run_python(
+        "-m", "bot", "query", room_id, "--json", env=env, time_limit=run_timeout(floors)
     )
-    try:
-        async with asyncio.timeout(run_timeout(floors)):
-            stdout, stderr = await process.communicate()
-    except BaseException:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        raise
     wall = time.perf_counter() - started
-    if process.returncode != 0:
+    if returncode != 0:
         raise BenchmarkError(
-            f"python -m bot query {room_id} exited {process.returncode}: {stderr.decode(errors='replace')[-500:]}"
+            f"python -m bot query {room_id} exited {returncode}: {stderr.decode(errors='replace')[-500:]}"
         )
     payload = json.loads(stdout)
     ids = [user["user_id"] for user in payload["users"]]
@@ -353,7 +332,7 @@ ALIGN = ("---:",) * (len(HEADERS) - 2) + (":---:", ":---:")
 
 
 def table(configs: Sequence[Config]) -> str:
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "|".join(ALIGN) + "|"]
+    rows = []
     for config in configs:
         f = config.floors
         s = config.summary()
@@ -375,8 +354,8 @@ def table(configs: Sequence[Config]) -> str:
             f"**{config.verdict()}**" if config.is_target() else "",
             f"**{config.floor_verdict()}**" if config.is_floor_target() else "",
         )
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return markdown_table(HEADERS, rows, ALIGN)
 
 
 def target_sentence(configs: Sequence[Config]) -> str:
@@ -431,34 +410,7 @@ def markdown(configs: Sequence[Config], machine: dict[str, Any], settings: dict[
     )
 
 
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 # ----- command line ----------------------------------------------------------------------------------
-
-
-def int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
-    if not values or any(value <= 0 for value in values):
-        raise argparse.ArgumentTypeError("expected at least one positive number")
-    return values
-
-
-def float_list(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
-    if not values or any(value < 0 for value in values):
-        raise argparse.ArgumentTypeError("expected at least one number, none negative")
-    return values
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -492,19 +444,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pacer_headroom": DEFAULT_HEADROOM,
         "quiet_gap_s": QUIET_GAP_S,
     }
-    try:
-        configs = asyncio.run(measure(sizes, rtts, args.qps, args.repeat))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        log("stopped before the end; no results written")
-        return 130
+    configs = run_measurement(measure(sizes, rtts, args.qps, args.repeat))
+    if configs is None:
+        return STOPPED
     machine = machine_info()
-    report = markdown(configs, machine, settings)
-    print(report)
     target = next((config for config in configs if config.is_target()), None)
-    document = {
-        "benchmark": NAME,
-        "command": COMMAND,
-        "machine": machine,
+    sections = {
         "settings": settings,
         "target": {
             "users": TARGET_USERS,
@@ -522,13 +467,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "results": [config.summary() for config in configs],
     }
-    write_atomically(args.results_dir / f"{NAME}.json", json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    write_atomically(args.results_dir / f"{NAME}.md", report)
-    log(f"wrote {args.results_dir / (NAME + '.json')} and {args.results_dir / (NAME + '.md')}")
     problems = [problem for config in configs for problem in config.problems]
-    for problem in problems:
-        log(f"INVALID: {problem}")
-    if problems:
+    report = markdown(configs, machine, settings)
+    if publish(args.results_dir, NAME, COMMAND, machine, report, sections, problems):
         return 1
     if args.fail_on_miss and target is not None and target.verdict() != "PASS":
         return 1

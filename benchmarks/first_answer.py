@@ -35,21 +35,26 @@ from typing import Any
 
 from benchmarks._common import (
     RESULTS_DIR,
+    STOPPED,
     distribution_ms,
+    int_list,
     log,
     machine_info,
     machine_line,
     markdown_table,
-    write_results,
+    publish,
+    run_measurement,
 )
 from benchmarks._sandbox import SandboxProcess, stop_on_signals
 from benchmarks._stack import (
     QUIET_GAP_S,
     all_text,
     app_stack,
+    cancel_fetches,
     expected_ids,
     listed_user_ids,
     load_room,
+    log_slack_warnings,
     zim_round_trips,
 )
 from bot.local_stack import LocalStack
@@ -135,12 +140,9 @@ async def one_sample(sandbox: SandboxProcess, local: LocalStack, store: MemorySn
     requests = int((await sandbox.stats())["requests"])
 
     # Stop the rest of the fetch and forget any snapshot, so the next sample starts cold.
+    await cancel_fetches(local, [room_id])
     stack = local.rosters.pick("")
     assert stack is not None
-    flight = stack.snapshots.in_flight(room_id)
-    if flight is not None:
-        flight.task.cancel()
-        await asyncio.gather(flight.task, return_exceptions=True)
     await store.discard(stack.snapshots.key(room_id))
 
     if not response.acked_in_time:
@@ -181,8 +183,7 @@ async def measure(sizes: Sequence[int], rtt_ms: float, repeat: int) -> list[Size
                     f"(ack {sample.ack_s * 1000:5.1f} ms, {sample.zim_requests_at_answer} ZIM requests)"
                     + "".join(f"  PROBLEM: {problem}" for problem in sample.problems)
                 )
-        if local.slack.warnings:
-            log(f"Slack stand-in warnings: {local.slack.warnings[:5]}")
+        log_slack_warnings(local.slack)
     return results
 
 
@@ -246,8 +247,6 @@ def markdown(results: Sequence[Size], machine: dict[str, Any], settings: dict[st
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from benchmarks.fetch_speed import int_list
-
     parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{NAME}", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int_list, default=DEFAULT_SIZES, help="room sizes")
     parser.add_argument("--rtt", type=float, default=DEFAULT_RTT_MS, help="injected RTT in ms (default 100)")
@@ -264,27 +263,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--repeat must be 1-100 and --rtt 0-2000")
     sizes, repeat = (QUICK_SIZES, QUICK_REPEAT) if args.quick else (args.sizes, args.repeat)
     settings = {"sizes": list(sizes), "rtt_ms": args.rtt, "repeat": repeat, "quick": args.quick}
-    try:
-        results = asyncio.run(measure(sizes, args.rtt, repeat))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        log("stopped before the end; no results written")
-        return 130
+    results = run_measurement(measure(sizes, args.rtt, repeat))
+    if results is None:
+        return STOPPED
     machine = machine_info()
-    report = markdown(results, machine, settings)
-    print(report)
-    document = {
-        "benchmark": NAME,
-        "command": COMMAND,
-        "machine": machine,
+    sections = {
         "settings": settings,
         "target": {"extra_ms": TARGET_EXTRA_MS, "rule": "max first answer <= median ZIM round trip + extra_ms"},
         "results": [size.summary() for size in results],
     }
-    write_results(args.results_dir, NAME, document, report)
     problems = [problem for size in results for problem in size.problems]
-    for problem in problems:
-        log(f"INVALID: {problem}")
-    return 1 if problems else 0
+    return publish(args.results_dir, NAME, COMMAND, machine, markdown(results, machine, settings), sections, problems)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ import asyncio
 import gc
 import os
 import random
-import statistics
 import string
 import sys
 import time
@@ -41,7 +40,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import RESULTS_DIR, log, machine_info, machine_line, markdown_table, write_results
+from benchmarks._common import (
+    RESULTS_DIR,
+    full_collection_ms,
+    log,
+    machine_info,
+    machine_line,
+    markdown_table,
+    publish,
+)
 from benchmarks._redis import RedisServer
 from bot.sandbox import generated_users
 from bot.sandbox.wire import encode_user, success_reply
@@ -223,19 +230,10 @@ LAYOUTS: dict[str, Callable[[list[Page]], Any]] = {
 }
 
 
-def gc_full_ms() -> float:
-    times = []
-    for _ in range(GC_SAMPLES):
-        started = time.perf_counter()
-        gc.collect()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
-
-
 def measure_layouts(room: WireRoom) -> list[dict[str, Any]]:
     results = []
     users = len(room.fragments)
-    gc_without = gc_full_ms()
+    gc_without = full_collection_ms(GC_SAMPLES)
     for name, build in LAYOUTS.items():
         settle()
         tracked_before = len(gc.get_objects())
@@ -247,7 +245,7 @@ def measure_layouts(room: WireRoom) -> list[dict[str, Any]]:
         current, _ = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         tracked = len(gc.get_objects()) - tracked_before
-        gc_with = gc_full_ms()
+        gc_with = full_collection_ms(GC_SAMPLES)
         results.append(
             {
                 "layout": name,
@@ -328,6 +326,7 @@ def measure_redis(roster: Roster) -> list[dict[str, Any]]:
 
 
 def markdown(document: dict[str, Any], machine: dict[str, Any]) -> str:
+    """The report, from the results document's sections (tracemalloc, rss, breakdown, target, layouts, redis)."""
     traced, rss, parts = document["tracemalloc"], document["rss"], document["breakdown"]
     users = traced["users"]
     verdict = document["target"]["verdict"]
@@ -453,10 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         redis = measure_redis(roster)
     verdict = "PASS" if traced["bytes_per_user"] <= TARGET_BYTES_PER_USER else "MISS"
     machine = machine_info()
-    document = {
-        "benchmark": NAME,
-        "command": COMMAND,
-        "machine": machine,
+    sections = {
         "settings": {"users": args.users},
         "target": {"bytes_per_user": TARGET_BYTES_PER_USER, "measured": traced["bytes_per_user"], "verdict": verdict},
         "tracemalloc": traced,
@@ -466,10 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "redis": redis,
         "redis_note": redis_note,
     }
-    report = markdown(document, machine)
-    print(report)
-    write_results(args.results_dir, NAME, document, report)
-    return 0
+    return publish(args.results_dir, NAME, COMMAND, machine, markdown(sections, machine), sections)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import RESULTS_DIR, log, machine_info, machine_line, markdown_table, write_results
+from benchmarks._common import RESULTS_DIR, log, machine_info, machine_line, markdown_table, publish
 from bot.sandbox import generated_users
 from bot.slack.blocks import roster_message
 from bot.slack.export import roster_csv
@@ -221,18 +221,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = measure(repeat)
     whole = whole_roster_operations(repeat)
     machine = machine_info()
-    report = markdown(results, whole, machine, repeat)
-    print(report)
-    document = {
-        "benchmark": NAME,
-        "command": COMMAND,
-        "machine": machine,
+    sections = {
         "settings": {"repeat": repeat, "page_size": PAGE_SIZE, "filter_text": FILTER_TEXT},
         "results": results,
         "whole_roster": whole,
     }
-    write_results(args.results_dir, NAME, document, report)
-    return 0
+    return publish(args.results_dir, NAME, COMMAND, machine, markdown(results, whole, machine, repeat), sections)
 
 
 if __name__ == "__main__":

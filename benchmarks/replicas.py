@@ -38,13 +38,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import gc
 import json
 import logging
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -55,16 +52,29 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
+from benchmarks._common import (
+    RESULTS_DIR,
+    STOPPED,
+    BenchmarkError,
+    host_info,
+    host_line,
+    log,
+    markdown_table,
+    number_list,
+    publish,
+    run_measurement,
+    whole_number,
+)
+from benchmarks._redis import RedisServer
+from benchmarks._stack import QUIET_GAP_S
 from bot.local_stack import LocalReplicas, local_replicas
 from bot.sandbox import ZimSandbox, generated_users
 from bot.zim.codes import ROOM_RATE_LIMITED
 from bot.zim.pacing import DEFAULT_HEADROOM
 from bot.zim.wire import MAX_LIMIT
-from tests.redis_server import RedisServer
 
 NAME = "replicas"
 COMMAND = ".venv/bin/python -m benchmarks.replicas"
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 DEFAULT_REPLICAS = (1, 2, 4)
 DEFAULT_ROOMS = 16
@@ -73,7 +83,7 @@ DEFAULT_LATENCY_MS = 50.0
 DEFAULT_QPS = 20.0
 DEFAULT_REPEAT = 3
 
-QUIET_GAP_S = 1.25  # > ZIM's 1-second window and the pacer key's 1-s expiry: runs never share a window
+# QUIET_GAP_S (from _stack) > ZIM's 1-second window and the pacer key's 1-s expiry: runs never share a window
 POLL_S = 0.02  # how often the shared store is polled for finished rooms
 TICK_S = 0.005  # the loop-stall ticker's period
 STALL_MIN_S = 0.002  # overshoots below this are not recorded
@@ -81,14 +91,6 @@ STALL_LOOKBACK_S = 0.15  # a stall ending this long before (or during) an over-l
 RUN_TIMEOUT_BASE_S = 30.0  # plus 5 × the floor; a run slower than that is a failure
 ANSWER_TIMEOUT_S = 10.0  # after the rooms are stored, every command must have had its answer by then
 FETCH_COUNT_METRIC = "roomusers_fetch_duration_seconds_count"  # one observation per whole-room fetch
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-class BenchmarkError(RuntimeError):
-    """A run failed outright (a timeout, an error)."""
 
 
 # ----- one run -------------------------------------------------------------------------------------
@@ -463,25 +465,6 @@ async def measure(
 # ----- report ------------------------------------------------------------------------------------------
 
 
-def machine_info() -> dict[str, Any]:
-    cpu_model = None
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            cpu_model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), None)
-    except OSError:
-        pass
-    affinity = getattr(os, "sched_getaffinity", None)
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(affinity(0)) if affinity else os.cpu_count(),
-        "cpu_model": cpu_model,
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
-
-
 def table(configs: Sequence[Config]) -> str:
     headers = (
         "replicas",
@@ -499,7 +482,7 @@ def table(configs: Sequence[Config]) -> str:
         "fetches",
         "max loop stall (max gen-2 GC)",
     )
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" for _ in headers) + "|"]
+    rows = []
     for config in configs:
         s = config.summary()
         cells = (
@@ -518,8 +501,8 @@ def table(configs: Sequence[Config]) -> str:
             str(s["fetches"]),
             f"{s['max_loop_stall_ms']:.0f} ms ({s['gen2_max_ms']:.0f} ms)",
         )
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return markdown_table(headers, rows)
 
 
 def same_room_summary(run: Run) -> dict[str, Any]:
@@ -581,8 +564,7 @@ def markdown(configs: Sequence[Config], same: Run, machine: dict[str, Any], sett
         [
             f"# {NAME}",
             "",
-            f"{machine['date']}, {machine['cpus_usable']} CPU(s) ({machine['cpu_model'] or 'unknown CPU'}), "
-            f"{machine['implementation']} {machine['python']}. Replicas share one local redis-server "
+            f"{host_line(machine)}. Replicas share one local redis-server "
             f"(snapshots, pacer, single-flight); one in-process ZIM sandbox with {settings['latency_ms']:g} ms "
             f"injected latency; ZEGO_QPS={settings['qps']:g} (pacer headroom {settings['pacer_headroom']:g}); "
             f"{settings['page_size']} users a page. All `/roomusers` commands sent at once, round-robin over the "
@@ -601,21 +583,11 @@ def markdown(configs: Sequence[Config], same: Run, machine: dict[str, Any], sett
     )
 
 
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 # ----- command line --------------------------------------------------------------------------------------
 
 
-def int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
+def replica_counts(text: str) -> tuple[int, ...]:
+    values = number_list(text, whole_number, "whole numbers")
     if not values or any(not 1 <= value <= 16 for value in values):
         raise argparse.ArgumentTypeError("expected replica counts between 1 and 16")
     return values
@@ -623,7 +595,9 @@ def int_list(text: str) -> tuple[int, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.replicas", description=__doc__.split("\n")[0])
-    parser.add_argument("--replicas", type=int_list, default=DEFAULT_REPLICAS, help="replica counts (default 1,2,4)")
+    parser.add_argument(
+        "--replicas", type=replica_counts, default=DEFAULT_REPLICAS, help="replica counts (default 1,2,4)"
+    )
     parser.add_argument("--rooms", type=int, default=DEFAULT_ROOMS, help="distinct rooms (default 16)")
     parser.add_argument("--users", type=int, default=DEFAULT_USERS, help="users per room (default 5000)")
     parser.add_argument("--latency-ms", type=float, default=DEFAULT_LATENCY_MS, help="sandbox latency (default 50)")
@@ -666,39 +640,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pacer_slack_per_window_ms": (math.floor(args.qps) / (args.qps * DEFAULT_HEADROOM) - 1) * 1000,
     }
     try:
-        configs, same = asyncio.run(
+        measured = run_measurement(
             measure(
                 args.replicas, args.rooms, args.users, args.latency_ms, args.qps, args.repeat, gc_freeze=args.gc_freeze
             )
         )
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        log("stopped before the end; no results written")
-        return 130
     except BenchmarkError as exc:
         log(f"FAILED: {exc}; no results written")
         return 1
-    machine = machine_info()
-    report = markdown(configs, same, machine, settings)
-    print(report)
+    if measured is None:
+        return STOPPED
+    configs, same = measured
+    # The machine and interpreter only: this benchmark's results have never recorded the load or the commit.
+    machine = host_info()
     problems = [problem for config in configs for problem in config.problems]
     same_summary = same_room_summary(same)
     problems += same_summary["problems"]
-    document = {
-        "benchmark": NAME,
-        "command": COMMAND,
-        "machine": machine,
+    sections = {
         "settings": settings,
         "results": [config.summary() for config in configs],
         "same_room": same_summary,
         "throughput_spread": _spread([config.summary()["pages_per_s"] for config in configs]),
         "problems": problems,
     }
-    write_atomically(args.results_dir / f"{NAME}.json", json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    write_atomically(args.results_dir / f"{NAME}.md", report)
-    log(f"wrote {args.results_dir / (NAME + '.json')} and {args.results_dir / (NAME + '.md')}")
-    for problem in problems:
-        log(f"INVALID: {problem}")
-    return 1 if problems else 0
+    report = markdown(configs, same, machine, settings)
+    return publish(args.results_dir, NAME, COMMAND, machine, report, sections, problems)
 
 
 def _spread(values: Sequence[float]) -> dict[str, float]:
