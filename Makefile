@@ -36,8 +36,7 @@ redis-server:
 
 test: lint typecheck unit
 
-bench: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+bench: $(STAMP) redis-server
 	$(PY) -m benchmarks.run_all
 
 clean:
