@@ -64,6 +64,3 @@ class LocalFlightCoordinator:
     ) -> Roster | None:
         # No leader to wait for; a fresh snapshot may still be there (e.g. stored just before an outage).
         return fresh_enough(await read(), newer_than)
-
-    async def aclose(self) -> None:
-        return None

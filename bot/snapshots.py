@@ -119,7 +119,12 @@ class SnapshotService:
             SNAPSHOT_LOOKUPS.labels("miss" if cached is None else "hit").inc()
             if cached is not None:
                 return Snapshot(cached, from_cache=True)
-        # No await between this check and the insert below, so two callers can't both start a fetch.
+        return self.flight(room_id, refresh=refresh)
+
+    def flight(self, room_id: str, *, refresh: bool = False) -> Flight:
+        """The fetch of `room_id` under way, or a new one (the cache is not consulted)."""
+        key = self.key(room_id)
+        # Synchronous: nothing can start a second fetch between this check and the insert.
         flight = self._in_flight.get(key)
         if flight is None:
             progress = FetchProgress()

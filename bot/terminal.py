@@ -6,10 +6,8 @@ import json
 import unicodedata
 from collections.abc import Iterable
 
+from bot.slack.escaping import EMOJI_JOINERS
 from bot.zim.models import RoomUser, Roster
-
-# Format characters that only join emoji (👩🏽‍💻, subdivision flags) and cannot reorder or hide text.
-EMOJI_JOINERS = frozenset({"\u200d", *map(chr, range(0xE0020, 0xE0080))})
 
 
 def printable(text: str) -> str:

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 from bot.local_stack import LocalStack, local_stack
 from bot.sandbox import ZimSandbox
+from bot.slack.escaping import escape_mrkdwn
 from bot.slack.parsing import CommandRequest, HelpRequest, InvalidRequest, parse_command_text
-from bot.slack_standin import StoredMessage, payloads
+from bot.slack_standin import StoredMessage
 from bot.zim import InvalidRoomId, SmoothPacer, ZimClient, fetch_roster, room_id_problem, validate_room_id
 
 from .conftest import FAST_RETRY
@@ -182,7 +183,7 @@ def assert_safe_sentence(sentence: str) -> None:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(command_texts)
 def test_any_command_text_parses_to_one_of_three_results(text: str) -> None:
-    for delivered in (text, payloads.escape_user_text(text)):  # raw, and escaped the way Slack delivers it
+    for delivered in (text, escape_mrkdwn(text)):  # raw, and escaped the way Slack delivers it
         result = parse_command_text(delivered)
         assert isinstance(result, CommandRequest | HelpRequest | InvalidRequest)
         if isinstance(result, CommandRequest):
@@ -208,7 +209,7 @@ async def test_any_command_text_gets_exactly_one_answer_and_no_server_error(text
         assert response.acked_in_time
         ack = await local.slack.next_message()
         assert ack.origin == "ack"
-        if isinstance(parse_command_text(payloads.escape_user_text(text)), CommandRequest):
+        if isinstance(parse_command_text(escape_mrkdwn(text)), CommandRequest):
             answer = await local.slack.next_message()
             assert answer.origin == "response_url"
             assert answer.ephemeral

@@ -31,11 +31,12 @@ from bot.config import (
     load_zego_profiles,
     load_zego_settings,
 )
+from bot.http_site import start_site
 from bot.local_stack import LOOPBACK, LocalStack, local_stack
 from bot.logging_setup import QUIET_LOGGERS, configure_logging
 from bot.sandbox import Fault, ZimSandbox
 from bot.slack.access import AccessPolicy
-from bot.slack.http_server import EVENTS_PATH, make_web_app, start_http, start_site
+from bot.slack.http_server import EVENTS_PATH, make_web_app, start_http
 from bot.slack.paging import PageRef, encode_page_ref
 from bot.slack.replay import REPLAY_TTL_SECONDS, SIGNATURE_WINDOW_SECONDS, MemoryReplayGuard, ReplayGuard
 from bot.slack_standin import AppResponse, ResponseContext, SlackStandIn, StoredMessage, payloads

@@ -49,7 +49,6 @@ class Rejection:
 
 @dataclass(frozen=True, slots=True)
 class SignedRequest:
-    app_id: int
     nonce: str
 
 
@@ -96,7 +95,7 @@ def check_signed(query: MultiMapping[str], *, app_id: int, secret: str, now: flo
     # Compare bytes: compare_digest refuses non-ASCII str, and a client may send anything.
     if not hmac.compare_digest(sent.encode(), expected.encode()):
         return Rejection(SIGNATURE_INVALID, "invalid signature")
-    return SignedRequest(app_id=app_id, nonce=nonce)
+    return SignedRequest(nonce=nonce)
 
 
 def _check_timestamp(raw: str, now: float) -> int | Rejection:

@@ -24,6 +24,7 @@ from types import TracebackType
 from aiohttp import web
 from multidict import MultiMapping
 
+from bot.http_site import http_url, start_site
 from bot.sandbox.control import ControlApi
 from bot.sandbox.credentials import SANDBOX_APP_ID, SANDBOX_SERVER_SECRET
 from bot.sandbox.cursor import CursorCodec
@@ -80,7 +81,7 @@ class ZimSandbox:
         self.done_flag = ""
         self._clock = clock
         self._monotonic = monotonic
-        self._windows: dict[int, ArrivalWindow] = {}
+        self._window = ArrivalWindow()  # check_signed admits only this sandbox's AppId: one window
         self._cursors = CursorCodec()
         # Unique 18-digit numeric RequestIds, like the real service's.
         self._request_ids = itertools.count(10**17 + secrets.randbelow(8 * 10**17))
@@ -122,7 +123,7 @@ class ZimSandbox:
         now = self._monotonic()
         self.stats.arrivals.append(now)
         # Every signed arrival counts, refused ones included, so hammering keeps a client limited.
-        if self._windows.setdefault(checked.app_id, ArrivalWindow()).arrive(now) > self.qps:
+        if self._window.arrive(now) > self.qps:
             return self._code(ROOM_RATE_LIMITED, f"QPS limit exceeded ({self.qps}/s)")
         return None
 
@@ -245,15 +246,8 @@ class ZimSandbox:
         if self._runner is not None:
             raise RuntimeError("the sandbox is already running")
         self._stopping = asyncio.Event()
-        runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=_SHUTDOWN_GRACE_S)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, host, port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self._base_url = _http_url(host, runner.addresses[0][1])
+        self._runner, bound_port = await start_site(self.make_app(), host, port, shutdown_timeout=_SHUTDOWN_GRACE_S)
+        self._base_url = http_url(host, bound_port)
         return self._base_url
 
     async def stop(self) -> None:
@@ -277,10 +271,6 @@ class ZimSandbox:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
-
-
-def _http_url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def sandbox_banner(sandbox: ZimSandbox) -> str:

@@ -4,7 +4,7 @@
     health.py      RedisHealth: one circuit breaker (one warning per outage, periodic probe, recovery)
     snapshots.py   RedisSnapshotStore: compressed rosters with a TTL and a size cap
     pacing.py      RedisPacer: evenly spaced send slots reserved by a Lua script on Redis's clock
-    flight.py      FlightCoordinator protocol; LocalFlightCoordinator; RedisFlightCoordinator (renewed leases)
+    flight.py      RedisFlightCoordinator (renewed leases); the protocol and the in-process one: bot/flights.py
     dedupe.py      RedisEventDeduper: SET NX EX
     fallback.py    each shared component paired with its in-process twin, switched by RedisHealth
     state.py       SharedState and build_shared_state(redis_url, qps=...)

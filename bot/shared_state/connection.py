@@ -11,6 +11,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 REDIS_URL_SETTING = "REDIS_URL"
+DEFAULT_PREFIX = "roomusers:"  # every key this app writes starts with it
 SOCKET_TIMEOUT = 0.5
 CONNECT_TIMEOUT = 0.5
 

@@ -7,8 +7,7 @@ import secrets
 from redis.asyncio import Redis
 
 from bot.dedupe import EVENT_TTL_SECONDS
-
-DEFAULT_PREFIX = "roomusers:"
+from bot.shared_state.connection import DEFAULT_PREFIX
 
 
 class RedisEventDeduper:

@@ -31,6 +31,7 @@ import secrets
 from redis.asyncio import Redis
 
 from bot.flights import Read, fresh_enough
+from bot.shared_state.connection import DEFAULT_PREFIX
 from bot.shared_state.health import REDIS_UNAVAILABLE
 from bot.zim.models import Roster
 
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LEASE_TTL = 15.0
 DEFAULT_POLL_INTERVAL = 0.1
-DEFAULT_PREFIX = "roomusers:"
 
 
 _RENEW = """

@@ -45,11 +45,6 @@ class RedisHealth:
         self._clock = clock
         self._up = True
         self._next_probe = 0.0
-        self.outages = 0  # for tests and /healthz: how many times the circuit has tripped
-
-    @property
-    def up(self) -> bool:
-        return self._up
 
     async def run(self, op: Callable[[], Awaitable[T]], fallback: Callable[[], Awaitable[T]]) -> T:
         """`op()` against Redis; `fallback()` instead while Redis is down or if `op` finds it down."""
@@ -77,7 +72,6 @@ class RedisHealth:
         if not self._up:
             return  # calls that were in flight when Redis went away: the outage is already reported
         self._up = False
-        self.outages += 1
         log.warning("Redis is unreachable (%s: %s); %s", type(exc).__name__, exc, self._fallback_note)
 
     def _recover(self) -> None:

@@ -16,8 +16,6 @@ from redis.asyncio import Redis
 
 from bot.zim.pacing import DEFAULT_HEADROOM, LATE_FRACTION
 
-DEFAULT_PACER_KEY = "roomusers:pacer:zim"
-
 # The key holds the next free slot in microseconds of Redis time. It expires one second after that slot
 # has passed, so an idle limiter leaves nothing behind (and an old slot could not delay anyone anyway).
 # Microseconds since the epoch (~1.7e15) are exact in Lua's doubles; "%.0f" writes them without the
@@ -58,9 +56,7 @@ class RedisPacer:
     `SmoothPacer` at the same rate.
     """
 
-    def __init__(
-        self, redis: Redis, *, qps: float, headroom: float = DEFAULT_HEADROOM, key: str = DEFAULT_PACER_KEY
-    ) -> None:
+    def __init__(self, redis: Redis, *, qps: float, headroom: float = DEFAULT_HEADROOM, key: str) -> None:
         if not (qps > 0 and math.isfinite(qps)) or not 0 < headroom <= 1:
             raise ValueError("qps must be positive and headroom in (0, 1]")
         self._interval = 1.0 / (qps * headroom)

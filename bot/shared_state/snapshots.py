@@ -26,14 +26,14 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from bot.shared_state.connection import DEFAULT_PREFIX
+from bot.snapshots import DEFAULT_TTL_SECONDS
 from bot.zim.models import Roster
 from bot.zim.packed import PackedUsers
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TTL_SECONDS = 300.0
 DEFAULT_MAX_USERS = 1_000_000
-DEFAULT_PREFIX = "roomusers:"
 
 _TAG = b"RUS2"  # RUS1 (JSON columns) snapshots from older versions read as misses and are refetched
 _METADATA_SIZE = struct.Struct("<I")

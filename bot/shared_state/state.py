@@ -10,7 +10,14 @@ from redis.asyncio import Redis
 
 from bot.dedupe import EVENT_TTL_SECONDS, EventDeduper, MemoryEventDeduper
 from bot.flights import FlightCoordinator, LocalFlightCoordinator
-from bot.shared_state.connection import REDIS_URL_SETTING, SharedStateUnavailable, connect, redact_url, scrub
+from bot.shared_state.connection import (
+    DEFAULT_PREFIX,
+    REDIS_URL_SETTING,
+    SharedStateUnavailable,
+    connect,
+    redact_url,
+    scrub,
+)
 from bot.shared_state.dedupe import RedisEventDeduper
 from bot.shared_state.fallback import (
     FallbackEventDeduper,
@@ -18,11 +25,11 @@ from bot.shared_state.fallback import (
     FallbackPacer,
     FallbackSnapshotStore,
 )
-from bot.shared_state.flight import RedisFlightCoordinator
+from bot.shared_state.flight import DEFAULT_LEASE_TTL, RedisFlightCoordinator
 from bot.shared_state.health import DEFAULT_PROBE_INTERVAL, REDIS_UNAVAILABLE, RedisHealth
 from bot.shared_state.pacing import RedisPacer
-from bot.shared_state.snapshots import DEFAULT_PREFIX, RedisSnapshotStore
-from bot.snapshots import MemorySnapshotStore, SnapshotStore
+from bot.shared_state.snapshots import RedisSnapshotStore
+from bot.snapshots import DEFAULT_TTL_SECONDS, MemorySnapshotStore, SnapshotStore
 from bot.zim.pacing import Pacer, SmoothPacer
 
 log = logging.getLogger(__name__)
@@ -68,7 +75,7 @@ class SharedState:
             await self._redis.client.aclose()
 
 
-def memory_state(*, qps: float, snapshot_ttl: float = 300.0) -> SharedState:
+def memory_state(*, qps: float, snapshot_ttl: float = DEFAULT_TTL_SECONDS) -> SharedState:
     return SharedState(
         store=MemorySnapshotStore(ttl=snapshot_ttl),
         pacer=SmoothPacer(qps),
@@ -82,9 +89,9 @@ async def build_shared_state(
     redis_url: str | None,
     *,
     qps: float,
-    snapshot_ttl: float = 300.0,
+    snapshot_ttl: float = DEFAULT_TTL_SECONDS,
     probe_interval: float = DEFAULT_PROBE_INTERVAL,
-    lease_ttl: float = 15.0,
+    lease_ttl: float = DEFAULT_LEASE_TTL,
     prefix: str = DEFAULT_PREFIX,
 ) -> SharedState:
     """In-process state when `redis_url` is None or empty; otherwise Redis-backed state with local fallbacks.

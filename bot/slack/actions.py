@@ -85,11 +85,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
                 fallback = (client, click.channel, click.user)
                 await deliver(respond, restarting_message(), fallback=fallback, replace_original=False)
 
-            if deps.inflight.closing:
-                await tell_to_retry()
-                return
-            async with deps.inflight.job(tell_to_retry):
-                await work(click, deps, respond, client)
+            await deps.inflight.run(lambda: work(click, deps, respond, client), tell_to_retry)
 
         return handle
 

@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.rosters import Rosters, RosterStack
 from bot.slack.blocks import Loading, Message, problem_message, roster_message
@@ -57,6 +57,13 @@ def with_note(message: Message, note: str) -> Message:
     return replace(message, blocks=blocks)
 
 
+T = TypeVar("T")
+
+
+def _first_page_ref(request: CommandRequest) -> PageRef:
+    return PageRef(request.room_id, 1, request.newest_first, 0.0, request.filter_text, request.profile)
+
+
 class RoomAnswers:
     def __init__(self, rosters: Rosters, *, clock: Callable[[], float] = time.time) -> None:
         self._rosters = rosters
@@ -64,7 +71,7 @@ class RoomAnswers:
 
     async def first_page(self, request: CommandRequest, *, shareable: bool) -> Answer:
         """Page 1 for a command or mention; for a big room, as soon as ZIM's first page is in."""
-        ref = PageRef(request.room_id, 1, request.newest_first, 0.0, request.filter_text, request.profile)
+        ref = _first_page_ref(request)
 
         async def answer(stack: RosterStack) -> Answer:
             begun = await stack.snapshots.begin(request.room_id)
@@ -81,7 +88,7 @@ class RoomAnswers:
 
     async def finish(self, request: CommandRequest, pending: Flight, *, shareable: bool) -> Answer:
         """The complete page-1 answer once a pending fetch is done (or why it failed)."""
-        ref = PageRef(request.room_id, 1, request.newest_first, 0.0, request.filter_text, request.profile)
+        ref = _first_page_ref(request)
 
         async def answer(_: RosterStack) -> Answer:
             return self._render(Snapshot(await pending.roster(), from_cache=False), ref, shareable=shareable)
@@ -90,7 +97,7 @@ class RoomAnswers:
 
     def loading_update(self, request: CommandRequest, pending: Flight) -> Answer | None:
         """A fresh "still loading" message with the latest progress (None if there is nothing to show yet)."""
-        ref = PageRef(request.room_id, 1, request.newest_first, 0.0, request.filter_text, request.profile)
+        ref = _first_page_ref(request)
         return self._partial(pending, ref)
 
     async def page(self, ref: PageRef, *, shareable: bool, refresh: bool = False, shared_by: str = "") -> Answer:
@@ -106,13 +113,12 @@ class RoomAnswers:
                 if ref.fetched_at and int(roster.fetched_at) != int(ref.fetched_at):
                     return replace(rendered, message=with_note(rendered.message, "The list was refreshed since."))
                 return rendered
-            flight = stack.snapshots.in_flight(ref.room_id)
-            if flight is not None:  # the click came while the room is still being read: wait for it
-                whole = Snapshot(await flight.roster(), from_cache=False)
-                return self._render(whole, ref, shareable=shareable, shared_by=shared_by)
-            fetched = await stack.snapshots.get(ref.room_id)
-            rendered = self._render(fetched, ref, shareable=shareable, shared_by=shared_by)
-            if ref.fetched_at:
+            # Not cached: the click came while the room is still being read (wait for it), or after the
+            # snapshot expired (read it again, and say so).
+            expired = stack.snapshots.in_flight(ref.room_id) is None and bool(ref.fetched_at)
+            whole = Snapshot(await stack.snapshots.flight(ref.room_id).roster(), from_cache=False)
+            rendered = self._render(whole, ref, shareable=shareable, shared_by=shared_by)
+            if expired:
                 note = "The earlier list had expired, so the room was read again."
                 return replace(rendered, message=with_note(rendered.message, note))
             return rendered
@@ -120,14 +126,12 @@ class RoomAnswers:
         return await self._safely(ref, answer)
 
     async def roster(self, ref: PageRef) -> Roster | Answer:
-        """The whole roster for an export (from the snapshot if it is still there), or why not."""
+        """The whole roster for an export (from the snapshot if it is still there), or the answer saying why not."""
 
-        async def answer(stack: RosterStack) -> Answer:
-            snapshot = await stack.snapshots.get(ref.room_id)
-            return Answer(Message(text="", blocks=[]), "ok", snapshot.roster, snapshot.from_cache)
+        async def whole(stack: RosterStack) -> Roster:
+            return (await stack.snapshots.get(ref.room_id)).roster
 
-        result = await self._safely(ref, answer)
-        return result.roster if result.outcome in ("ok", "empty") and result.roster is not None else result
+        return await self._safely(ref, whole)
 
     # -- internals --------------------------------------------------------------------------------------
 
@@ -170,7 +174,8 @@ class RoomAnswers:
         outcome = "empty" if not snapshot.roster.users else "ok"
         return Answer(message, outcome, snapshot.roster, snapshot.from_cache)
 
-    async def _safely(self, ref: PageRef, answer: Callable[[RosterStack], Awaitable[Answer]]) -> Answer:
+    async def _safely(self, ref: PageRef, answer: Callable[[RosterStack], Awaitable[T]]) -> T | Answer:
+        """`answer` with the profile's stack; a missing profile, a ZIM error or a bug becomes an Answer."""
         stack = self._rosters.pick(ref.profile)
         if stack is None:
             known = ", ".join(f"`{escape_mrkdwn(name)}`" for name in sorted(self._rosters.stacks))

@@ -42,11 +42,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await deliver(respond, restarting_message(), fallback=fallback, replace_original=False)
             record.emit("interrupted")
 
-        if deps.inflight.closing:
-            await tell_to_retry()
-            return
-        async with deps.inflight.job(tell_to_retry):
-            await answer_command(deps, request, respond, fallback, record)
+        await deps.inflight.run(lambda: answer_command(deps, request, respond, fallback, record), tell_to_retry)
 
 
 async def answer_command(

@@ -11,14 +11,14 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["ELLIPSIS", "clean_untrusted", "escape_mrkdwn", "slack_length", "unescape_slack"]
+__all__ = ["ELLIPSIS", "EMOJI_JOINERS", "clean_untrusted", "escape_mrkdwn", "slack_length", "unescape_slack"]
 
 ELLIPSIS = "…"
 
 # Control, format and line/paragraph separators: newlines, tabs, bidi overrides, zero-width spaces.
 _BLANKED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 # Format characters that only join emoji (👩🏽‍💻, subdivision flags) and cannot reorder or hide text.
-_KEPT_FORMAT = frozenset({"\u200d", *map(chr, range(0xE0020, 0xE0080))})
+EMOJI_JOINERS = frozenset({"\u200d", *map(chr, range(0xE0020, 0xE0080))})
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -41,7 +41,7 @@ def _flatten(text: str) -> str:
     if not text.isprintable():  # fast path: printable text holds no Cc/Cf/Zl/Zp and no lone surrogates
         text = _LONE_SURROGATE.sub("\ufffd", text)
         text = "".join(
-            " " if unicodedata.category(char) in _BLANKED_CATEGORIES and char not in _KEPT_FORMAT else char
+            " " if unicodedata.category(char) in _BLANKED_CATEGORIES and char not in EMOJI_JOINERS else char
             for char in text
         )
     return " ".join(text.split())

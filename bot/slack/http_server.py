@@ -12,6 +12,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
+from bot.http_site import start_site
 from bot.metrics import exposition
 from bot.slack.replay import ReplayFilter, ReplayGuard
 
@@ -65,16 +66,6 @@ def make_web_app(
     web_app.router.add_post(EVENTS_PATH, slack_events)
     add_ops_routes(web_app, health)
     return web_app
-
-
-async def start_site(web_app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Start serving; return the runner (for cleanup) and the bound port (port 0 picks a free one)."""
-    runner = web.AppRunner(web_app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = runner.addresses[0][1] if runner.addresses else port
-    return runner, int(bound)
 
 
 async def start_http(

@@ -1,6 +1,6 @@
 """Work under way, so a shutdown (SIGTERM) can let it finish, or tell its requester to try again.
 
-Each listener wraps its slow part in `job(on_abandon)`. `drain(grace)` waits for the jobs; any still running
+Each listener runs its slow part through `run(work, on_abandon)`. `drain(grace)` waits for the jobs; any still running
 when the grace period ends get their `on_abandon` (a "try again" message) and are cancelled. Nothing is left
 unanswered by a rolling deploy.
 """
@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +25,16 @@ class InFlight:
     def __len__(self) -> int:
         return len(self._jobs)
 
-    @asynccontextmanager
-    async def job(self, on_abandon: Abandon) -> AsyncIterator[None]:
-        task = asyncio.current_task()
-        if task is None:  # not in a task: nothing to track or cancel
-            yield
+    async def run(self, work: Callable[[], Awaitable[object]], on_abandon: Abandon) -> None:
+        """Do `work` as a tracked job; once shutting down, only `on_abandon` (a "try again" message)."""
+        if self.closing:
+            await on_abandon()
             return
+        task = asyncio.current_task()
+        assert task is not None  # Bolt runs every listener in a task of its own
         self._jobs[task] = on_abandon
         try:
-            yield
+            await work()
         finally:
             self._jobs.pop(task, None)
 

@@ -65,16 +65,15 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await post(client, channel, thread_ts, restarting_message())
             record.emit("interrupted")
 
-        if deps.inflight.closing:
-            await tell_to_retry()
-            return
-        async with deps.inflight.job(tell_to_retry):
+        async def reply() -> None:
             answer = await deps.answers.first_page(request, shareable=False)
             record.note(**answer.audit_fields())
             ts = await post(client, channel, thread_ts, answer.message)
             record.emit(answer.outcome)
             if answer.pending is not None and ts is not None:
                 await follow_up(deps, client, channel, ts, request, answer.pending)
+
+        await deps.inflight.run(reply, tell_to_retry)
 
 
 async def follow_up(

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import aiohttp
 from slack_sdk.signature import SignatureVerifier
 
+from bot.slack.escaping import escape_mrkdwn
 from bot.slack_standin import ids, payloads
 from bot.slack_standin.models import (
     ACK_DEADLINE_SECONDS,
@@ -215,7 +216,7 @@ class AppDriver:
     async def _new_mention(
         self, text: str, channel: str, user: str, thread_ts: str | None, event_id: str | None
     ) -> JsonDict:
-        typed = f"<@{self._identity.bot_user_id}> {payloads.escape_user_text(text)}"
+        typed = f"<@{self._identity.bot_user_id}> {escape_mrkdwn(text)}"
         mention = self._ws.add(
             channel=channel, text=typed, blocks=None, author=user, origin="user", thread_ts=thread_ts
         )

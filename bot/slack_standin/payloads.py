@@ -9,13 +9,9 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+from bot.slack.escaping import escape_mrkdwn
 from bot.slack_standin import ids
 from bot.slack_standin.models import BotIdentity, JsonDict, StoredMessage
-
-
-def escape_user_text(text: str) -> str:
-    """Escape what a user typed the way Slack does before delivering it: only &, < and > (& first)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def message_json(message: StoredMessage, identity: BotIdentity) -> JsonDict:
@@ -55,7 +51,7 @@ def command_form(
         "user_id": person.user_id,
         "user_name": person.user_name,
         "command": command,
-        "text": escape_user_text(text),
+        "text": escape_mrkdwn(text),  # Slack escapes what users type this way
         "api_app_id": identity.app_id,
         "is_enterprise_install": "false",
         "response_url": response_url,

@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from bot.slack.escaping import unescape_slack
 from bot.slack_standin.models import JsonDict, StoredMessage
 from bot.slack_standin.payloads import buttons_in
 from bot.terminal import printable
@@ -34,11 +35,6 @@ def _resolve(match: re.Match[str]) -> str:
     return f"{label} ({target})" if label else target
 
 
-def unescape(text: str) -> str:
-    # &amp; last, so "&amp;lt;" shows as "&lt;" (what the sender meant) rather than "<".
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
 def display_text(obj: Any) -> str:
     """What Slack shows for a text object: mrkdwn control sequences resolved, entities unescaped."""
     if not isinstance(obj, dict):
@@ -46,7 +42,7 @@ def display_text(obj: Any) -> str:
     text = str(obj.get("text", ""))
     if obj.get("type") == "mrkdwn":
         text = _CONTROL.sub(_resolve, text)
-    return unescape(text)
+    return unescape_slack(text)
 
 
 def buttons(message: JsonDict | StoredMessage) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
+from bot.http_site import http_url, start_site
 from bot.slack_standin.driver import AppDriver
 from bot.slack_standin.faults import ApiFault, Faults
 from bot.slack_standin.models import (
@@ -76,12 +77,8 @@ class SlackStandIn(AppDriver):
         app.router.add_route("*", "/api/{method}", self._serve_api)
         app.router.add_post("/response/{token}", self._serve_response_url)
         app.router.add_post("/upload/{file_id}", self._serve_upload)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        self._runner = runner
-        bound_port = runner.addresses[0][1]
-        self._base_url = f"http://{f'[{host}]' if ':' in host else host}:{bound_port}"
+        self._runner, bound_port = await start_site(app, host, port)
+        self._base_url = http_url(host, bound_port)
         self._api.upload_base_url = self._urls.base_url = self._base_url
         return self._base_url
 
