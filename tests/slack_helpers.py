@@ -9,7 +9,7 @@ from collections.abc import Callable
 from bot.local_stack import LocalStack
 from bot.slack_standin import SlackStandIn, StoredMessage
 
-USER_LINE = re.compile(r"^(\d+)\. .* · `([^`]*)`$", re.MULTILINE)
+USER_LINE = re.compile(r"^([\d,]+)\. .* · `([^`]*)`$", re.MULTILINE)  # positions past 999 read "1,000."
 
 
 def listed_user_ids(message: StoredMessage) -> list[str]:

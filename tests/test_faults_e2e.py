@@ -13,7 +13,6 @@ import csv
 import functools
 import io
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -168,15 +167,6 @@ async def mention(stack: Stack, text: str, *, user: str = ALICE) -> str:
     assert response.status == 200
     assert response.acked_in_time
     return str(response.sent["event"]["ts"])
-
-
-# Like slack_helpers.listed_user_ids, but positions past 999 are written with separators ("9,981.").
-USER_LINE = re.compile(r"^([\d,]+)\. .* · `([^`]*)`$", re.MULTILINE)
-
-
-def page_user_ids(message: StoredMessage) -> list[str]:
-    text = "\n".join(b["text"]["text"] for b in message.blocks if b["type"] == "section" and "text" in b)
-    return [user_id for _, user_id in USER_LINE.findall(text)]
 
 
 def header(message: StoredMessage) -> str:
@@ -432,7 +422,7 @@ async def test_the_answer_comes_within_the_retry_budget_whatever_the_failure(
         (answer,) = await exactly(stack, 1)
         elapsed = time.monotonic() - started
     assert "could not be read" in all_text(answer)
-    assert elapsed < budget + 0.2, f"answered after {elapsed:.2f} s with a {budget} s retry budget"
+    assert elapsed < budget + 0.5, f"answered after {elapsed:.2f} s with a {budget} s retry budget"
 
 
 # -- Slack faults ----------------------------------------------------------------------------------------------
@@ -550,7 +540,7 @@ async def test_a_click_while_the_room_is_still_loading_waits_and_shows_the_right
     assert STILL_LOADING not in all_text(shown)
     assert complete_summary(6_000) in all_text(shown)
     assert f"Page {page} of 300" in all_text(shown)
-    assert page_user_ids(shown) == stack.users("big")[(page - 1) * 20 : page * 20]
+    assert listed_user_ids(shown) == stack.users("big")[(page - 1) * 20 : page * 20]
     assert sandbox.stats.per_room["big"] >= 12
 
 

@@ -132,7 +132,9 @@ async def test_answers_continue_when_redis_stops_and_recover_when_it_returns(
         assert "12 users" in all_text(during)
         assert any("redis" in r.getMessage().lower() for r in caplog.records)
         redis_server.start()
-        await asyncio.sleep(3.5)  # the next probe finds Redis again
+        async with asyncio.timeout(15):  # the next probe finds Redis again
+            while await local.replicas[0].running.state.health() != {"redis": "ok"}:  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
         after = await command_answer(local, 0, "demo-499")
         assert "499 users" in all_text(after)
         health = await local.replicas[0].running.state.health()

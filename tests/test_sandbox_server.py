@@ -632,29 +632,19 @@ async def test_control_api_rooms_and_health(api: Api) -> None:
 # ----- speed, lifecycle, CLI ---------------------------------------------------------------------------
 
 
-def test_a_500_user_page_costs_well_under_a_millisecond() -> None:
+def test_later_pages_of_a_100k_room_are_slices_of_one_build() -> None:
     sandbox = ZimSandbox(qps=10**9)
-    # The first page builds and encodes the 100k-user room once; later pages only slice.
     first = json.loads(sandbox.list_users(MultiDict({"RoomId": "load-100000", "Mode": "1"})).body)
     assert first["Count"] == 100_000
     query = MultiDict({"RoomId": "load-100000", "Mode": "1", "Limit": "500", "NextFlag": first["NextFlag"]})
-    best = float("inf")
-    for _ in range(20):
-        started = time.perf_counter()
-        for _ in range(10):
-            reply = sandbox.list_users(query)
-        best = min(best, (time.perf_counter() - started) / 10)
-    assert len(json.loads(reply.body)["UserList"]) == 500
-    assert best < 0.0005
+    page = json.loads(sandbox.list_users(query).body)["UserList"]
+    expected = sandbox.rooms["load-100000"].users[::-1][500:1000]
+    assert [(user["UserId"], user["UserName"]) for user in page] == expected
 
 
-def test_building_100k_users_is_fast() -> None:
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        generated_users(100_000, seed=7)
-        best = min(best, time.perf_counter() - started)
-    assert best < 0.3
+def test_generated_users_are_deterministic_per_seed() -> None:
+    assert generated_users(100_000, seed=7) == generated_users(100_000, seed=7)
+    assert generated_users(300, seed=3) != generated_users(300, seed=4)
 
 
 async def test_start_stop_and_context_manager(client: httpx.AsyncClient) -> None:

@@ -271,7 +271,7 @@ async def test_follower_takes_over_when_the_leader_crashes(clients):
     started = loop.time()
     assert await follower.wait_for_leader("room", read=nothing_yet, newer_than=0.0, timeout=5) is None
     # The last renewal happened at most ttl/3 before the crash, so the lease outlives it by 2/3 ttl to ttl.
-    assert ttl * 0.5 < loop.time() - started < ttl + 0.15
+    assert ttl * 0.5 < loop.time() - started < ttl + 1.0
     lease = await follower.acquire("room")
     assert lease is not None
     await lease.release()

@@ -242,8 +242,14 @@ async def test_every_command_and_action_writes_one_audit_line(local: LocalStack,
     answer = await answer_to(local, "demo-120")
     await local.slack.click(answer, "roomusers_next")
     await local.slack.next_message()
-    await asyncio.sleep(0.05)
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "roomusers.audit"]
+
+    def audit_lines():
+        return [json.loads(r.getMessage()) for r in caplog.records if r.name == "roomusers.audit"]
+
+    async with asyncio.timeout(5):  # the click's line is written once its answer is delivered
+        while len(audit_lines()) < 2:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    lines = audit_lines()
     assert [line["surface"] for line in lines] == ["command", "action:roomusers_next"]
     command = lines[0]
     assert command["user"] == "U0ALICE"

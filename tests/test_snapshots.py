@@ -81,6 +81,8 @@ async def test_store_is_bounded_by_users_held_and_expires():
     await store.put("b", roster("b", 30))
     await store.put("c", roster("c", 50))  # evicts the least recently used to stay within 100 users
     assert await store.get("a") is None
+    assert await store.get("b") is not None
+    assert await store.get("c") is not None
     assert store.users_held <= 100
     await store.put("huge", roster("huge", 500))  # larger than the whole budget: not kept, no error
     assert await store.get("huge") is None

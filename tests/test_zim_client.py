@@ -119,6 +119,8 @@ async def test_timeouts_are_retried(sandbox, make_client: ClientFactory):
     async with httpx.AsyncClient(timeout=httpx.Timeout(0.3)) as short_timeout:
         roster = await fetch_roster(make_client(http_client=short_timeout), "demo-120")
     assert len(roster.users) == 120
+    assert sandbox.stats.faults_applied["delay"] == 1
+    assert sandbox.stats.requests == 2  # the timed-out attempt and its retry
 
 
 async def test_persistent_failure_gives_up_within_budget_with_request_id(sandbox, make_client: ClientFactory):
