@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,6 +14,8 @@ import pytest
 from bot.local_stack import LocalStack, local_stack
 from bot.sandbox import SANDBOX_APP_ID, SANDBOX_SERVER_SECRET, ZimSandbox
 from bot.zim import RetryPolicy, SmoothPacer, ZimClient
+
+from .redis_server import RedisServer
 
 # Fast backoff so fault tests finish quickly; the shape of the policy is what is under test.
 FAST_RETRY = RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.05, total_budget=5.0)
@@ -74,3 +79,36 @@ async def local(sandbox: ZimSandbox) -> AsyncIterator[LocalStack]:
     async with local_stack(sandbox=sandbox, retry=FAST_RETRY) as stack:
         yield stack
         assert stack.slack.warnings == []
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port, shared by one test module."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The server, running (a test may have stopped it) and empty."""
+    if not redis_server.running:
+        redis_server.start()
+    redis_server.flush()
+    return redis_server.url
+
+
+async def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> tuple[int, str, str]:
+    """`python -m bot ARGS` as a user runs it; returns (exit code, stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.local_stack import LocalStack, local_stack
+from bot.local_stack import local_stack
 from bot.sandbox import ZimSandbox
 from bot.slack.escaping import escape_mrkdwn
 from bot.slack.parsing import CommandRequest, HelpRequest, InvalidRequest, parse_command_text
@@ -24,7 +24,7 @@ from bot.slack_standin import StoredMessage
 from bot.zim import InvalidRoomId, SmoothPacer, ZimClient, fetch_roster, room_id_problem, validate_room_id
 
 from .conftest import FAST_RETRY
-from .slack_helpers import action_ids, all_text, tool_ids
+from .slack_helpers import action_ids, all_text, answer_to, tool_ids
 
 # -- the documented RoomId rule, written out independently of bot/zim/room_id.py ----------------------------
 
@@ -302,7 +302,7 @@ async def test_hostile_names_render_inert_in_every_message(users: list[tuple[str
     room = [(f"{prefix}{n}", name) for n, (prefix, name) in enumerate(users)]
     async with ZimSandbox() as sandbox, local_stack(sandbox=sandbox, retry=FAST_RETRY) as local:
         sandbox.add_room("hostile", room)
-        answer = await answer_for(local, "hostile")
+        answer = await answer_to(local, "hostile")
         assert f"*{len(room)} user" in all_text(answer)
         if "roomusers_next" in action_ids(answer):
             await local.slack.click(answer, "roomusers_next")
@@ -320,10 +320,3 @@ async def test_hostile_names_render_inert_in_every_message(users: list[tuple[str
         for message in ours:
             assert_inert(message, shared=message.ts == shared.ts)
         assert local.slack.warnings == []  # every message within Slack's Block Kit limits
-
-
-async def answer_for(local: LocalStack, text: str) -> StoredMessage:
-    response = await local.slack.send_command(text)
-    assert response.status == 200
-    assert (await local.slack.next_message()).origin == "ack"
-    return await local.slack.next_message()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,20 +14,6 @@ from bot.slack_standin import StoredMessage
 from .conftest import FAST_RETRY
 from .redis_server import RedisServer
 from .slack_helpers import all_text, answers_to, listed_user_ids, wait_for_message
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    if not redis_server.running:
-        redis_server.start()
-    redis_server.flush()
-    return redis_server.url
 
 
 async def command_answer(local: LocalReplicas, replica: int, text: str, user: str = "U0ALICE") -> StoredMessage:

@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -43,7 +42,7 @@ from bot.slack_standin import AppResponse, ResponseContext, SlackStandIn, Stored
 from bot.slack_standin.payloads import Person
 from bot.zim import SmoothPacer, ZimClient, ZimCredentialsRejected
 
-from .conftest import FAST_RETRY
+from .conftest import FAST_RETRY, run_cli
 from .slack_helpers import all_text, answer_to, listed_user_ids
 
 FORM = "application/x-www-form-urlencoded"
@@ -590,23 +589,6 @@ async def test_the_zim_client_error_for_a_wrong_secret_does_not_carry_it():
         assert leaks(text) == []
 
 
-async def run_query_cli(env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "query",
-        "demo-12",
-        env=env,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
-
-
 @pytest.mark.parametrize("fmt", ["text", "json"])
 async def test_the_query_cli_never_prints_a_secret(tmp_path: Path, fmt: str):
     async with ZimSandbox(secret=ZEGO_SECRET) as sandbox:
@@ -614,9 +596,11 @@ async def test_the_query_cli_never_prints_a_secret(tmp_path: Path, fmt: str):
         env.update(
             ZEGO_APP_ID=str(sandbox.app_id), ZEGO_API_BASE_URL=sandbox.base_url, LOG_LEVEL="DEBUG", LOG_FORMAT=fmt
         )
-        wrong = await run_query_cli({**env, "ZEGO_SERVER_SECRET": WRONG_ZEGO_SECRET}, tmp_path)
-        malformed = await run_query_cli({**env, "ZEGO_SERVER_SECRET": MALFORMED_ZEGO_SECRET}, tmp_path)
-        right = await run_query_cli({**env, "ZEGO_SERVER_SECRET": ZEGO_SECRET}, tmp_path)
+        wrong = await run_cli("query", "demo-12", cwd=tmp_path, env={**env, "ZEGO_SERVER_SECRET": WRONG_ZEGO_SECRET})
+        malformed = await run_cli(
+            "query", "demo-12", cwd=tmp_path, env={**env, "ZEGO_SERVER_SECRET": MALFORMED_ZEGO_SECRET}
+        )
+        right = await run_cli("query", "demo-12", cwd=tmp_path, env={**env, "ZEGO_SERVER_SECRET": ZEGO_SECRET})
     code, out, err = wrong
     assert code == 1
     assert "ZEGO_SERVER_SECRET" in err

@@ -50,18 +50,6 @@ def shared_state_records(caplog, level):
     return [r for r in caplog.records if r.name.startswith("bot.shared_state") and r.levelno == level]
 
 
-@pytest.fixture(scope="module")
-def redis_server():
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture
-def redis_url(redis_server):
-    redis_server.flush()
-    return redis_server.url
-
-
 @pytest.fixture
 async def clients(redis_url):
     """`clients()` → a new Redis client (its own connection pool), as a separate replica would have."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +24,7 @@ import pytest
 from bot.sandbox import Fault, ZimSandbox
 from bot.slack_standin import SlackStandIn, StoredMessage
 
+from .redis_server import free_port
 from .slack_helpers import all_text
 
 CHANNEL = "C0OPS"
@@ -35,12 +35,6 @@ STARTUP_SECONDS = 30.0  # generous: a cold interpreter importing Bolt on a busy 
 STILL_LOADING = "still loading"
 # Settings of the environment that must not leak into the app under test from the developer's shell.
 OWN_SETTINGS = ("ZEGO_", "SLACK_", "REDIS_URL", "METRICS_PORT", "ROOMUSERS_", "SHUTDOWN_", "SNAPSHOT_", "LOG_")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
