@@ -115,29 +115,18 @@ class WebApi:
             self._ws.warn(warning)
         return checked
 
-    def _remember_options(self, message: StoredMessage, args: JsonDict) -> None:
-        message.link_names = args.get("link_names")
-        message.parse = args.get("parse")
-
     def _post_message(self, args: JsonDict) -> JsonDict:
-        channel = self._channel(args)
-        checked = self._checked("chat.postMessage", args)
-        message = self._ws.add(
-            channel=channel,
-            text=checked.text,
-            blocks=checked.blocks,
-            author=self._id.bot_user_id,
-            origin="api",
-            thread_ts=args.get("thread_ts") or None,
-            missing_text=checked.missing_text,
-        )
-        self._remember_options(message, args)
-        return _ok(channel=channel, ts=message.ts, message=message_json(message, self._id))
+        message = self._store("chat.postMessage", args)
+        return _ok(channel=message.channel, ts=message.ts, message=message_json(message, self._id))
 
     def _post_ephemeral(self, args: JsonDict) -> JsonDict:
-        channel = self._channel(args)
         user = _required(args, "user", "user_not_in_channel")
-        checked = self._checked("chat.postEphemeral", args)
+        return _ok(message_ts=self._store("chat.postEphemeral", args, user=user).ts)
+
+    def _store(self, method: str, args: JsonDict, *, user: str | None = None) -> StoredMessage:
+        """A message the app posts through the Web API (visible, or ephemeral for `user`), checked as Slack does."""
+        channel = self._channel(args)
+        checked = self._checked(method, args)
         message = self._ws.add(
             channel=channel,
             text=checked.text,
@@ -149,7 +138,11 @@ class WebApi:
             missing_text=checked.missing_text,
         )
         self._remember_options(message, args)
-        return _ok(message_ts=message.ts)
+        return message
+
+    def _remember_options(self, message: StoredMessage, args: JsonDict) -> None:
+        message.link_names = args.get("link_names")
+        message.parse = args.get("parse")
 
     def _update(self, args: JsonDict) -> JsonDict:
         channel = self._channel(args)
