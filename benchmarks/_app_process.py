@@ -17,7 +17,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks._sandbox import LOOPBACK, ChildProcess, SandboxProcess, clean_env, free_port
-from bot.slack.http_server import EVENTS_PATH
+from bot.slack.http import EVENTS_PATH
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0

@@ -11,10 +11,10 @@ import gc
 import json
 
 from benchmarks._common import full_collection_ms
-from bot.compose import compose_app
-from bot.config import DEFAULT_PROFILE, SlackSettings, ZegoProfiles, ZegoSettings
-from bot.shared_state import memory_state
-from bot.slack.http_server import start_http
+from bot.runtime import compose_app
+from bot.settings import DEFAULT_PROFILE, SlackSettings, ZegoProfiles, ZegoSettings
+from bot.slack.http import start_http
+from bot.state import memory_state
 
 UNUSED_URL = "http://127.0.0.1:9"  # the discard port; never called here
 SAMPLES = 5  # full collections timed; the median is reported
@@ -24,7 +24,7 @@ async def probe() -> dict[str, float]:
     zego = ZegoSettings(app_id=1, server_secret="0" * 32, base_url=UNUSED_URL)
     profiles = ZegoProfiles(default=DEFAULT_PROFILE, by_name={DEFAULT_PROFILE: zego})
     slack = SlackSettings(bot_token="xoxb-probe", signing_secret="0" * 32, api_base_url=UNUSED_URL + "/api/")
-    state = memory_state(qps=20.0)
+    state = memory_state()
     async with compose_app(profiles, slack, state=state) as running:
         runner, _ = await start_http(running.app, "127.0.0.1", 0, state.health)
         try:

@@ -1,7 +1,7 @@
 """A throwaway `redis-server` on a free loopback port for the optional Redis measurements.
 
 No persistence (`--save "" --appendonly no`, in a temporary directory). `RedisServer.available()` is False
-when there is no redis-server binary or no bot.shared_state package; the benchmarks then skip their Redis rows.
+when there is no redis-server binary or no bot.state package; the benchmarks then skip their Redis rows.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class RedisServer:
     @classmethod
     def available(cls) -> bool:
         try:
-            import bot.shared_state  # noqa: F401  (another team's package; it may be absent)
+            import bot.state  # noqa: F401  (another team's package; it may be absent)
         except ImportError:
             return False
         return cls.executable() is not None

@@ -1,5 +1,5 @@
 """The whole product on loopback for the Slack-level benchmarks: the ZIM sandbox in a subprocess of its own,
-and, in this process, the real Bolt app over HTTP plus the Slack stand-in (`bot.local_stack`).
+and, in this process, the real Bolt app over HTTP plus the Slack stand-in (`bot.dev.local_stack`).
 
 The sandbox runs in its own process (see _sandbox.py) so that its work (signature checks, building 500-user
 pages) never runs on the event loop being measured; the app and the Slack stand-in share this process's loop,
@@ -20,12 +20,13 @@ from typing import Any
 
 from benchmarks._common import log
 from benchmarks._sandbox import SandboxProcess
-from bot.config import DEFAULT_PROFILE, ZegoProfiles, ZegoSettings
-from bot.local_stack import LocalStack, local_stack
-from bot.sandbox import generated_users
-from bot.slack_standin import SlackStandIn, StoredMessage
-from bot.snapshots import SnapshotStore
-from bot.zim import SmoothPacer, ZimClient, new_http_client
+from bot.dev.local_stack import LocalStack, local_stack
+from bot.dev.slack_standin import SlackStandIn, StoredMessage
+from bot.dev.zim_sandbox import generated_users
+from bot.settings import DEFAULT_PROFILE, ZegoProfiles, ZegoSettings
+from bot.state.pacer import SmoothPacer
+from bot.state.snapshots import SnapshotStore
+from bot.zim import ZimClient, new_http_client
 from bot.zim.wire import FIRST_CURSOR
 
 QUIET_GAP_S = 1.25  # > ZIM's one-second arrival window: what one phase sent never counts against the next
@@ -109,7 +110,7 @@ async def app_stack(
 ) -> AsyncIterator[tuple[SandboxProcess, LocalStack]]:
     """A sandbox subprocess (rooms warmed at 0 ms, then `latency_ms` injected) and the app + Slack stand-in.
 
-    `store` replaces the app's in-process snapshot store; `state` (a bot.shared_state SharedState, e.g. Redis)
+    `store` replaces the app's in-process snapshot store; `state` (a bot.state SharedState, e.g. Redis)
     replaces all of its shared state.
     """
     async with warm_sandbox(latency_ms, rooms) as sandbox:
@@ -125,11 +126,8 @@ async def app_stack(
 async def cancel_fetches(local: LocalStack, rooms: Sequence[str]) -> None:
     """Cancel the app's fetches of `rooms` still under way, and wait until they have ended."""
     stack = local.rosters.pick("")
-    flights = [stack.snapshots.in_flight(room) for room in rooms] if stack is not None else []
-    tasks = [flight.task for flight in flights if flight is not None]
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    if stack is not None:
+        await stack.snapshots.cancel_reads(rooms)
 
 
 async def stop_fetches(local: LocalStack, rooms: Sequence[str]) -> None:

@@ -15,7 +15,7 @@ The app runs two ways:
 
 * in its own process, as production runs it (`python -m bot serve --http`, see _app_process.py), with the
   stand-in in the benchmark's process: the app's event loop does only the app's work;
-* in the benchmark's process (`bot.local_stack`, as the end-to-end tests and `make demo` run it): the app and
+* in the benchmark's process (`bot.dev.local_stack`, as the end-to-end tests and `make demo` run it): the app and
   the stand-in share one event loop, so the stand-in's work (sending the commands, reading the acks, receiving
   the answers) delays the app's acks too.
 
@@ -66,9 +66,9 @@ from benchmarks._common import (
 )
 from benchmarks._sandbox import SandboxProcess, clean_env, run_python, stop_on_signals
 from benchmarks._stack import QUIET_GAP_S, GcPauses, app_stack, load_room, log_slack_warnings, warm_sandbox
-from bot.local_stack import LocalStack
-from bot.slack_standin import SlackStandIn
-from bot.snapshots import MemorySnapshotStore
+from bot.dev.local_stack import LocalStack
+from bot.dev.slack_standin import SlackStandIn
+from bot.state.snapshots import MemorySnapshotStore
 
 NAME = "ack_latency"
 COMMAND = ".venv/bin/python -m benchmarks.ack_latency"
@@ -330,7 +330,7 @@ def in_process_probe(local: LocalStack) -> Probe:
         return Counters(hits=lookups("hit"), misses=lookups("miss"))
 
     return Probe(
-        in_flight=lambda: sum(1 for room in ROOMS if stack.snapshots.in_flight(room) is not None),
+        in_flight=lambda: sum(1 for room in ROOMS if stack.snapshots.read_under_way(room) is not None),
         counters=counters,
     )
 

@@ -11,7 +11,7 @@ page is checked: it lists the right 20 user IDs. No ZIM request is needed, so th
 stand-in's.
 
 Configurations: a 10,000-user room (the one the issue asks for) and a 100,000-user room, with the default
-in-process snapshot store, and, when a `redis-server` binary and bot.shared_state are available, the same two
+in-process snapshot store, and, when a `redis-server` binary and bot.state are available, the same two
 with the app's Redis shared state (`build_shared_state(REDIS_URL)`, as `python -m bot serve` sets it up),
 where every click reads the snapshot back from Redis. Generation-2 garbage collections during the clicks are
 counted (gc.callbacks).
@@ -46,8 +46,8 @@ from benchmarks._common import (
 from benchmarks._redis import RedisServer
 from benchmarks._sandbox import stop_on_signals
 from benchmarks._stack import GcPauses, all_text, app_stack, listed_user_ids, load_room, log_slack_warnings
-from bot.sandbox import generated_users
-from bot.slack_standin import SlackStandIn, StoredMessage
+from bot.dev.slack_standin import SlackStandIn, StoredMessage
+from bot.dev.zim_sandbox import generated_users
 
 NAME = "click_latency"
 COMMAND = ".venv/bin/python -m benchmarks.click_latency"
@@ -92,9 +92,9 @@ async def arrival(slack: SlackStandIn) -> tuple[StoredMessage, float]:
 async def run_config(config: Config, clicks: int, redis_url: str | None) -> None:
     state = None
     if config.store == "redis":
-        from bot.shared_state import build_shared_state
+        from bot.state import build_shared_state
 
-        state = await build_shared_state(redis_url, qps=20.0)
+        state = await build_shared_state(redis_url)
     room = load_room(config.users)
     ids = [user_id for user_id, _ in generated_users(config.users, seed=config.users)]
     with GcPauses() as pauses:
@@ -146,7 +146,7 @@ async def measure(clicks: int, use_redis: bool) -> tuple[list[Config], str]:
     configs = [Config("memory", users) for users in SIZES]
     redis_note = "measured"
     if use_redis and not RedisServer.available():
-        redis_note = "skipped: no redis-server binary or no bot.shared_state package"
+        redis_note = "skipped: no redis-server binary or no bot.state package"
         use_redis = False
     elif not use_redis:
         redis_note = "skipped (--no-redis)"

@@ -57,8 +57,8 @@ from benchmarks._stack import (
     log_slack_warnings,
     zim_round_trips,
 )
-from bot.local_stack import LocalStack
-from bot.snapshots import MemorySnapshotStore
+from bot.dev.local_stack import LocalStack
+from bot.state.snapshots import MemorySnapshotStore
 from bot.zim.wire import MAX_LIMIT
 
 NAME = "first_answer"

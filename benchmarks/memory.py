@@ -1,7 +1,7 @@
 """Memory per cached user: a 100,000-user roster built the way the ZIM client builds it, kept in a snapshot store.
 
 The roster is read with the real `fetch_roster` (both paging chains, `decode_page` on every answer) from a
-stub client that serves the sandbox's wire format for the `load-100000` room (bot.sandbox.rooms.generated_users:
+stub client that serves the sandbox's wire format for the `load-100000` room (bot.dev.zim_sandbox.rooms.generated_users:
 IDs like `u000123`, `alice_7`, `x0000000b`; names like "Emma Novak", with a native-script name every 20th
 user), with no HTTP and no pacing, then `put` into a `MemorySnapshotStore`. What stays allocated once the
 fetch's temporaries are gone is measured two ways, in separate passes:
@@ -14,7 +14,7 @@ in other layouts (built the same way, from freshly decoded pages, measured with 
 full garbage collection (gc.collect()) slows down with the roster held, since objects that stay tracked by the
 cyclic GC are visited by every full collection.
 
-With a `redis-server` binary and bot.shared_state available, also Redis: `MEMORY USAGE` of the key that
+With a `redis-server` binary and bot.state available, also Redis: `MEMORY USAGE` of the key that
 `RedisSnapshotStore.put` writes, ÷ users, for these names and for high-entropy (random) names, plus the CPU
 time of encoding and decoding that value.
 
@@ -50,11 +50,12 @@ from benchmarks._common import (
     publish,
 )
 from benchmarks._redis import RedisServer
-from bot.sandbox import generated_users
-from bot.sandbox.wire import encode_user, success_reply
-from bot.snapshots import MemorySnapshotStore
+from bot.dev.zim_sandbox import generated_users
+from bot.dev.zim_sandbox.wire import encode_user, success_reply
+from bot.roster.model import RoomUser, Roster
+from bot.state.snapshots import MemorySnapshotStore
 from bot.zim import fetch_roster
-from bot.zim.models import Page, RoomUser, Roster
+from bot.zim.models import Page
 from bot.zim.wire import FIRST_CURSOR, MAX_LIMIT, decode_page
 
 NAME = "memory"
@@ -280,7 +281,8 @@ def random_users(n: int, seed: int = 7) -> list[tuple[str, str]]:
 
 
 async def redis_case(server: RedisServer, label: str, roster: Roster) -> dict[str, Any]:
-    from bot.shared_state import RedisSnapshotStore, connect, decode_roster, encode_roster
+    from bot.state.connection import connect
+    from bot.state.snapshots import RedisSnapshotStore, decode_roster, encode_roster
 
     redis = connect(server.url)
     try:
@@ -446,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.no_redis:
         redis_note = "skipped (--no-redis)"
     elif not RedisServer.available():
-        redis_note = "skipped: no redis-server binary or no bot.shared_state package"
+        redis_note = "skipped: no redis-server binary or no bot.state package"
     else:
         redis_note = "measured"
         redis = measure_redis(roster)

@@ -1,6 +1,6 @@
 """CPU per 10,000 users rendered: process CPU time to render every page of a roster with `roster_message`.
 
-The roster is the sandbox's `load-10000` room (bot.sandbox.rooms.generated_users, seed 10000) as RoomUser
+The roster is the sandbox's `load-10000` room (bot.dev.zim_sandbox.rooms.generated_users, seed 10000) as RoomUser
 tuples, the way the ZIM client returns it; all 500 pages of 20 are rendered (`roster_message(roster, page=p,
 now=...)`, join order, no filter, as a cached answer) and the process CPU time (`time.process_time`) of the
 whole pass is the CPU per 10,000 users rendered. The pass is repeated (default 7) and the median is reported.
@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._common import RESULTS_DIR, log, machine_info, machine_line, markdown_table, publish
-from bot.sandbox import generated_users
-from bot.slack.blocks import roster_message
+from bot.dev.zim_sandbox import generated_users
+from bot.roster.model import RoomUser, Roster
+from bot.roster.view import filter_users
 from bot.slack.export import roster_csv
-from bot.slack.paging import filter_users
-from bot.zim.models import RoomUser, Roster
+from bot.slack.render.blocks import roster_message
 
 NAME = "render_cpu"
 COMMAND = ".venv/bin/python -m benchmarks.render_cpu"
@@ -132,7 +132,7 @@ def whole_roster_operations(repeat: int) -> list[dict[str, Any]]:
         ("roster_csv: Export CSV", lambda: roster_csv(roster.users), lambda: roster_csv(plain)),
     ]
     try:
-        from bot.shared_state import decode_roster, encode_roster
+        from bot.state.snapshots import decode_roster, encode_roster
     except ImportError:
         pass
     else:

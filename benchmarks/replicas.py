@@ -1,6 +1,6 @@
 """Throughput of 1, 2 and 4 app replicas sharing one redis-server: the ZIM limit is global, so it must not grow.
 
-Every run uses the real product (`bot.local_stack.local_replicas`: Bolt apps over HTTP, the Slack stand-in)
+Every run uses the real product (`bot.dev.local_stack.local_replicas`: Bolt apps over HTTP, the Slack stand-in)
 with all replicas sharing one real `redis-server` (snapshots, the smooth pacer under ZEGO_QPS, single-flight
 leases, event dedupe), against one in-process ZIM sandbox with injected latency (50 ms by default).
 
@@ -67,8 +67,8 @@ from benchmarks._common import (
 )
 from benchmarks._redis import RedisServer
 from benchmarks._stack import QUIET_GAP_S
-from bot.local_stack import LocalReplicas, local_replicas
-from bot.sandbox import ZimSandbox, generated_users
+from bot.dev.local_stack import LocalReplicas, local_replicas
+from bot.dev.zim_sandbox import ZimSandbox, generated_users
 from bot.zim.codes import ROOM_RATE_LIMITED
 from bot.zim.pacing import DEFAULT_HEADROOM
 from bot.zim.wire import MAX_LIMIT
@@ -237,7 +237,7 @@ def run_timeout(pages: int, qps: float) -> float:
 
 async def wait_until_stored(local: LocalReplicas, rooms: Sequence[str], *, within: float) -> None:
     """Poll the shared store (Redis) until every whole room is in it; each stored room leaves the poll list."""
-    snapshots = local.replicas[0].running.rosters.stacks["default"].snapshots
+    snapshots = local.replicas[0].running.zego_apps.by_profile["default"].snapshots
     pending = list(rooms)
     try:
         async with asyncio.timeout(within):
@@ -251,7 +251,9 @@ async def wait_until_stored(local: LocalReplicas, rooms: Sequence[str], *, withi
 
 async def check_rosters(local: LocalReplicas, sandbox: ZimSandbox, rooms: Sequence[str]) -> list[str]:
     """Every stored roster holds exactly the sandbox room's members, each once."""
-    snapshots = local.replicas[-1].running.rosters.stacks["default"].snapshots  # read back through another replica
+    snapshots = (
+        local.replicas[-1].running.zego_apps.by_profile["default"].snapshots
+    )  # read back through another replica
     problems = []
     for room_id in rooms:
         roster = await snapshots.cached(room_id)

@@ -1,4 +1,7 @@
-"""The `roomusers` / `python -m bot` command line."""
+"""The `roomusers` / `python -m bot` command line: argument parsing, and which command runs.
+
+The dev tools (demo, console, sandbox) are imported only when asked for, so `serve` and `query` never load them.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bot.config import ConfigError, load_dotenv_file, load_zego_settings, log_level
-from bot.logging_setup import configure_logging, log_format
-from bot.rosters import roster_stack
-from bot.terminal import roster_json, roster_table
+from bot.observability.logs import configure_logging, log_format
+from bot.query import run_query
+from bot.settings import ConfigError, load_dotenv_file, log_level
 from bot.zim import ZimError, validate_room_id
 
 EXIT_FAILED = 1
@@ -77,14 +79,6 @@ def fail(message: str, code: int) -> None:
     raise SystemExit(code)
 
 
-async def run_query(room_id: str, *, newest_first: bool, as_json: bool) -> None:
-    settings = load_zego_settings()
-    async with roster_stack(settings) as stack:
-        snapshot = await stack.snapshots.get(room_id)
-    render = roster_json if as_json else roster_table
-    print(render(snapshot.roster, newest_first=newest_first))
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     load_dotenv_file()
@@ -101,15 +95,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 
             asyncio.run(serve(http=args.http, host=args.host, port=args.port))
         elif args.command == "demo":
-            from bot.demo import run_demo
+            from bot.dev.demo import run_demo
 
             asyncio.run(run_demo())
         elif args.command == "console":
-            from bot.demo import run_console
+            from bot.dev.console import run_console
 
             asyncio.run(run_console())
         elif args.command == "sandbox":
-            from bot.sandbox import run_sandbox
+            from bot.dev.zim_sandbox import run_sandbox
 
             asyncio.run(run_sandbox(args.host, args.port, latency_ms=args.latency_ms))
     except ConfigError as error:

@@ -12,11 +12,11 @@ import os
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from bot.compose import RunningApp, compose_app
-from bot.config import ConfigError, load_runtime_settings, load_slack_settings, load_zego_profiles
-from bot.shared_state import SharedStateUnavailable, build_shared_state
+from bot.runtime import RunningApp, compose_app
+from bot.settings import ConfigError, load_runtime_settings, load_slack_settings, load_zego_profiles
 from bot.slack.access import AccessPolicy
-from bot.slack.http_server import EVENTS_PATH, start_http, start_ops_server, wait_for_stop_signal
+from bot.slack.http import EVENTS_PATH, start_http, start_ops_server, wait_for_stop_signal
+from bot.state import SharedStateUnavailable, build_shared_state
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +26,8 @@ async def serve(*, http: bool, host: str, port: int) -> None:
     slack = load_slack_settings(http_mode=http)
     runtime = load_runtime_settings()
     access = AccessPolicy.from_env(os.environ)
-    default_qps = profiles.by_name[profiles.default].qps
     try:
-        state = await build_shared_state(runtime.redis_url, qps=default_qps, snapshot_ttl=runtime.snapshot_ttl)
+        state = await build_shared_state(runtime.redis_url, snapshot_ttl=runtime.snapshot_ttl)
     except SharedStateUnavailable as error:
         raise ConfigError(str(error)) from None
     log.info("ZEGO app profiles: %s (default %s)", ", ".join(profiles.by_name), profiles.default)
@@ -43,7 +42,7 @@ async def serve(*, http: bool, host: str, port: int) -> None:
                 await _serve_http(running, host, port, slack.signing_secret)
             else:
                 await _serve_socket_mode(running, slack.app_token or "", host, runtime.metrics_port)
-            await running.deps.inflight.drain(runtime.shutdown_grace)
+            await running.deps.pending.drain(runtime.shutdown_grace)
     finally:
         await state.aclose()
     log.info("stopped")

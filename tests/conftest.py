@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.local_stack import LocalStack, local_stack
-from bot.sandbox import SANDBOX_APP_ID, SANDBOX_SERVER_SECRET, ZimSandbox
-from bot.zim import RetryPolicy, SmoothPacer, ZimClient
+from bot.dev.local_stack import LocalStack, local_stack
+from bot.dev.zim_sandbox import SANDBOX_APP_ID, SANDBOX_SERVER_SECRET, ZimSandbox
+from bot.state.pacer import SmoothPacer
+from bot.zim import RetryPolicy, ZimClient
 
 from .redis_server import RedisServer
 

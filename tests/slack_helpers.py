@@ -6,8 +6,8 @@ import json
 import re
 from collections.abc import Callable
 
-from bot.local_stack import LocalStack
-from bot.slack_standin import SlackStandIn, StoredMessage
+from bot.dev.local_stack import LocalStack
+from bot.dev.slack_standin import SlackStandIn, StoredMessage
 
 USER_LINE = re.compile(r"^([\d,]+)\. .* · `([^`]*)`$", re.MULTILINE)  # positions past 999 read "1,000."
 

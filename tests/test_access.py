@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import ConfigError
+from bot.dev.slack_standin import SlackStandIn
+from bot.settings import ConfigError
 from bot.slack.access import NOT_ALLOWED_HERE, NOT_ALLOWED_USER, AccessPolicy, membership_unchecked
-from bot.slack_standin import SlackStandIn
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TOKEN = "xoxb-access-test-token"

@@ -11,7 +11,19 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
-from bot.slack.blocks import (
+from bot.roster.model import RoomUser, Roster
+from bot.roster.view import (
+    LAST_EPOCH,
+    PAGE_SIZE,
+    PageRef,
+    can_carry_profile,
+    clamp_page,
+    decode_page_ref,
+    filter_users,
+    page_count,
+)
+from bot.slack.parsing import MAX_FILTER_CHARS, PROFILE_NAME
+from bot.slack.render.blocks import (
     EXPORT_ACTION_ID,
     NEXT_ACTION_ID,
     ORDER_ACTION_ID,
@@ -27,19 +39,7 @@ from bot.slack.blocks import (
     roster_message,
     usage_message,
 )
-from bot.slack.escaping import clean_untrusted, escape_mrkdwn, slack_length, unescape_slack
-from bot.slack.paging import (
-    LAST_EPOCH,
-    PAGE_SIZE,
-    PageRef,
-    can_carry_profile,
-    clamp_page,
-    decode_page_ref,
-    filter_users,
-    page_count,
-)
-from bot.slack.parsing import MAX_FILTER_CHARS, PROFILE_NAME
-from bot.zim.models import RoomUser, Roster
+from bot.slack.render.escaping import clean_untrusted, escape_mrkdwn, slack_length, unescape_slack
 
 NOW = 1_700_000_100.0
 FETCHED = 1_700_000_000.0

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bot.sandbox import ZimSandbox
+from bot.dev.zim_sandbox import ZimSandbox
 
 from .conftest import run_cli
 

@@ -1,6 +1,6 @@
 import pytest
 
-from bot.config import ConfigError, load_zego_settings, log_level
+from bot.settings import ConfigError, load_zego_settings, log_level
 
 SECRET = "0123456789abcdef0123456789abcdef"
 
@@ -64,7 +64,7 @@ def test_log_level():
 
 
 def test_profiles_default_and_named_extras():
-    from bot.config import load_zego_profiles
+    from bot.settings import load_zego_profiles
 
     profiles = load_zego_profiles(
         env(
@@ -100,7 +100,7 @@ def test_profiles_default_and_named_extras():
     ],
 )
 def test_profile_errors_name_the_variable(overrides, variable):
-    from bot.config import load_zego_profiles
+    from bot.settings import load_zego_profiles
 
     with pytest.raises(ConfigError, match=variable):
         load_zego_profiles(env(**overrides))

@@ -16,9 +16,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bot.dev.slack_standin import SlackStandIn
+from bot.roster.model import RoomUser
 from bot.slack.export import ExportTarget, csv_filename, roster_csv, upload_problem, upload_roster_csv
-from bot.slack_standin import SlackStandIn
-from bot.zim.models import RoomUser
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TOKEN = "xoxb-export-test-token"

@@ -24,13 +24,13 @@ import pytest
 from slack_bolt.context.respond import async_respond
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot import rosters as rosters_module
-from bot.compose import RunningApp
-from bot.local_stack import local_replicas
-from bot.sandbox import Fault, ZimSandbox
-from bot.shared_state import memory_state
-from bot.slack.paging import PageRef, encode_page_ref
-from bot.slack_standin import ResponseContext, SlackStandIn, StoredMessage, payloads
+from bot import runtime as runtime_module
+from bot.dev.local_stack import local_replicas
+from bot.dev.slack_standin import ResponseContext, SlackStandIn, StoredMessage, payloads
+from bot.dev.zim_sandbox import Fault, ZimSandbox
+from bot.roster.view import PageRef, encode_page_ref
+from bot.runtime import RunningApp
+from bot.state import memory_state
 from bot.zim import RetryPolicy, new_http_client
 
 from .conftest import FAST_RETRY
@@ -57,7 +57,7 @@ class Stack:
     @property
     def idle(self) -> bool:
         """No answer is being worked on: nothing more will be posted unless Slack sends something new."""
-        return len(self.running.deps.inflight) == 0
+        return len(self.running.deps.pending) == 0
 
     def users(self, room: str) -> list[str]:
         return [uid for uid, _ in self.sandbox.rooms[room].users]
@@ -65,7 +65,7 @@ class Stack:
 
 @asynccontextmanager
 async def stack_on(sandbox: ZimSandbox, *, retry: RetryPolicy = FAST_RETRY) -> AsyncIterator[Stack]:
-    async with local_replicas(1, sandbox=sandbox, state=memory_state(qps=20), retry=retry) as local:
+    async with local_replicas(1, sandbox=sandbox, state=memory_state(), retry=retry) as local:
         yield Stack(sandbox, local.slack, local.replicas[0].running)
         assert local.slack.warnings == []
 
@@ -207,9 +207,9 @@ def forged_click(
 
 def use_zim_timeout(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
     """Stacks built from now on time out ZIM requests after `seconds` instead of 12 s (there is no setting for it,
-    so the factory `open_rosters` calls is swapped for one with a shorter timeout)."""
+    so the factory `open_zego_apps` calls is swapped for one with a shorter timeout)."""
     timeout = httpx.Timeout(seconds, connect=1.0)
-    monkeypatch.setattr(rosters_module, "new_http_client", lambda: new_http_client(timeout))
+    monkeypatch.setattr(runtime_module, "new_http_client", lambda: new_http_client(timeout))
 
 
 @pytest.fixture
@@ -373,7 +373,7 @@ async def test_a_cursor_repeating_on_both_chains_is_reported_incomplete_never_sh
     async with stack_on(sandbox) as stack:
         await command(stack, "big")
         progressive, failure = await exactly(stack, 2)
-        cached = await stack.running.rosters.pick("").snapshots.cached("big")  # type: ignore[union-attr]
+        cached = await stack.running.zego_apps.pick("").snapshots.cached("big")  # type: ignore[union-attr]
     assert STILL_LOADING in all_text(progressive)
     assert listed_user_ids(progressive) == stack.users("big")[:20]
     text = all_text(failure)
@@ -530,10 +530,10 @@ async def test_a_click_while_the_room_is_still_loading_waits_and_shows_the_right
         await command(stack, "big")
         first = await first_seen(stack)
         assert STILL_LOADING in all_text(first)
-        snapshots = stack.running.rosters.pick("").snapshots  # type: ignore[union-attr]
-        assert snapshots.in_flight("big") is not None
+        snapshots = stack.running.zego_apps.pick("").snapshots  # type: ignore[union-attr]
+        assert snapshots.read_under_way("big") is not None
         await click_value(stack, first, encode_page_ref(PageRef("big", page)))
-        assert snapshots.in_flight("big") is not None  # the click was taken while the room was still loading
+        assert snapshots.read_under_way("big") is not None  # the click was taken while the room was still loading
         (shown,) = await exactly(stack, 1)  # the loading page, replaced in place
     assert shown.ts == first.ts
     assert shown.replaced_count == 1

@@ -16,12 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.local_stack import local_stack
-from bot.sandbox import ZimSandbox
-from bot.slack.escaping import escape_mrkdwn
+from bot.dev.local_stack import local_stack
+from bot.dev.slack_standin import StoredMessage
+from bot.dev.zim_sandbox import ZimSandbox
 from bot.slack.parsing import CommandRequest, HelpRequest, InvalidRequest, parse_command_text
-from bot.slack_standin import StoredMessage
-from bot.zim import InvalidRoomId, SmoothPacer, ZimClient, fetch_roster, room_id_problem, validate_room_id
+from bot.slack.render.escaping import escape_mrkdwn
+from bot.state.pacer import SmoothPacer
+from bot.zim import InvalidRoomId, ZimClient, fetch_roster, room_id_problem, validate_room_id
 
 from .conftest import FAST_RETRY
 from .slack_helpers import action_ids, all_text, answer_to, tool_ids

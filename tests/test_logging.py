@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from bot.audit import AuditRecord
-from bot.config import ConfigError
-from bot.logging_setup import JsonFormatter, configure_logging, log_format
+from bot.observability.audit import AuditRecord
+from bot.observability.logs import JsonFormatter, configure_logging, log_format
+from bot.settings import ConfigError
 
 
 def test_audit_records_become_flat_json_objects(caplog):

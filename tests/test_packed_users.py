@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.zim.models import RoomUser, Roster
-from bot.zim.packed import PackedUsers, ReversedUsers
+from bot.roster.model import RoomUser, Roster
+from bot.roster.packed import PackedUsers, ReversedUsers
 
 names = st.text(max_size=300)  # any code point, lone surrogates included
 

@@ -11,19 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.slack.blocks import (
-    EXPORT_ACTION_ID,
-    NEXT_ACTION_ID,
-    ORDER_ACTION_ID,
-    PAGING_BLOCK_ID,
-    PREV_ACTION_ID,
-    REFRESH_ACTION_ID,
-    TOOLS_BLOCK_ID,
-    Message,
-    roster_message,
-)
-from bot.slack.escaping import escape_mrkdwn, slack_length
-from bot.slack.paging import (
+from bot.roster.model import RoomUser, Roster
+from bot.roster.view import (
     LAST_EPOCH,
     MAX_BUTTON_VALUE,
     PAGE_SIZE,
@@ -37,7 +26,18 @@ from bot.slack.paging import (
     page_slice,
 )
 from bot.slack.parsing import MAX_FILTER_CHARS, PROFILE_NAME, CommandRequest, InvalidRequest, parse_command_text
-from bot.zim.models import RoomUser, Roster
+from bot.slack.render.blocks import (
+    EXPORT_ACTION_ID,
+    NEXT_ACTION_ID,
+    ORDER_ACTION_ID,
+    PAGING_BLOCK_ID,
+    PREV_ACTION_ID,
+    REFRESH_ACTION_ID,
+    TOOLS_BLOCK_ID,
+    Message,
+    roster_message,
+)
+from bot.slack.render.escaping import escape_mrkdwn, slack_length
 from bot.zim.room_id import ROOM_ID_SYMBOLS
 
 FETCHED = 1_700_000_000.0

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.slack.escaping import escape_mrkdwn
 from bot.slack.parsing import CommandRequest, HelpRequest, InvalidRequest, parse_command_text, strip_mention
+from bot.slack.render.escaping import escape_mrkdwn
 
 
 @pytest.mark.parametrize("text", ["", "   ", "help", "HELP", " help ", "-h", "--help", "?", "lobby --help", "\n\t"])

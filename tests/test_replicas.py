@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from bot.local_stack import LocalReplicas, local_replicas
-from bot.sandbox import ZimSandbox
-from bot.slack_standin import StoredMessage
+from bot.dev.local_stack import LocalReplicas, local_replicas
+from bot.dev.slack_standin import StoredMessage
+from bot.dev.zim_sandbox import ZimSandbox
 
 from .conftest import FAST_RETRY
 from .redis_server import RedisServer
@@ -31,7 +31,7 @@ async def first_answer(local: LocalReplicas, user: str) -> StoredMessage:
 
 async def until_cached(local: LocalReplicas, rooms: list[str], *, within: float = 60) -> None:
     """Wait until every room's whole roster is in the shared store (the store is Redis: poll it)."""
-    snapshots = local.replicas[0].running.rosters.stacks["default"].snapshots
+    snapshots = local.replicas[0].running.zego_apps.by_profile["default"].snapshots
     async with asyncio.timeout(within):
         while [room for room in rooms if await snapshots.cached(room) is None]:  # noqa: ASYNC110
             await asyncio.sleep(0.1)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from multidict import MultiDict
 
-from bot.sandbox import (
+from bot.dev.zim_sandbox import (
     SANDBOX_APP_ID,
     SANDBOX_SERVER_SECRET,
     Fault,
@@ -27,8 +27,8 @@ from bot.sandbox import (
     run_sandbox,
     seed_rooms,
 )
-from bot.sandbox.cursor import CursorCodec
-from bot.sandbox.rooms import HOSTILE_NAMES, LONG_NAME
+from bot.dev.zim_sandbox.cursor import CursorCodec
+from bot.dev.zim_sandbox.rooms import HOSTILE_NAMES, LONG_NAME
 from bot.zim.signing import common_params, encode_query
 
 ACTION = "QueryRoomUserList"

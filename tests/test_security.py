@@ -21,7 +21,13 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from bot.config import (
+from bot.dev.local_stack import LOOPBACK, LocalStack, local_stack
+from bot.dev.slack_standin import AppResponse, ResponseContext, SlackStandIn, StoredMessage, payloads
+from bot.dev.slack_standin.payloads import Person
+from bot.dev.zim_sandbox import Fault, ZimSandbox
+from bot.observability.logs import QUIET_LOGGERS, configure_logging
+from bot.roster.view import PageRef, encode_page_ref
+from bot.settings import (
     ConfigError,
     SlackSettings,
     ZegoProfiles,
@@ -30,17 +36,12 @@ from bot.config import (
     load_zego_profiles,
     load_zego_settings,
 )
-from bot.http_site import start_site
-from bot.local_stack import LOOPBACK, LocalStack, local_stack
-from bot.logging_setup import QUIET_LOGGERS, configure_logging
-from bot.sandbox import Fault, ZimSandbox
 from bot.slack.access import AccessPolicy
-from bot.slack.http_server import EVENTS_PATH, make_web_app, start_http
-from bot.slack.paging import PageRef, encode_page_ref
-from bot.slack.replay import REPLAY_TTL_SECONDS, SIGNATURE_WINDOW_SECONDS, MemoryReplayGuard, ReplayGuard
-from bot.slack_standin import AppResponse, ResponseContext, SlackStandIn, StoredMessage, payloads
-from bot.slack_standin.payloads import Person
-from bot.zim import SmoothPacer, ZimClient, ZimCredentialsRejected
+from bot.slack.http import EVENTS_PATH, make_web_app, start_http
+from bot.state.once import REPLAY_TTL_SECONDS, SIGNATURE_WINDOW_SECONDS, MemoryReplayGuard, ReplayGuard
+from bot.state.pacer import SmoothPacer
+from bot.web import start_site
+from bot.zim import ZimClient, ZimCredentialsRejected
 
 from .conftest import FAST_RETRY, run_cli
 from .slack_helpers import all_text, answer_to, listed_user_ids

@@ -14,20 +14,14 @@ import zlib
 
 import pytest
 
-from bot.sandbox.rooms import HOSTILE_NAMES, generated_users
-from bot.shared_state import (
-    RedisEventDeduper,
-    RedisFlightCoordinator,
-    RedisPacer,
-    RedisSnapshotStore,
-    SharedStateUnavailable,
-    build_shared_state,
-    connect,
-    decode_roster,
-    encode_roster,
-    redact_url,
-)
-from bot.zim.models import RoomUser, Roster
+from bot.dev.zim_sandbox.rooms import HOSTILE_NAMES, generated_users
+from bot.roster.model import RoomUser, Roster
+from bot.state import SharedStateUnavailable, build_shared_state, redact_url
+from bot.state.connection import connect
+from bot.state.leases import RedisLeases
+from bot.state.once import RedisEventDeduper
+from bot.state.pacer import RedisPacer
+from bot.state.snapshots import RedisSnapshotStore, decode_roster, encode_roster
 from bot.zim.pacing import DEFAULT_HEADROOM
 from tests.redis_server import RedisServer, free_port
 
@@ -47,7 +41,7 @@ def make_roster(n=3, *, room_id="r1", fetched_at=None, names=None):
 
 
 def shared_state_records(caplog, level):
-    return [r for r in caplog.records if r.name.startswith("bot.shared_state") and r.levelno == level]
+    return [r for r in caplog.records if r.name.startswith("bot.state") and r.levelno == level]
 
 
 @pytest.fixture
@@ -76,7 +70,7 @@ async def make_state(request):
             server = request.getfixturevalue("redis_server")
             server.flush()
             url = server.url
-        state = await build_shared_state(url, **{"qps": FAST_QPS, **options})
+        state = await build_shared_state(url, **options)
         assert state.backend == request.param
         states.append(state)
         return state
@@ -119,7 +113,7 @@ async def test_deduper_reports_each_event_once(make_state):
 
 async def test_flights_leader_gets_a_lease_and_waiters_get_only_fresh_snapshots(make_state):
     state = await make_state()
-    lease = await state.flights.acquire("k")
+    lease = await state.leases.acquire("k")
     assert lease is not None
     await lease.release()
     stale, fresh = make_roster(fetched_at=100.0), make_roster(fetched_at=200.0)
@@ -130,21 +124,22 @@ async def test_flights_leader_gets_a_lease_and_waiters_get_only_fresh_snapshots(
     async def read_stale():
         return stale
 
-    assert await state.flights.wait_for_leader("k", read=read_fresh, newer_than=150.0, timeout=1) == fresh
+    assert await state.leases.wait_for_leader("k", read=read_fresh, newer_than=150.0, timeout=1) == fresh
     # No leader and nothing fresh: the caller must fetch itself, at once rather than after the timeout.
     started = time.monotonic()
-    assert await state.flights.wait_for_leader("k", read=read_stale, newer_than=150.0, timeout=5) is None
+    assert await state.leases.wait_for_leader("k", read=read_stale, newer_than=150.0, timeout=5) is None
     assert time.monotonic() - started < 1
 
 
 async def test_pacer_spaces_sends_and_cool_down_holds_them(make_state):
     qps = 40
-    state = await make_state(qps=qps)
+    state = await make_state()
+    pacer = state.pacer_for("zim:1", qps=qps)  # what the product uses: one pacer per ZEGO app
     loop = asyncio.get_running_loop()
     sends = []
 
     async def send():
-        await state.pacer.wait_turn()
+        await pacer.wait_turn()
         sends.append(loop.time())
 
     await asyncio.gather(*(send() for _ in range(6)))
@@ -154,16 +149,16 @@ async def test_pacer_spaces_sends_and_cool_down_holds_them(make_state):
     sends.sort()
     assert min(b - a for a, b in itertools.pairwise(sends)) >= interval * 0.5
     assert sends[-1] - sends[0] >= 5 * interval * 0.95
-    await state.pacer.cool_down(0.15)
+    await pacer.cool_down(0.15)
     started = loop.time()
-    waited = await state.pacer.wait_turn()
+    waited = await pacer.wait_turn()
     assert waited >= 0.12
     assert loop.time() - started >= 0.12
 
 
 async def test_memory_backend_needs_no_redis():
     for url in (None, "", "  "):
-        state = await build_shared_state(url, qps=20)
+        state = await build_shared_state(url)
         assert state.backend == "memory"
         assert await state.health() == {"redis": "not configured"}
         await state.aclose()
@@ -216,8 +211,8 @@ async def test_cool_down_holds_every_replica_and_the_idle_key_expires(clients):
 
 async def test_lease_renewal_keeps_a_long_fetch_exclusive(clients):
     ttl = 0.15
-    leader = RedisFlightCoordinator(clients(), lease_ttl=ttl)
-    follower = RedisFlightCoordinator(clients(), lease_ttl=ttl)
+    leader = RedisLeases(clients(), lease_ttl=ttl)
+    follower = RedisLeases(clients(), lease_ttl=ttl)
     lease = await leader.acquire("room")
     assert lease is not None
     loop = asyncio.get_running_loop()
@@ -236,8 +231,8 @@ async def test_lease_renewal_keeps_a_long_fetch_exclusive(clients):
 
 async def test_follower_takes_over_when_the_leader_crashes(clients):
     ttl = 0.2
-    leader = RedisFlightCoordinator(clients(), lease_ttl=ttl)
-    follower = RedisFlightCoordinator(clients(), lease_ttl=ttl, poll_interval=0.02)
+    leader = RedisLeases(clients(), lease_ttl=ttl)
+    follower = RedisLeases(clients(), lease_ttl=ttl, poll_interval=0.02)
     holding = asyncio.Event()
 
     async def leading():
@@ -266,7 +261,7 @@ async def test_follower_takes_over_when_the_leader_crashes(clients):
 
 
 async def test_follower_receives_the_leaders_snapshot(clients):
-    leader, follower = RedisFlightCoordinator(clients()), RedisFlightCoordinator(clients(), poll_interval=0.02)
+    leader, follower = RedisLeases(clients()), RedisLeases(clients(), poll_interval=0.02)
     leader_store, follower_store = RedisSnapshotStore(clients()), RedisSnapshotStore(clients())
     await follower_store.put("room", make_roster(fetched_at=time.time() - 60))  # an old snapshot must not do
     started = time.time()
@@ -291,7 +286,7 @@ async def test_follower_receives_the_leaders_snapshot(clients):
 async def test_release_never_deletes_another_holders_lease(clients):
     watcher = clients()
     ttl = 0.1
-    first, second = RedisFlightCoordinator(clients(), lease_ttl=ttl), RedisFlightCoordinator(clients(), lease_ttl=ttl)
+    first, second = RedisLeases(clients(), lease_ttl=ttl), RedisLeases(clients(), lease_ttl=ttl)
     stalled = await first.acquire("room")
     assert stalled is not None
     stalled.abandon()  # the first replica stalls: no renewals, so its lease runs out
@@ -410,10 +405,10 @@ def own_server():
 
 
 async def test_outage_falls_back_quietly_then_recovers(own_server, caplog):
-    caplog.set_level(logging.INFO, logger="bot.shared_state")
-    state = await build_shared_state(own_server.url, qps=50, probe_interval=0.2, lease_ttl=1.0)
+    caplog.set_level(logging.INFO, logger="bot.state")
+    state = await build_shared_state(own_server.url, probe_interval=0.2, lease_ttl=1.0)
     other_replica_client = connect(own_server.url)
-    other_replica = RedisFlightCoordinator(other_replica_client, lease_ttl=1.0)
+    other_replica = RedisLeases(other_replica_client, lease_ttl=1.0)
     watcher = connect(own_server.url)
     try:
         assert await state.health() == {"redis": "ok"}
@@ -421,7 +416,7 @@ async def test_outage_falls_back_quietly_then_recovers(own_server, caplog):
         assert await state.deduper.first_sighting("E1") is True
         assert await other_replica.acquire("busy") is not None  # another replica is mid-fetch
         waiting = asyncio.create_task(
-            state.flights.wait_for_leader("busy", read=lambda: state.store.get("busy"), newer_than=0, timeout=10)
+            state.leases.wait_for_leader("busy", read=lambda: state.store.get("busy"), newer_than=0, timeout=10)
         )
         await asyncio.sleep(0.05)
 
@@ -433,12 +428,13 @@ async def test_outage_falls_back_quietly_then_recovers(own_server, caplog):
         await state.store.put("during", during)
         assert await state.store.get("during") == during
         await state.store.discard("during")
-        await state.pacer.wait_turn()
-        await state.pacer.cool_down(0.01)
+        pacer = state.pacer_for("zim:1", qps=FAST_QPS)
+        await pacer.wait_turn()
+        await pacer.cool_down(0.01)
         assert await state.deduper.first_sighting("E2") is True
         assert await state.deduper.first_sighting("E2") is False
         assert await state.deduper.first_sighting("E1") is False  # seen here before the outage
-        lease = await state.flights.acquire("room")
+        lease = await state.leases.acquire("room")
         assert lease is not None
         await lease.release()
         assert await state.health() == {"redis": "unreachable"}
@@ -468,7 +464,7 @@ async def test_unreachable_at_start_names_redis_url_without_the_password():
     url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
     started = time.monotonic()
     with pytest.raises(SharedStateUnavailable) as caught:
-        await build_shared_state(url, qps=20)
+        await build_shared_state(url)
     assert time.monotonic() - started < 2
     message = str(caught.value)
     assert "REDIS_URL" in message
@@ -481,10 +477,10 @@ async def test_wrong_password_or_malformed_url_is_unavailable_too():
     with RedisServer(args=["--requirepass", "right-one"]) as server:
         for url in (f"redis://:hunter2@127.0.0.1:{server.port}/0", "http://:hunter2@example.com"):
             with pytest.raises(SharedStateUnavailable, match="REDIS_URL") as caught:
-                await build_shared_state(url, qps=20)
+                await build_shared_state(url)
             assert "hunter2" not in str(caught.value)
             assert "***" in str(caught.value)
-        state = await build_shared_state(f"redis://:right-one@127.0.0.1:{server.port}/0", qps=20)
+        state = await build_shared_state(f"redis://:right-one@127.0.0.1:{server.port}/0")
         assert await state.health() == {"redis": "ok"}
         await state.aclose()
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.sandbox import Fault, ZimSandbox
-from bot.slack_standin import SlackStandIn, StoredMessage
+from bot.dev.slack_standin import SlackStandIn, StoredMessage
+from bot.dev.zim_sandbox import Fault, ZimSandbox
 
 from .redis_server import free_port
 from .slack_helpers import all_text

@@ -7,11 +7,11 @@ from dataclasses import replace
 
 import pytest
 
-from bot.config import ZegoProfiles
-from bot.local_stack import LocalStack, local_stack, sandbox_profile
-from bot.sandbox import Fault, ZimSandbox
-from bot.slack_standin import ResponseContext, StoredMessage
-from bot.snapshots import MemorySnapshotStore
+from bot.dev.local_stack import LocalStack, local_stack, sandbox_profile
+from bot.dev.slack_standin import ResponseContext, StoredMessage
+from bot.dev.zim_sandbox import Fault, ZimSandbox
+from bot.settings import ZegoProfiles
+from bot.state.snapshots import MemorySnapshotStore
 
 from .conftest import FAST_RETRY
 from .slack_helpers import action_ids, all_text, answer_to, listed_user_ids

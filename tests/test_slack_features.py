@@ -11,13 +11,13 @@ import logging
 
 import pytest
 
-from bot.config import ZegoProfiles
-from bot.local_stack import LocalStack, local_stack, sandbox_profile
-from bot.sandbox import ZimSandbox
+from bot.dev.local_stack import LocalStack, local_stack, sandbox_profile
+from bot.dev.slack_standin import ResponseContext
+from bot.dev.zim_sandbox import ZimSandbox
+from bot.roster.model import RoomUser
+from bot.settings import ZegoProfiles
 from bot.slack.access import AccessPolicy
 from bot.slack.export import roster_csv
-from bot.slack_standin import ResponseContext
-from bot.zim.models import RoomUser
 
 from .conftest import FAST_RETRY
 from .slack_helpers import action_ids, all_text, answer_to, listed_user_ids, tool_ids

@@ -20,7 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.slack_standin import (
+from bot.dev.slack_standin import (
     MessageRejected,
     ResponseContext,
     SlackStandIn,

@@ -8,8 +8,9 @@ import time
 import httpx
 import pytest
 
-from bot.sandbox import Fault, ZimSandbox
-from bot.snapshots import MemorySnapshotStore, SnapshotService
+from bot.dev.zim_sandbox import Fault, ZimSandbox
+from bot.roster.service import SnapshotService
+from bot.state.snapshots import MemorySnapshotStore
 from bot.zim import (
     InvalidRoomId,
     RetryPolicy,
@@ -180,7 +181,8 @@ async def test_cursors_that_never_end_are_stopped_and_reported():
         return httpx.Response(200, content=json.dumps(body).encode())
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(endless)) as http:
-        from bot.zim import SmoothPacer, ZimClient
+        from bot.state.pacer import SmoothPacer
+        from bot.zim import ZimClient
 
         client = ZimClient(
             app_id=1, server_secret="a" * 32, base_url="http://zim.test", pacer=SmoothPacer(1000), http=http

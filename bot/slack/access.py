@@ -23,7 +23,7 @@ from cachetools import TTLCache
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import ConfigError
+from bot.settings import ConfigError
 
 __all__ = [
     "CHANNELS_VAR",

@@ -8,7 +8,6 @@ page, with working buttons; clicks on later pages wait for the fetch under way.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import time
@@ -16,15 +15,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from bot.rosters import Rosters, RosterStack
-from bot.slack.blocks import Loading, Message, problem_message, roster_message
-from bot.slack.errors_text import describe_zim_error, unexpected_error_sentence
-from bot.slack.escaping import escape_mrkdwn
-from bot.slack.paging import PageRef
+from bot.roster.apps import ZegoApp, ZegoApps
+from bot.roster.model import Roster
+from bot.roster.service import RoomRead, Snapshot
+from bot.roster.view import PageRef
 from bot.slack.parsing import CommandRequest
-from bot.snapshots import Flight, Snapshot
+from bot.slack.render.blocks import Loading, Message, problem_message, roster_message
+from bot.slack.render.escaping import escape_mrkdwn
+from bot.slack.render.text import describe_zim_error, unexpected_error_sentence
 from bot.zim.errors import ZimError
-from bot.zim.models import Roster
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ class Answer:
     outcome: str  # "ok", "empty", "loading", or the error kind
     roster: Roster | None = None
     from_cache: bool = False
-    pending: Flight | None = field(default=None, repr=False)  # the rest of the room is still being read
+    pending: RoomRead | None = field(default=None, repr=False)  # the rest of the room is still being read
 
     def audit_fields(self) -> dict[str, Any]:
         if self.roster is None:
@@ -65,7 +64,7 @@ def _first_page_ref(request: CommandRequest) -> PageRef:
 
 
 class RoomAnswers:
-    def __init__(self, rosters: Rosters, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, rosters: ZegoApps, *, clock: Callable[[], float] = time.time) -> None:
         self._rosters = rosters
         self._clock = clock
 
@@ -73,7 +72,7 @@ class RoomAnswers:
         """Page 1 for a command or mention; for a big room, as soon as ZIM's first page is in."""
         ref = _first_page_ref(request)
 
-        async def answer(stack: RosterStack) -> Answer:
+        async def answer(stack: ZegoApp) -> Answer:
             begun = await stack.snapshots.begin(request.room_id)
             if isinstance(begun, Snapshot):
                 return self._render(begun, ref, shareable=shareable)
@@ -86,16 +85,16 @@ class RoomAnswers:
 
         return await self._safely(ref, answer)
 
-    async def finish(self, request: CommandRequest, pending: Flight, *, shareable: bool) -> Answer:
+    async def finish(self, request: CommandRequest, pending: RoomRead, *, shareable: bool) -> Answer:
         """The complete page-1 answer once a pending fetch is done (or why it failed)."""
         ref = _first_page_ref(request)
 
-        async def answer(_: RosterStack) -> Answer:
+        async def answer(_: ZegoApp) -> Answer:
             return self._render(Snapshot(await pending.roster(), from_cache=False), ref, shareable=shareable)
 
         return await self._safely(ref, answer)
 
-    def loading_update(self, request: CommandRequest, pending: Flight) -> Answer | None:
+    def loading_update(self, request: CommandRequest, pending: RoomRead) -> Answer | None:
         """A fresh "still loading" message with the latest progress (None if there is nothing to show yet)."""
         ref = _first_page_ref(request)
         return self._partial(pending, ref)
@@ -103,7 +102,7 @@ class RoomAnswers:
     async def page(self, ref: PageRef, *, shareable: bool, refresh: bool = False, shared_by: str = "") -> Answer:
         """A page for a click: from the snapshot, from the fetch under way, or (refresh/expired) read anew."""
 
-        async def answer(stack: RosterStack) -> Answer:
+        async def answer(stack: ZegoApp) -> Answer:
             if refresh:
                 fresh = await stack.snapshots.get(ref.room_id, refresh=True)
                 return self._render(fresh, ref, shareable=shareable, shared_by=shared_by)
@@ -115,8 +114,8 @@ class RoomAnswers:
                 return rendered
             # Not cached: the click came while the room is still being read (wait for it), or after the
             # snapshot expired (read it again, and say so).
-            expired = stack.snapshots.in_flight(ref.room_id) is None and bool(ref.fetched_at)
-            whole = Snapshot(await stack.snapshots.flight(ref.room_id).roster(), from_cache=False)
+            expired = stack.snapshots.read_under_way(ref.room_id) is None and bool(ref.fetched_at)
+            whole = Snapshot(await stack.snapshots.start_read(ref.room_id).roster(), from_cache=False)
             rendered = self._render(whole, ref, shareable=shareable, shared_by=shared_by)
             if expired:
                 note = "The earlier list had expired, so the room was read again."
@@ -128,33 +127,29 @@ class RoomAnswers:
     async def roster(self, ref: PageRef) -> Roster | Answer:
         """The whole roster for an export (from the snapshot if it is still there), or the answer saying why not."""
 
-        async def whole(stack: RosterStack) -> Roster:
+        async def whole(stack: ZegoApp) -> Roster:
             return (await stack.snapshots.get(ref.room_id)).roster
 
         return await self._safely(ref, whole)
 
     # -- internals --------------------------------------------------------------------------------------
 
-    async def _first_page_of(self, flight: Flight, ref: PageRef) -> Answer | None:
-        ready = asyncio.ensure_future(flight.progress.first_page_ready.wait())
-        try:
-            await asyncio.wait({ready, flight.task}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ready.cancel()
-        if flight.task.done():
+    async def _first_page_of(self, read: RoomRead, ref: PageRef) -> Answer | None:
+        await read.first_page_or_end()
+        if read.done:
             return None  # the whole room is in (or failed): answer from the result
-        return self._partial(flight, ref)
+        return self._partial(read, ref)
 
-    def _partial(self, flight: Flight, ref: PageRef) -> Answer | None:
-        first = flight.progress.first_page
+    def _partial(self, read: RoomRead, ref: PageRef) -> Answer | None:
+        first = read.first_page
         if first is None or first.next_flag is None:
             return None
         provisional = Roster(room_id=ref.room_id, users=first.users, reported_count=first.count, fetched_at=0.0)
-        loading = Loading(users_read=flight.progress.users_read, expected=max(first.count, len(first.users)))
+        loading = Loading(users_read=read.users_read, expected=max(first.count, len(first.users)))
         message = roster_message(
             provisional, page=1, now=self._clock(), profile=self._profile_label(ref.profile), loading=loading
         )
-        return Answer(message, "loading", provisional, False, pending=flight)
+        return Answer(message, "loading", provisional, False, pending=read)
 
     def _profile_label(self, profile: str) -> str:
         return (profile or self._rosters.default) if self._rosters.several else profile
@@ -174,11 +169,11 @@ class RoomAnswers:
         outcome = "empty" if not snapshot.roster.users else "ok"
         return Answer(message, outcome, snapshot.roster, snapshot.from_cache)
 
-    async def _safely(self, ref: PageRef, answer: Callable[[RosterStack], Awaitable[T]]) -> T | Answer:
+    async def _safely(self, ref: PageRef, answer: Callable[[ZegoApp], Awaitable[T]]) -> T | Answer:
         """`answer` with the profile's stack; a missing profile, a ZIM error or a bug becomes an Answer."""
         stack = self._rosters.pick(ref.profile)
         if stack is None:
-            known = ", ".join(f"`{escape_mrkdwn(name)}`" for name in sorted(self._rosters.stacks))
+            known = ", ".join(f"`{escape_mrkdwn(name)}`" for name in sorted(self._rosters.by_profile))
             sentence = f"There is no app profile `{escape_mrkdwn(ref.profile)}`; this roomusers knows {known}."
             return Answer(problem_message(sentence), "unknown_profile")
         try:

@@ -9,9 +9,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import SlackSettings
-from bot.slack import actions, commands, mentions
+from bot.settings import SlackSettings
 from bot.slack.deps import SlackDeps
+from bot.slack.listeners import register_listeners
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,7 @@ def build_app(settings: SlackSettings, deps: SlackDeps) -> AsyncApp:
         request_verification_enabled=settings.signing_secret is not None,
         logger=logging.getLogger("bot.slack.bolt"),
     )
-    commands.register(app, deps)
-    actions.register(app, deps)
-    mentions.register(app, deps)
+    register_listeners(app, deps)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.blocks import Message
+from bot.slack.render.blocks import Message
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.dedupe import EventDeduper
 from bot.slack.access import AccessPolicy
 from bot.slack.answers import RoomAnswers
-from bot.slack.blocks import Message, problem_message
-from bot.slack.inflight import InFlight
+from bot.slack.pending import PendingAnswers
+from bot.slack.render.blocks import Message, problem_message
+from bot.state.once import EventDeduper
 
 RESTARTING = "roomusers is restarting and could not finish this answer; please try again in a moment."
 
@@ -22,4 +22,4 @@ class SlackDeps:
     answers: RoomAnswers
     access: AccessPolicy
     deduper: EventDeduper
-    inflight: InFlight = field(default_factory=InFlight)
+    pending: PendingAnswers = field(default_factory=PendingAnswers)

@@ -19,8 +19,8 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.escaping import clean_untrusted, escape_mrkdwn
-from bot.zim.models import RoomUser
+from bot.roster.model import RoomUser
+from bot.slack.render.escaping import clean_untrusted, escape_mrkdwn
 
 __all__ = [
     "CSV_HEADER",

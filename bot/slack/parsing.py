@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.slack.escaping import clean_untrusted, escape_mrkdwn, unescape_slack
+from bot.slack.render.escaping import clean_untrusted, escape_mrkdwn, unescape_slack
 from bot.zim.room_id import room_id_problem
 
 __all__ = [

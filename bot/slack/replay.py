@@ -19,65 +19,26 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol
 
-from cachetools import TTLCache
 from slack_sdk.signature import Clock, SignatureVerifier
+
+from bot.state.once import MemoryReplayGuard, ReplayGuard
 
 __all__ = [
     "INVALID_REQUEST",
     "REPLAYED_REQUEST",
-    "REPLAY_TTL_SECONDS",
     "SIGNATURE_HEADER",
-    "SIGNATURE_WINDOW_SECONDS",
     "TIMESTAMP_HEADER",
-    "MemoryReplayGuard",
     "ReplayFilter",
-    "ReplayGuard",
 ]
 
 log = logging.getLogger(__name__)
-
-SIGNATURE_WINDOW_SECONDS = 300  # slack_sdk's SignatureVerifier (and so Bolt) accepts |now - timestamp| <= 300 s
-# A signature verifies while our clock is within 300 s of its timestamp, on either side: first seen at the
-# earliest moment (timestamp - 300 s), it stays valid for 600 s. So remember it for the window, plus the
-# largest clock skew the window tolerates (another 300 s), plus a margin for the moment of arrival.
-REPLAY_TTL_SECONDS = 2 * SIGNATURE_WINDOW_SECONDS + 30
-# Bounded memory: ~200 bytes an entry. 100,000 entries cover ~150 verified requests/s sustained over the TTL;
-# beyond that the oldest signatures are forgotten first (they are also the first to stop verifying).
-MAX_REMEMBERED_SIGNATURES = 100_000
 
 TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
 SIGNATURE_HEADER = "X-Slack-Signature"
 RETRY_HEADER = "X-Slack-Retry-Num"
 INVALID_REQUEST = "invalid request"  # Bolt's own 401 body for a bad signature
 REPLAYED_REQUEST = "replayed request"
-
-
-class ReplayGuard(Protocol):
-    async def first_use(self, signature: str, timestamp: str) -> bool:
-        """True the first time this (verified) signature is seen within the TTL, False for every repeat."""
-
-
-class MemoryReplayGuard:
-    """In-process ReplayGuard: a TTLCache of signatures, bounded in size."""
-
-    def __init__(
-        self,
-        *,
-        ttl: float = REPLAY_TTL_SECONDS,
-        max_signatures: int = MAX_REMEMBERED_SIGNATURES,
-        timer: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._seen: TTLCache[str, bool] = TTLCache(maxsize=max_signatures, ttl=ttl, timer=timer)
-
-    async def first_use(self, signature: str, timestamp: str) -> bool:
-        # The signature covers the timestamp, so it alone identifies the request. No await between the check
-        # and the insert: two concurrent copies cannot both pass.
-        if signature in self._seen:
-            return False
-        self._seen[signature] = True
-        return True
 
 
 class _Clock(Clock):

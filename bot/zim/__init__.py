@@ -12,10 +12,10 @@ from bot.zim.errors import (
     ZimRejected,
     ZimUnavailable,
 )
-from bot.zim.models import Page, RoomUser, Roster
-from bot.zim.pacing import Pacer, SmoothPacer
+from bot.zim.models import Page
+from bot.zim.pacing import Pacer
+from bot.zim.paging import fetch_roster
 from bot.zim.room_id import room_id_problem, validate_room_id
-from bot.zim.roster import fetch_roster
 
 __all__ = [
     "InvalidRoomId",
@@ -24,9 +24,6 @@ __all__ = [
     "RetryPolicy",
     "RoomNotFound",
     "RoomUnavailable",
-    "RoomUser",
-    "Roster",
-    "SmoothPacer",
     "ZimClient",
     "ZimCredentialsRejected",
     "ZimError",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from bot.metrics import LIMITER_WAIT_SECONDS, ZIM_REQUESTS, ZIM_RETRIES
+from bot.observability.metrics import LIMITER_WAIT_SECONDS, ZIM_REQUESTS, ZIM_RETRIES
 from bot.zim import codes
 from bot.zim.errors import ZimCredentialsRejected, ZimError, ZimUnavailable
 from bot.zim.models import Page

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bot.roster.model import RoomUser
 from bot.zim import codes
 from bot.zim.errors import (
     RoomNotFound,
@@ -14,7 +15,7 @@ from bot.zim.errors import (
     ZimInvalidRequest,
     ZimRejected,
 )
-from bot.zim.models import Page, RoomUser
+from bot.zim.models import Page
 
 ACTION = "QueryRoomUserList"
 MAX_LIMIT = 500

@@ -1,0 +1,316 @@
+"""A local ZIM server that speaks QueryRoomUserList over real HTTP, for tests, benchmarks and demos.
+
+Faithful where the client can tell: the same signature, parameter checks and return codes as zim-api.md §4,
+an opaque cursor, a 20 req/s sliding-window limit, and HTTP 200 JSON for every ZIM-level error. Stricter
+where the real service is vague (a forged NextFlag or Limit=0 is 660000002 here), so a client that passes
+against the sandbox relies on nothing undocumented.
+
+Answers are computed synchronously from precomputed JSON fragments (a 500-user page costs microseconds);
+only simulated latency and `delay` faults await, and both end at once when the sandbox stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+import secrets
+import signal
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from aiohttp import web
+from multidict import MultiMapping
+
+from bot.dev.zim_sandbox.control import ControlApi
+from bot.dev.zim_sandbox.credentials import SANDBOX_APP_ID, SANDBOX_SERVER_SECRET
+from bot.dev.zim_sandbox.cursor import CursorCodec
+from bot.dev.zim_sandbox.faults import (
+    DEFAULT_GARBAGE,
+    PAGE_KINDS,
+    TRANSPORT_KINDS,
+    Fault,
+    FaultPlan,
+    page_fault_applies,
+)
+from bot.dev.zim_sandbox.protocol import ListParams, Rejection, check_signed, parse_list_params, request_mode
+from bot.dev.zim_sandbox.ratelimit import ArrivalWindow
+from bot.dev.zim_sandbox.rooms import MAX_LOAD_USERS, RoomState, SandboxRoom, generated_users, load_room, seed_rooms
+from bot.dev.zim_sandbox.stats import SandboxStats
+from bot.dev.zim_sandbox.wire import Reply, code_reply, success_reply
+from bot.web import http_url, start_site
+from bot.zim.codes import ROOM_EMPTY, ROOM_NOT_FOUND, ROOM_RATE_LIMITED, ROOM_UNAVAILABLE
+from bot.zim.room_id import room_id_problem
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8710
+# Backstop only: in-flight latency and delays end as soon as stop() is called.
+_SHUTDOWN_GRACE_S = 1.0
+
+
+class ZimSandbox:
+    """A strict local ZIM QueryRoomUserList server; see the module docstring.
+
+    `clock` is the wall clock for the ±600 s Timestamp check; `monotonic` times arrivals for the QPS
+    window and `stats.arrivals`. Inject either in tests instead of sleeping.
+
+    `done_flag` is the NextFlag of a list's last page: "" by default (the newer docs), settable to "0"
+    (what the older docs and both examples show) to check that a client accepts either.
+    """
+
+    def __init__(
+        self,
+        *,
+        app_id: int = SANDBOX_APP_ID,
+        secret: str = SANDBOX_SERVER_SECRET,
+        qps: int = 20,
+        latency_ms: float = 0.0,
+        jitter_ms: float = 0.0,
+        rooms: dict[str, SandboxRoom] | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app_id = app_id
+        self.secret = secret
+        self.qps = qps
+        self.rooms = seed_rooms() if rooms is None else rooms
+        self.faults = FaultPlan(latency_ms=latency_ms, jitter_ms=jitter_ms)
+        self.stats = SandboxStats()
+        self.done_flag = ""
+        self._clock = clock
+        self._monotonic = monotonic
+        self._window = ArrivalWindow()  # check_signed admits only this sandbox's AppId: one window
+        self._cursors = CursorCodec()
+        # Unique 18-digit numeric RequestIds, like the real service's.
+        self._request_ids = itertools.count(10**17 + secrets.randbelow(8 * 10**17))
+        self._rng = random.Random()
+        self._runner: web.AppRunner | None = None
+        self._base_url: str | None = None
+        self._stopping = asyncio.Event()
+
+    # ----- setup -----------------------------------------------------------------------------------
+
+    def add_room(self, room_id: str, users: int | list[tuple[str, str]], *, state: RoomState = "ok") -> SandboxRoom:
+        """Create or replace a room; an int generates that many deterministic users."""
+        problem = room_id_problem(room_id)
+        if problem is not None:
+            raise ValueError(problem)
+        if isinstance(users, int):
+            if not 0 <= users <= MAX_LOAD_USERS:
+                raise ValueError(f"users must be between 0 and {MAX_LOAD_USERS}")
+            users = generated_users(users, seed=users)
+        room = SandboxRoom(room_id, users, state=state)
+        self.rooms[room_id] = room
+        return room
+
+    def inject(self, fault: Fault) -> Fault:
+        """Activate a fault; see bot.dev.zim_sandbox.faults for kinds, filters and when each applies."""
+        return self.faults.add(fault)
+
+    def reset_stats(self) -> None:
+        self.stats.reset()
+
+    # ----- protocol ----------------------------------------------------------------------------------
+
+    def authenticate(self, query: MultiMapping[str]) -> Reply | None:
+        """Common-parameter checks, then the QPS window; None when the request may go on."""
+        checked = check_signed(query, app_id=self.app_id, secret=self.secret, now=self._clock())
+        if isinstance(checked, Rejection):
+            return self._code(checked.code, checked.message)
+        self.stats.record_nonce(checked.nonce)
+        now = self._monotonic()
+        self.stats.arrivals.append(now)
+        # Every signed arrival counts, refused ones included, so hammering keeps a client limited.
+        if self._window.arrive(now) > self.qps:
+            return self._code(ROOM_RATE_LIMITED, f"QPS limit exceeded ({self.qps}/s)")
+        return None
+
+    def list_users(self, query: MultiMapping[str]) -> Reply:
+        """QueryRoomUserList for an authenticated request: parameter checks, room state, one page."""
+        params = parse_list_params(query, self._cursors)
+        if isinstance(params, Rejection):
+            return self._code(params.code, params.message)
+        room = self.find_room(params.room_id)
+        if room is None:
+            return self._code(ROOM_NOT_FOUND, "room not exist")
+        if room.state == "unavailable":
+            return self._code(ROOM_UNAVAILABLE, "failed to get room")
+        if room.state == "destroying" or not room.users:
+            return self._code(ROOM_EMPTY, "room has no users", Count=0, UserList=[])
+        return self._page(room, params)
+
+    def find_room(self, room_id: str) -> SandboxRoom | None:
+        """A known room, or a `load-<N>` room created now and kept for later pages."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            room = load_room(room_id)
+            if room is not None:
+                self.rooms[room_id] = room
+        return room
+
+    def _page(self, room: SandboxRoom, params: ListParams) -> Reply:
+        users = room.encoded(reverse=params.mode == 1)
+        total = len(users)
+        offset = params.offset
+        # A cursor can point past the end after users left; that page is simply empty.
+        end = max(offset, min(offset + params.limit, total))
+        fault = self.faults.take(
+            PAGE_KINDS,
+            room_id=params.room_id,
+            mode=params.mode,
+            applies=lambda f: page_fault_applies(f, offset=offset, end=end, total=total, from_start=params.from_start),
+        )
+        count = total
+        if fault is not None:
+            self.stats.faults_applied[fault.kind] += 1
+            if fault.kind == "short_page":
+                end = offset + fault.size
+            elif fault.kind == "count_drift":
+                count = max(0, total + fault.delta)
+        next_flag = self.done_flag if end >= total else self._cursors.encode(params.room_id, params.mode, end)
+        if fault is not None and fault.kind == "repeat_cursor":
+            next_flag = params.next_flag
+        elif fault is not None and fault.kind == "endless_cursor":
+            # end + 1 is past the end and grows every page, so each cursor is new and never "done".
+            next_flag = self._cursors.encode(params.room_id, params.mode, end + 1)
+        return success_reply(self._request_id(), count, next_flag, users[offset:end])
+
+    def _fault_reply(self, fault: Fault) -> Reply:
+        if fault.kind == "code":
+            return self._code(fault.code, fault.error_message)
+        if fault.kind == "http_status":
+            body = fault.body if fault.body is not None else f"<html>{fault.status} sandbox fault</html>"
+            content_type = "application/json" if body.lstrip().startswith("{") else "text/html"
+            return Reply(body.encode(), f"http_{fault.status}", fault.status, content_type)
+        # "garbage": a 200 whose body is not JSON, as from a misconfigured proxy.
+        body = fault.body if fault.body is not None else DEFAULT_GARBAGE
+        return Reply(body.encode(), "garbage", 200, "text/html")
+
+    def _code(self, code: int, message: str, **extra: object) -> Reply:
+        return code_reply(code, message, self._request_id(), **extra)
+
+    def _request_id(self) -> str:
+        return str(next(self._request_ids))
+
+    # ----- HTTP --------------------------------------------------------------------------------------
+
+    async def _decide(self, query: MultiMapping[str]) -> Reply | None:
+        """The answer to one API request; None means drop the connection without answering."""
+        self.stats.requests += 1
+        room_id = query.get("RoomId")
+        if room_id is not None:
+            self.stats.per_room[room_id] += 1
+        rejection = self.authenticate(query)
+        if rejection is not None:
+            return rejection
+        fault = self.faults.take(TRANSPORT_KINDS, room_id=room_id, mode=request_mode(query))
+        if fault is not None:
+            self.stats.faults_applied[fault.kind] += 1
+            if fault.kind == "drop":
+                return None
+            if fault.kind != "delay":
+                return self._fault_reply(fault)
+            await self._pause(fault.seconds)
+        return self.list_users(query)
+
+    async def _handle_api(self, request: web.Request) -> web.StreamResponse:
+        reply = await self._decide(request.query)
+        key = "drop" if reply is None else reply.stat_key
+        self.stats.record_answer(key, rate_limited=key == ROOM_RATE_LIMITED)
+        await self._pause(self.faults.latency_seconds(self._rng))
+        if reply is None:
+            # Close without a byte of response: the client sees "server disconnected" (RemoteProtocolError).
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response()
+        return web.Response(body=reply.body, status=reply.status, content_type=reply.content_type, charset="utf-8")
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once if the sandbox stops, so stop() never waits out a long delay."""
+        if seconds <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+
+    def make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self._handle_api)
+        ControlApi(self).register(app.router)
+        return app
+
+    async def start(self, host: str = DEFAULT_HOST, port: int = 0) -> str:
+        """Listen on host:port (0 picks a free port) and return the base URL to give the client."""
+        if self._runner is not None:
+            raise RuntimeError("the sandbox is already running")
+        self._stopping = asyncio.Event()
+        self._runner, bound_port = await start_site(self.make_app(), host, port, shutdown_timeout=_SHUTDOWN_GRACE_S)
+        self._base_url = http_url(host, bound_port)
+        return self._base_url
+
+    async def stop(self) -> None:
+        """Stop listening, end in-flight pauses and close connections; safe to call twice."""
+        self._stopping.set()
+        runner, self._runner, self._base_url = self._runner, None, None
+        if runner is not None:
+            await runner.cleanup()
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise RuntimeError("the sandbox is not running; await start() first")
+        return self._base_url
+
+    async def __aenter__(self) -> ZimSandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+
+def sandbox_banner(sandbox: ZimSandbox) -> str:
+    """The lines run_sandbox prints: paste the ZEGO_* ones into a shell or .env to use the sandbox."""
+    rooms = ", ".join([*sandbox.rooms, f"load-<N> (any N up to {MAX_LOAD_USERS})"])
+    return "\n".join(
+        (
+            f"ZIM sandbox listening on {sandbox.base_url}",
+            f"ZEGO_API_BASE_URL={sandbox.base_url}",
+            f"ZEGO_APP_ID={sandbox.app_id}",
+            f"ZEGO_SERVER_SECRET={sandbox.secret}",
+            f"Demo rooms: {rooms}",
+        )
+    )
+
+
+async def run_sandbox(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, latency_ms: float = 0.0) -> None:
+    """Serve a sandbox until cancelled, SIGINT or SIGTERM, printing the settings to use it."""
+    sandbox = ZimSandbox(latency_ms=latency_ms)
+    await sandbox.start(host, port)
+    try:
+        print(sandbox_banner(sandbox), flush=True)
+        await _until_signalled()
+    finally:
+        await sandbox.stop()
+
+
+async def _until_signalled() -> None:
+    """Wait for SIGINT/SIGTERM (or cancellation), leaving the process's signal handlers as they were."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+            continue
+        installed.append(sig)
+    try:
+        await stop.wait()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,174 @@
+"""Roster snapshots: a TTL store bounded by users held, and single-flight fetching on top of it.
+
+Paging clicks, repeated commands and (with a shared store) other replicas reuse a snapshot instead of
+re-reading the room; concurrent requests for one room share one fetch. Failures are never stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from bot.observability.metrics import FETCH_SECONDS, SNAPSHOT_LOOKUPS
+from bot.roster.model import Roster
+from bot.state.leases import FetchLeases, LocalLeases
+from bot.state.snapshots import SnapshotStore
+from bot.zim.models import Page
+from bot.zim.paging import FetchProgress
+
+log = logging.getLogger(__name__)
+
+FOLLOW_TIMEOUT_SECONDS = 90.0  # a follower waits this long for another replica's fetch (100k users at 200 ms: ~21 s)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    roster: Roster
+    from_cache: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRead:
+    """A read of a room under way, as answers see it: what has arrived so far, and the whole roster at the end."""
+
+    _task: asyncio.Task[Roster]
+    _progress: FetchProgress
+
+    @property
+    def done(self) -> bool:
+        return self._task.done()
+
+    @property
+    def users_read(self) -> int:
+        return self._progress.users_read
+
+    @property
+    def first_page(self) -> Page | None:
+        """ZIM's first page (join order), once it has arrived."""
+        return self._progress.first_page
+
+    async def first_page_or_end(self) -> None:
+        """Wait until the first page has arrived or the read has ended (whichever comes first)."""
+        ready = asyncio.ensure_future(self._progress.first_page_ready.wait())
+        try:
+            await asyncio.wait({ready, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+
+    async def wait(self, timeout: float) -> None:  # noqa: ASYNC109  # a progress tick, not an error deadline
+        """Wait until the read ends, or at most `timeout` seconds."""
+        await asyncio.wait({self._task}, timeout=timeout)
+
+    async def roster(self) -> Roster:
+        # shield: a waiter that gives up must not cancel the fetch the others are waiting for.
+        return await asyncio.shield(self._task)
+
+
+Fetch = Callable[[str, FetchProgress], Awaitable[Roster]]
+
+
+class SnapshotService:
+    """Cache-aside reads with single-flight: N concurrent requests for one room cause one fetch."""
+
+    def __init__(
+        self,
+        *,
+        store: SnapshotStore,
+        fetch: Fetch,
+        namespace: str,
+        leases: FetchLeases | None = None,
+        follow_timeout: float = FOLLOW_TIMEOUT_SECONDS,
+    ) -> None:
+        self._store = store
+        self._fetch = fetch
+        self._namespace = namespace
+        self._leases = leases or LocalLeases()
+        self._follow_timeout = follow_timeout
+        self._reads: dict[str, RoomRead] = {}
+
+    def key(self, room_id: str) -> str:
+        return f"{self._namespace}:{room_id}"
+
+    async def begin(self, room_id: str, *, refresh: bool = False) -> Snapshot | RoomRead:
+        """The cached snapshot, or the fetch that will produce one (joining a fetch already under way)."""
+        key = self.key(room_id)
+        if not refresh and key not in self._reads:
+            cached = await self._store.get(key)
+            SNAPSHOT_LOOKUPS.labels("miss" if cached is None else "hit").inc()
+            if cached is not None:
+                return Snapshot(cached, from_cache=True)
+        return self.start_read(room_id, refresh=refresh)
+
+    def start_read(self, room_id: str, *, refresh: bool = False) -> RoomRead:
+        """The fetch of `room_id` under way, or a new one (the cache is not consulted)."""
+        key = self.key(room_id)
+        # Synchronous: nothing can start a second fetch between this check and the insert.
+        flight = self._reads.get(key)
+        if flight is None:
+            progress = FetchProgress()
+            task = asyncio.create_task(self._lead_or_follow(key, room_id, progress, refresh=refresh))
+            flight = RoomRead(task, progress)
+            self._reads[key] = flight
+            task.add_done_callback(lambda done: self._forget(key, done))
+        return flight
+
+    async def get(self, room_id: str, *, refresh: bool = False) -> Snapshot:
+        begun = await self.begin(room_id, refresh=refresh)
+        if isinstance(begun, Snapshot):
+            return begun
+        return Snapshot(await begun.roster(), from_cache=False)
+
+    async def aclose(self) -> None:
+        """Stop fetches still under way (at shutdown, after answers had their grace period)."""
+        await self._cancel(list(self._reads.values()))
+
+    async def cancel_reads(self, room_ids: Iterable[str]) -> None:
+        """Stop the reads of these rooms still under way, and wait until they have ended."""
+        await self._cancel([read for room_id in room_ids if (read := self.read_under_way(room_id)) is not None])
+
+    @staticmethod
+    async def _cancel(reads: list[RoomRead]) -> None:
+        for read in reads:
+            read._task.cancel()
+        await asyncio.gather(*(read._task for read in reads), return_exceptions=True)
+
+    def read_under_way(self, room_id: str) -> RoomRead | None:
+        return self._reads.get(self.key(room_id))
+
+    async def cached(self, room_id: str) -> Roster | None:
+        roster = await self._store.get(self.key(room_id))
+        SNAPSHOT_LOOKUPS.labels("miss" if roster is None else "hit").inc()
+        return roster
+
+    def _forget(self, key: str, task: asyncio.Task[Roster]) -> None:
+        self._reads.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here so a fetch whose waiters all left does not warn
+
+    async def _lead_or_follow(self, key: str, room_id: str, progress: FetchProgress, *, refresh: bool) -> Roster:
+        """Fetch the room, unless another replica is already fetching it: then wait for its snapshot.
+
+        Runs inside the flight's task, which is where a lease must be taken (it is renewed while this runs).
+        """
+        started = time.time()
+        lease = await self._leases.acquire(key)
+        if lease is None:
+            # Without a refresh any snapshot the leader stores will do; with one, only a newer one.
+            newer_than = started if refresh else 0.0
+            roster = await self._leases.wait_for_leader(
+                key, read=lambda: self._store.get(key), newer_than=newer_than, timeout=self._follow_timeout
+            )
+            if roster is not None:
+                return roster
+            lease = await self._leases.acquire(key)  # the leader died or is slow: None again means share the work
+        try:
+            with FETCH_SECONDS.time():
+                roster = await self._fetch(room_id, progress)
+            await self._store.put(key, roster)
+            return roster
+        finally:
+            if lease is not None:
+                await lease.release()

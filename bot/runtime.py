@@ -1,0 +1,121 @@
+"""The one composition root: settings → shared state → a ZEGO app (client, pacer, roster service) per profile
+→ the Slack app. `serve`, `query`, the demo, the tests and the benchmarks all build the product here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from slack_bolt.async_app import AsyncApp
+
+from bot.roster.apps import ZegoApp, ZegoApps
+from bot.roster.model import Roster
+from bot.roster.service import SnapshotService
+from bot.settings import SlackSettings, ZegoProfiles, ZegoSettings
+from bot.slack.access import AccessPolicy
+from bot.slack.answers import RoomAnswers
+from bot.slack.app import build_app
+from bot.slack.deps import SlackDeps
+from bot.state import SharedState
+from bot.state.leases import FetchLeases
+from bot.state.pacer import SmoothPacer
+from bot.state.snapshots import MemorySnapshotStore, SnapshotStore
+from bot.zim import Pacer, RetryPolicy, ZimClient, fetch_roster, new_http_client
+from bot.zim.paging import FetchProgress
+
+PacerFactory = Callable[[ZegoSettings], Pacer]
+
+
+def local_pacer(settings: ZegoSettings) -> Pacer:
+    return SmoothPacer(settings.qps)
+
+
+def _zego_app(
+    settings: ZegoSettings,
+    http: httpx.AsyncClient,
+    store: SnapshotStore,
+    pacer: Pacer,
+    leases: FetchLeases | None,
+    retry: RetryPolicy | None,
+) -> ZegoApp:
+    client = ZimClient(
+        app_id=settings.app_id,
+        server_secret=settings.server_secret,
+        base_url=settings.base_url,
+        pacer=pacer,
+        http=http,
+        retry=retry,
+        settings_prefix=settings.env_prefix,
+    )
+
+    async def fetch(room_id: str, progress: FetchProgress) -> Roster:
+        return await fetch_roster(client, room_id, progress=progress)
+
+    # The namespace keeps apps apart in a shared store; the same room ID in two apps is two rooms.
+    snapshots = SnapshotService(store=store, fetch=fetch, namespace=f"zim:{settings.app_id}", leases=leases)
+    return ZegoApp(profile=settings.profile, client=client, snapshots=snapshots)
+
+
+@asynccontextmanager
+async def open_zego_apps(
+    profiles: ZegoProfiles,
+    *,
+    store: SnapshotStore | None = None,
+    pacer_for: PacerFactory = local_pacer,
+    leases: FetchLeases | None = None,
+    retry: RetryPolicy | None = None,
+) -> AsyncIterator[ZegoApps]:
+    """A ZegoApp per profile sharing one HTTP client and one store; each app gets its own pacer (its own limit)."""
+    shared_store = store or MemorySnapshotStore()
+    async with new_http_client() as http:
+        apps = {
+            name: _zego_app(settings, http, shared_store, pacer_for(settings), leases, retry)
+            for name, settings in profiles.by_name.items()
+        }
+        try:
+            yield ZegoApps(default=profiles.default, by_profile=apps)
+        finally:
+            for app in apps.values():
+                await app.snapshots.aclose()
+
+
+@asynccontextmanager
+async def open_zego_app(
+    settings: ZegoSettings, *, store: SnapshotStore | None = None, retry: RetryPolicy | None = None
+) -> AsyncIterator[ZegoApp]:
+    """A single profile (the `query` command)."""
+    profiles = ZegoProfiles(default=settings.profile, by_name={settings.profile: settings})
+    async with open_zego_apps(profiles, store=store, retry=retry) as rosters:
+        yield rosters.by_profile[settings.profile]
+
+
+@dataclass(frozen=True)
+class RunningApp:
+    app: AsyncApp
+    zego_apps: ZegoApps
+    deps: SlackDeps
+    state: SharedState
+
+
+@asynccontextmanager
+async def compose_app(
+    profiles: ZegoProfiles,
+    slack: SlackSettings,
+    *,
+    state: SharedState,
+    access: AccessPolicy | None = None,
+    retry: RetryPolicy | None = None,
+) -> AsyncIterator[RunningApp]:
+    """The Slack app over `state` (in-process, or Redis shared by every replica)."""
+
+    def pacer_for(settings: ZegoSettings) -> Pacer:
+        # One limit per ZEGO app, shared by all replicas when the state is in Redis.
+        return state.pacer_for(f"zim:{settings.app_id}", qps=settings.qps)
+
+    async with open_zego_apps(
+        profiles, store=state.store, pacer_for=pacer_for, leases=state.leases, retry=retry
+    ) as rosters:
+        deps = SlackDeps(answers=RoomAnswers(rosters), access=access or AccessPolicy(), deduper=state.deduper)
+        yield RunningApp(app=build_app(slack, deps), zego_apps=rosters, deps=deps, state=state)

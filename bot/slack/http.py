@@ -1,0 +1,90 @@
+"""HTTP serving: Slack's endpoint (HTTP mode) plus /healthz and /metrics, on aiohttp's production server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+
+from bot.observability.metrics import exposition
+from bot.slack.replay import ReplayFilter
+from bot.state.once import ReplayGuard
+from bot.web import start_site
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+MAX_BODY_BYTES = 1024 * 1024  # Slack payloads are small; refuse anything absurd before reading it all
+
+Health = Callable[[], Awaitable[dict[str, Any]]]
+
+
+async def _always_ok() -> dict[str, Any]:
+    return {}
+
+
+def add_ops_routes(web_app: web.Application, health: Health) -> None:
+    """GET /healthz (200 while the process serves; the body says what its dependencies look like) and /metrics."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"ok": True, **await health()})
+
+    async def metrics(_: web.Request) -> web.Response:
+        body, content_type = exposition()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_get("/metrics", metrics)
+
+
+def make_web_app(
+    app: AsyncApp,
+    health: Health = _always_ok,
+    *,
+    signing_secret: str | None = None,
+    replay_guard: ReplayGuard | None = None,
+) -> web.Application:
+    """With `signing_secret` (HTTP mode), requests are verified first and a replayed signature gets 401."""
+    replays = ReplayFilter(signing_secret, replay_guard) if signing_secret else None
+
+    async def slack_events(request: web.Request) -> web.Response:
+        try:
+            bolt_request = await to_bolt_request(request)
+        except UnicodeDecodeError:  # Slack only sends UTF-8; anything else is not Slack
+            return web.json_response({"error": "invalid request"}, status=400)
+        if replays is not None and (refusal := await replays.refusal(bolt_request.raw_body, request.headers)):
+            return web.json_response({"error": refusal}, status=401)
+        bolt_response = await app.async_dispatch(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
+    web_app = web.Application(client_max_size=MAX_BODY_BYTES)
+    web_app.router.add_post(EVENTS_PATH, slack_events)
+    add_ops_routes(web_app, health)
+    return web_app
+
+
+async def start_http(
+    app: AsyncApp, host: str, port: int, health: Health = _always_ok, *, signing_secret: str | None = None
+) -> tuple[web.AppRunner, int]:
+    return await start_site(make_web_app(app, health, signing_secret=signing_secret), host, port)
+
+
+async def start_ops_server(host: str, port: int, health: Health) -> tuple[web.AppRunner, int]:
+    """Socket Mode has no HTTP endpoint of its own: /metrics and /healthz get one on METRICS_PORT."""
+    web_app = web.Application()
+    add_ops_routes(web_app, health)
+    return await start_site(web_app, host, port)
+
+
+async def wait_for_stop_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

@@ -1,0 +1,337 @@
+"""Block Kit messages, built by pure functions from data: no I/O, so every layout is unit-testable.
+
+Limits enforced here (Slack rejects or mangles messages beyond them): at most 50 blocks, every text object
+≤ 3,000 chars, header ≤ 150, button text ≤ 75 and value ≤ 2,000, and all block text together well under the
+undocumented ~12,000-char `msg_blocks_too_long` ceiling. Lengths are measured in UTF-16 units after escaping,
+which is never less than what Slack counts.
+
+Untrusted strings (names, user IDs, room IDs, filter text, profile) are cleaned and escaped before they reach
+any text object, so they can never become mentions, broadcasts or links. Our own `<!date^…>` token is the only
+Slack markup we emit.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.roster.model import RoomUser, Roster
+from bot.roster.view import (
+    LAST_EPOCH,
+    PAGE_SIZE,
+    PageRef,
+    can_carry_profile,
+    clamp_page,
+    encode_page_ref,
+    filter_users,
+    page_bounds,
+    page_count,
+    page_slice,
+)
+from bot.slack.render.escaping import ELLIPSIS, clean_untrusted, escape_mrkdwn, slack_length
+from bot.zim.room_id import MAX_ROOM_ID_BYTES, ROOM_ID_SYMBOLS, room_id_problem
+
+__all__ = [
+    "EXPORT_ACTION_ID",
+    "MAX_TEXT_CHARS",
+    "NEXT_ACTION_ID",
+    "ORDER_ACTION_ID",
+    "PAGING_BLOCK_ID",
+    "PREV_ACTION_ID",
+    "REFRESH_ACTION_ID",
+    "SHARE_ACTION_ID",
+    "TOOLS_BLOCK_ID",
+    "Loading",
+    "Message",
+    "loading_text",
+    "problem_message",
+    "roster_message",
+    "usage_message",
+]
+
+MAX_TEXT_CHARS = 3000  # any text object
+MAX_HEADER_CHARS = 150
+NAME_CHARS = 80  # a cleaned user name is cut to this many characters, IDs to ID_CHARS
+ID_CHARS = 64
+FILTER_ECHO_CHARS = 100
+PROFILE_ECHO_CHARS = 32
+ROOM_ECHO_CHARS = 64
+
+PAGING_BLOCK_ID = "roomusers_paging"
+PREV_ACTION_ID = "roomusers_prev"
+NEXT_ACTION_ID = "roomusers_next"
+TOOLS_BLOCK_ID = "roomusers_tools"
+ORDER_ACTION_ID = "roomusers_order"
+REFRESH_ACTION_ID = "roomusers_refresh"
+EXPORT_ACTION_ID = "roomusers_export"
+SHARE_ACTION_ID = "roomusers_share"
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
+
+NO_NAME = "_(no name)_"
+NO_ID = "_(no ID)_"
+
+
+@dataclass(frozen=True)
+class Loading:
+    """A fetch still under way: the message shows ZIM's first page and count while the rest is read."""
+
+    users_read: int
+    expected: int
+
+
+@dataclass(frozen=True)
+class Message:
+    """A Slack message: blocks plus the mrkdwn fallback `text` that notifications and screen readers use."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks}
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": False}
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    # verbatim: Slack must not auto-link URLs or #channel/@name words found in untrusted text.
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": _mrkdwn(text)}
+
+
+def _clip_escaped(text: str, budget: int) -> str:
+    """Escape `text`, cutting it (with "…") so the escaped result is at most `budget` UTF-16 units."""
+    escaped = escape_mrkdwn(text)
+    if slack_length(escaped) <= budget:
+        return escaped
+    if budget < 1:
+        return ""
+    pieces: list[str] = []
+    used = slack_length(ELLIPSIS)
+    for char in text:
+        piece = escape_mrkdwn(char)
+        used += slack_length(piece)
+        if used > budget:
+            break
+        pieces.append(piece)
+    return "".join(pieces).rstrip() + ELLIPSIS
+
+
+def _clip_mrkdwn(text: str, budget: int) -> str:
+    """Cut already-safe mrkdwn to `budget` units (a cut can split an entity, never create markup)."""
+    if slack_length(text) <= budget:
+        return text
+    while slack_length(text) > budget - 1:
+        text = text[: -max(1, slack_length(text) - budget + 1)]
+    return text + ELLIPSIS
+
+
+def _room_code(room_id: str) -> str:
+    return f"`{_clip_escaped(clean_untrusted(room_id, ROOM_ECHO_CHARS), 5 * ROOM_ECHO_CHARS)}`"
+
+
+def _users_word(count: int) -> str:
+    return "user" if count == 1 else "users"
+
+
+def _summary(roster: Roster, total: int, matches: int | None, filter_text: str, loading: Loading | None) -> str:
+    if loading is not None:
+        return (
+            f"*{loading.expected:,} {_users_word(loading.expected)}* in this room · still loading the list "
+            f"({loading.users_read:,} read so far)"
+        )
+    if roster.being_destroyed or total == 0:
+        text = "This room is empty"
+        if roster.being_destroyed:
+            text += " (it is being destroyed)"
+    elif matches is not None:
+        verb = "matches" if matches == 1 else "match"
+        echo = _clip_escaped(clean_untrusted(filter_text, FILTER_ECHO_CHARS), 5 * FILTER_ECHO_CHARS)
+        text = f"*{matches:,} of {total:,} {_users_word(total)}* {verb} “{echo}”"
+    else:
+        text = f"*{total:,} {_users_word(total)}* in this room"
+    if roster.reported_count != total:
+        text += f" (ZIM reports {roster.reported_count:,})"
+    return text
+
+
+def _user_lines(users: Sequence[RoomUser], first_position: int) -> str:
+    """One line per user, shrinking long names and IDs evenly until the block fits in MAX_TEXT_CHARS."""
+    names = [clean_untrusted(user.user_name, NAME_CHARS) for user in users]
+    ids = [clean_untrusted(user.user_id, ID_CHARS) for user in users]
+
+    def render(cap: int) -> str:
+        lines = []
+        for position, name, user_id in zip(range(first_position, first_position + len(users)), names, ids, strict=True):
+            name_part = _clip_escaped(name, cap) if name else NO_NAME
+            id_part = f"`{_clip_escaped(user_id, cap)}`" if user_id else NO_ID
+            lines.append(f"{position:,}. {name_part} · {id_part}")
+        return "\n".join(lines)
+
+    uncut = 2 * 5 * max(NAME_CHARS, ID_CHARS)  # UTF-16 pairs and `&amp;` at most double and quintuple a char
+    text = render(uncut)
+    if slack_length(text) <= MAX_TEXT_CHARS:
+        return text
+    fits, too_long = 1, uncut  # binary search for the largest per-field cap that fits
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if slack_length(render(middle)) <= MAX_TEXT_CHARS:
+            fits = middle
+        else:
+            too_long = middle
+    return _clip_mrkdwn(render(fits), MAX_TEXT_CHARS)
+
+
+def _date_token(epoch: float) -> str:
+    """Slack's localized date token, with a UTC fallback for clients that cannot render it."""
+    if not (math.isfinite(epoch) and 0 < epoch <= LAST_EPOCH):
+        return "at an unknown time"
+    seconds = int(epoch)
+    fallback = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
+    return f"<!date^{seconds}^{{date_short_pretty}} {{time_secs}}|{fallback}>"
+
+
+def _age(seconds: float) -> str:
+    if not math.isfinite(seconds) or seconds < 0:
+        return ""
+    if seconds < 60:
+        return f", {int(seconds)} s old"
+    if seconds < 3600:
+        return f", {int(seconds // 60)} min old"
+    return f", {int(seconds // 3600):,} h old"
+
+
+def _paging_button(label: str, action_id: str, ref: PageRef) -> dict[str, Any]:
+    return {"type": "button", "text": _plain(label), "action_id": action_id, "value": encode_page_ref(ref)}
+
+
+def roster_message(
+    roster: Roster,
+    *,
+    page: int,
+    newest_first: bool = False,
+    from_cache: bool = False,
+    now: float,
+    filter_text: str = "",
+    profile: str = "",
+    loading: Loading | None = None,
+    shareable: bool = False,
+    shared_by: str = "",
+) -> Message:
+    """One page of a room's users: header, summary, the page's users, where/when, paging and tool buttons.
+
+    `filter_text` (case-insensitive substring of ID or name) is applied here, so paging and counts agree;
+    `page` is clamped into range; `now` dates a cached snapshot. With `loading`, `roster` holds only ZIM's
+    first page (join order) and page 1 of `loading.expected` users is shown. `shareable` (an ephemeral
+    answer) adds "Share in channel"; `shared_by` (a Slack user ID) credits whoever shared it.
+    """
+    filter_text = filter_text.strip()
+    ordered = roster.ordered(newest_first=newest_first)
+    shown = filter_users(ordered, filter_text) if filter_text else ordered
+    listed = loading.expected if loading is not None else len(shown)
+    pages = page_count(listed)
+    page = 1 if loading is not None else clamp_page(page, len(shown))
+    page_users = page_slice(shown, page)
+    first, last = page_bounds(page, listed)
+
+    room = clean_untrusted(roster.room_id, ROOM_ECHO_CHARS)
+    header = "Room " + _clip_escaped(room, MAX_HEADER_CHARS - len("Room "))
+    summary = _summary(roster, len(ordered), len(shown) if filter_text else None, filter_text, loading)
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(header)}, _section(summary)]
+    if page_users:
+        blocks.append({"type": "section", "text": _mrkdwn(_user_lines(page_users, first))})
+
+    where = [f"Page {page:,} of {pages:,}"]
+    if page_users:
+        where.append(f"users {first:,}–{last:,}")
+    where.append("most recent first" if newest_first else "join order")
+    if loading is None:
+        where.append(f"fetched {_date_token(roster.fetched_at)}")
+        where.append(f"from cache{_age(now - roster.fetched_at)}" if from_cache else "fresh")
+    else:
+        where.append("loading…")
+    if profile:
+        where.append(f"app {_clip_escaped(clean_untrusted(profile, PROFILE_ECHO_CHARS), 5 * PROFILE_ECHO_CHARS)}")
+    if SLACK_USER_ID.fullmatch(shared_by):
+        where.append(f"requested by <@{shared_by}>")  # our own mention of the sharer, from Slack's payload
+    blocks.append({"type": "context", "elements": [_mrkdwn(" · ".join(where))]})
+
+    # A room ID or profile that did not come through parsing cannot ride in a button: show the page unpaged.
+    pageable = room_id_problem(roster.room_id) is None and can_carry_profile(profile)
+    if pages > 1 and pageable:
+        buttons = []
+        if page > 1:
+            ref = PageRef(roster.room_id, page - 1, newest_first, roster.fetched_at, filter_text, profile)
+            buttons.append(_paging_button("◀ Prev", PREV_ACTION_ID, ref))
+        if page < pages:
+            ref = PageRef(roster.room_id, page + 1, newest_first, roster.fetched_at, filter_text, profile)
+            buttons.append(_paging_button("Next ▶", NEXT_ACTION_ID, ref))
+        blocks.append({"type": "actions", "block_id": PAGING_BLOCK_ID, "elements": buttons})
+    if pageable and loading is None:
+        here = PageRef(roster.room_id, page, newest_first, roster.fetched_at, filter_text, profile)
+        blocks.append(_tools(here, users=len(ordered), shareable=shareable))
+
+    fallback = f"Room {_room_code(roster.room_id)}: {summary} (page {page:,} of {pages:,})."
+    return Message(text=fallback, blocks=blocks)
+
+
+def _tools(here: PageRef, *, users: int, shareable: bool) -> dict[str, Any]:
+    """Order toggle and CSV export (when there is something to order or export), refresh, and sharing for
+    answers only the requester sees."""
+    buttons = []
+    if users > 1:
+        flipped = PageRef(here.room_id, 1, not here.newest_first, here.fetched_at, here.filter_text, here.profile)
+        order_label = "⇅ Oldest first" if here.newest_first else "⇅ Newest first"
+        buttons.append(_paging_button(order_label, ORDER_ACTION_ID, flipped))
+    buttons.append(_paging_button("↻ Refresh", REFRESH_ACTION_ID, here))
+    if users:
+        buttons.append(_paging_button("⬇ Export CSV", EXPORT_ACTION_ID, here))
+    if shareable:
+        buttons.append(_paging_button("📣 Share in channel", SHARE_ACTION_ID, here))
+    return {"type": "actions", "block_id": TOOLS_BLOCK_ID, "elements": buttons}
+
+
+def usage_message(reason: str = "") -> Message:
+    """Every form of the command with an example; `reason` (safe mrkdwn) says what was wrong with the input."""
+    room, text, profile = (escape_mrkdwn(word) for word in ("<room-id>", "<text>", "<profile>"))
+    lines = [
+        "*How to use roomusers*",
+        f"• `/roomusers {room}` lists the users in a room, {PAGE_SIZE} per page, in join order.",
+        f"• `/roomusers {room} {text}` lists only users whose ID or name contains the text (any case), "
+        "e.g. `/roomusers lobby-1 anna`.",
+        f"• `/roomusers {room} --reverse` (or `-r`) lists the most recent joiners first.",
+        f"• `/roomusers {room} --app {profile}` reads the room from another configured ZIM app, e.g. `--app staging`.",
+        f"• `@roomusers {room}` does the same in a channel or thread the bot is in; it answers in the thread.",
+        "Buttons under an answer page through it, switch the order, refresh it, export it as CSV, or share an "
+        "answer only you can see with the channel.",
+        "Options combine: `/roomusers lobby-1 --reverse anna`.",
+        f"Room IDs have no spaces and at most {MAX_ROOM_ID_BYTES} characters: letters, digits and "
+        f"`{escape_mrkdwn(ROOM_ID_SYMBOLS)}`",
+    ]
+    blocks = [_section("\n".join(lines))]
+    fallback = f"Usage: /roomusers {room} [{text}] [--reverse] [--app {profile}]"
+    if reason:
+        reason = _clip_mrkdwn(reason, MAX_TEXT_CHARS - 3)
+        blocks.insert(0, _section(f":warning: {reason}"))
+        fallback = f"{reason} {fallback}"
+    return Message(text=fallback, blocks=blocks)
+
+
+def problem_message(sentence: str, *, title: str = "Can't list that room") -> Message:
+    """A short warning; `sentence` is safe mrkdwn made by our code, the title is escaped here."""
+    heading = f":warning: *{escape_mrkdwn(title)}*\n"
+    body = _clip_mrkdwn(sentence, MAX_TEXT_CHARS - slack_length(heading))
+    return Message(text=f"{escape_mrkdwn(title)}: {body}", blocks=[_section(heading + body)])
+
+
+def loading_text(room_id: str) -> str:
+    """The immediate acknowledgement while the room is read (mrkdwn, escaped)."""
+    return f"Fetching users of room {_room_code(room_id)}…"

@@ -1,0 +1,42 @@
+"""Plain sentences for everything that can go wrong while answering, safe to post as mrkdwn."""
+
+from __future__ import annotations
+
+from bot.slack.render.escaping import escape_mrkdwn
+from bot.zim.errors import (
+    InvalidRoomId,
+    RoomNotFound,
+    RoomUnavailable,
+    ZimCredentialsRejected,
+    ZimError,
+    ZimIncompleteRoster,
+    ZimUnavailable,
+)
+
+
+def _request_id(error: ZimError) -> str:
+    return f" (ZIM RequestId `{escape_mrkdwn(error.request_id)}`)" if error.request_id else ""
+
+
+def describe_zim_error(error: ZimError, room_id: str) -> str:
+    """One sentence (or two) for a ZIM failure, naming the room and keeping ZIM's RequestId for support."""
+    room = f"`{escape_mrkdwn(room_id[:100])}`"
+    message = escape_mrkdwn(error.message)
+    request_id = _request_id(error)
+    if isinstance(error, InvalidRoomId):
+        return f"{room} is not a valid room ID: {message}"
+    if isinstance(error, RoomNotFound):
+        return f"Room {room} does not exist in ZIM (or has been destroyed){request_id}."
+    if isinstance(error, RoomUnavailable):
+        return f"ZIM could not load room {room}; try again later or contact ZEGO support{request_id}."
+    if isinstance(error, ZimCredentialsRejected):
+        return f"roomusers could not sign in to ZIM: {message} An admin must fix the app's settings{request_id}."
+    if isinstance(error, ZimUnavailable):
+        return f"Room {room} could not be read: {message} Try again shortly{request_id}."
+    if isinstance(error, ZimIncompleteRoster):
+        return f"Room {room} could not be read completely: {message}{request_id}"
+    return f"ZIM refused to list room {room}: {message}{request_id}"
+
+
+def unexpected_error_sentence(reference: str) -> str:
+    return f"Something went wrong on our side while answering; it has been logged with reference `{reference}`."

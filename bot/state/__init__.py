@@ -1,0 +1,19 @@
+"""State that replicas share when `REDIS_URL` is set, one module per shared thing, in-process and Redis side by side.
+
+    snapshots.py   SnapshotStore: MemorySnapshotStore (TTLCache bounded by users held), RedisSnapshotStore
+                   (compressed packed rosters with a TTL and a size cap), FallbackSnapshotStore
+    pacer.py       the ZIM rate limit: SmoothPacer (one process), RedisPacer (Lua on Redis's clock), FallbackPacer
+    leases.py      FetchLeases, who reads a room: LocalLeases, RedisLeases (renewed), FallbackLeases
+    once.py        event dedupe and the replay guard: Memory…, Redis… (SET NX EX), Fallback…
+    health.py      RedisHealth: one circuit breaker (one warning per outage, periodic probe, recovery);
+                   Fallback, the base of every Fallback… pair
+    connection.py  connect(url) with short timeouts; redact_url; SharedStateUnavailable
+    shared.py      SharedState and build_shared_state(redis_url)
+
+Redis memory stays bounded by TTLs on every key plus the snapshot size cap.
+"""
+
+from bot.state.connection import SharedStateUnavailable, redact_url
+from bot.state.shared import SharedState, build_shared_state, memory_state
+
+__all__ = ["SharedState", "SharedStateUnavailable", "build_shared_state", "memory_state", "redact_url"]

@@ -1,0 +1,111 @@
+"""Doing a thing once: each Slack event answered once (dedupe), each signed request accepted once (replay guard).
+
+In process (`Memory…`), in Redis for every replica (`Redis…`, `SET NX` with a TTL), and the pair switched by
+`RedisHealth` (`Fallback…`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from cachetools import TTLCache
+from redis.asyncio import Redis
+
+from bot.state.connection import DEFAULT_PREFIX
+from bot.state.health import Fallback
+
+EVENT_TTL_SECONDS = 3600.0  # Slack's last retry comes about 5 minutes after the first delivery
+
+
+class EventDeduper(Protocol):
+    async def first_sighting(self, event_id: str) -> bool:
+        """True the first time `event_id` is seen within the TTL, False for every repeat."""
+
+
+class MemoryEventDeduper:
+    def __init__(
+        self, *, ttl: float = EVENT_TTL_SECONDS, max_events: int = 100_000, timer: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._seen: TTLCache[str, bool] = TTLCache(maxsize=max_events, ttl=ttl, timer=timer)
+
+    async def first_sighting(self, event_id: str) -> bool:
+        if event_id in self._seen:
+            return False
+        self._seen[event_id] = True
+        return True
+
+
+class RedisEventDeduper:
+    """`EventDeduper` over `SET <prefix>event:<id> <token> NX EX ttl`.
+
+    The value is a random token rather than a constant: if the connection drops after Redis ran the SET,
+    redis-py retries it, and finding our own token tells "my retried write" apart from "a real repeat"
+    (otherwise that event would be dropped as a duplicate and never answered).
+    """
+
+    def __init__(self, redis: Redis, *, ttl: float = EVENT_TTL_SECONDS, prefix: str = DEFAULT_PREFIX) -> None:
+        if ttl < 1:
+            raise ValueError("ttl must be at least one second")
+        self._redis = redis
+        self._ttl = int(ttl)
+        self._prefix = f"{prefix}event:"
+
+    async def first_sighting(self, event_id: str) -> bool:
+        key = self._prefix + event_id
+        token = secrets.token_hex(8)
+        if await self._redis.set(key, token, nx=True, ex=self._ttl):
+            return True
+        return bool(await self._redis.get(key) == token.encode())
+
+
+class FallbackEventDeduper(Fallback[EventDeduper]):
+    """Also remembers every event locally, so a Slack retry that reaches this replica is recognised even
+    if Redis went away (or came back) between the delivery and the retry."""
+
+    async def first_sighting(self, event_id: str) -> bool:
+        new_here = await self.local.first_sighting(event_id)
+        new_everywhere = await self.health.run(lambda: self.shared.first_sighting(event_id), lambda: _const(new_here))
+        return new_here and new_everywhere
+
+
+async def _const(value: bool) -> bool:
+    return value
+
+
+SIGNATURE_WINDOW_SECONDS = 300  # slack_sdk's SignatureVerifier (and so Bolt) accepts |now - timestamp| <= 300 s
+# A signature verifies while our clock is within 300 s of its timestamp, on either side: first seen at the
+# earliest moment (timestamp - 300 s), it stays valid for 600 s. So remember it for the window, plus the
+# largest clock skew the window tolerates (another 300 s), plus a margin for the moment of arrival.
+REPLAY_TTL_SECONDS = 2 * SIGNATURE_WINDOW_SECONDS + 30
+# Bounded memory: ~200 bytes an entry. 100,000 entries cover ~150 verified requests/s sustained over the TTL;
+# beyond that the oldest signatures are forgotten first (they are also the first to stop verifying).
+MAX_REMEMBERED_SIGNATURES = 100_000
+
+
+class ReplayGuard(Protocol):
+    async def first_use(self, signature: str, timestamp: str) -> bool:
+        """True the first time this (verified) signature is seen within the TTL, False for every repeat."""
+
+
+class MemoryReplayGuard:
+    """In-process ReplayGuard: a TTLCache of signatures, bounded in size."""
+
+    def __init__(
+        self,
+        *,
+        ttl: float = REPLAY_TTL_SECONDS,
+        max_signatures: int = MAX_REMEMBERED_SIGNATURES,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._seen: TTLCache[str, bool] = TTLCache(maxsize=max_signatures, ttl=ttl, timer=timer)
+
+    async def first_use(self, signature: str, timestamp: str) -> bool:
+        # The signature covers the timestamp, so it alone identifies the request. No await between the check
+        # and the insert: two concurrent copies cannot both pass.
+        if signature in self._seen:
+            return False
+        self._seen[signature] = True
+        return True

@@ -1,0 +1,141 @@
+"""Composition: the four pieces of state the app shares, in memory (one replica) or in Redis (several)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+from redis.asyncio import Redis
+
+from bot.state.connection import (
+    DEFAULT_PREFIX,
+    REDIS_URL_SETTING,
+    SharedStateUnavailable,
+    connect,
+    redact_url,
+    scrub,
+)
+from bot.state.health import DEFAULT_PROBE_INTERVAL, REDIS_UNAVAILABLE, RedisHealth
+from bot.state.leases import DEFAULT_LEASE_TTL, FallbackLeases, FetchLeases, LocalLeases, RedisLeases
+from bot.state.once import (
+    EVENT_TTL_SECONDS,
+    EventDeduper,
+    FallbackEventDeduper,
+    MemoryEventDeduper,
+    RedisEventDeduper,
+)
+from bot.state.pacer import FallbackPacer, RedisPacer, SmoothPacer
+from bot.state.snapshots import (
+    DEFAULT_TTL_SECONDS,
+    FallbackSnapshotStore,
+    MemorySnapshotStore,
+    RedisSnapshotStore,
+    SnapshotStore,
+)
+from bot.zim.pacing import Pacer
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["memory", "redis"]
+
+
+@dataclass(frozen=True)
+class _RedisParts:
+    client: Redis
+    health: RedisHealth
+    leases: RedisLeases
+    prefix: str
+
+
+@dataclass
+class SharedState:
+    """What replicas must share. `backend` says where it lives; the app only uses the protocols.
+
+    Pacers are made per ZEGO app (`pacer_for`), each with that app's own limit.
+    """
+
+    store: SnapshotStore
+    deduper: EventDeduper
+    leases: FetchLeases
+    backend: Backend
+    _redis: _RedisParts | None = field(default=None, repr=False)
+
+    async def health(self) -> dict[str, str]:
+        """`{"redis": "ok" | "unreachable" | "not configured"}`; pings Redis (about a second at most)."""
+        if self._redis is None:
+            return {"redis": "not configured"}
+        return {"redis": "ok" if await self._redis.health.check() else "unreachable"}
+
+    def pacer_for(self, name: str, *, qps: float) -> Pacer:
+        """The pacer of one ZEGO app (`name`), shared by every replica when the state is in Redis."""
+        if self._redis is None:
+            return SmoothPacer(qps)
+        shared = RedisPacer(self._redis.client, qps=qps, key=f"{self._redis.prefix}pacer:{name}")
+        return FallbackPacer(shared, SmoothPacer(qps), self._redis.health)
+
+    async def aclose(self) -> None:
+        if self._redis is not None:
+            await self._redis.leases.aclose()
+            await self._redis.client.aclose()
+
+
+def memory_state(*, snapshot_ttl: float = DEFAULT_TTL_SECONDS) -> SharedState:
+    return SharedState(
+        store=MemorySnapshotStore(ttl=snapshot_ttl),
+        deduper=MemoryEventDeduper(),
+        leases=LocalLeases(),
+        backend="memory",
+    )
+
+
+async def build_shared_state(
+    redis_url: str | None,
+    *,
+    snapshot_ttl: float = DEFAULT_TTL_SECONDS,
+    probe_interval: float = DEFAULT_PROBE_INTERVAL,
+    lease_ttl: float = DEFAULT_LEASE_TTL,
+    prefix: str = DEFAULT_PREFIX,
+) -> SharedState:
+    """In-process state when `redis_url` is None or empty; otherwise Redis-backed state with local fallbacks.
+
+    Raises SharedStateUnavailable (one sentence naming REDIS_URL, password redacted) if Redis is configured
+    but malformed or unreachable now: a replica that silently ran alone would break the global rate limit.
+    """
+    local = memory_state(snapshot_ttl=snapshot_ttl)
+    if not redis_url or not redis_url.strip():
+        return local
+    shown = redact_url(redis_url)
+    try:
+        redis = connect(redis_url)
+    except ValueError as exc:
+        # `from None`: redis-py's parse errors can quote parts of the URL, password included.
+        raise SharedStateUnavailable(
+            f"{REDIS_URL_SETTING}={shown} is not a valid Redis URL ({type(exc).__name__})."
+        ) from None
+    try:
+        await redis.ping()
+    except REDIS_UNAVAILABLE as exc:
+        await redis.aclose()
+        reason = scrub(str(exc), redis_url).rstrip(". ") or type(exc).__name__
+        raise SharedStateUnavailable(f"Cannot reach Redis at {REDIS_URL_SETTING}={shown} ({reason}).") from None
+    health = RedisHealth(
+        redis,
+        probe_interval=probe_interval,
+        fallback_note=(
+            "falling back to in-process state until it is back: snapshots, event dedupe and single-flight are "
+            "per replica, and each ZEGO app's rate limit (ZEGO_QPS) now applies per replica, not to all replicas "
+            "together"
+        ),
+    )
+    leases = RedisLeases(redis, lease_ttl=lease_ttl, prefix=prefix)
+    log.info("shared state in Redis at %s", shown)
+    return SharedState(
+        store=FallbackSnapshotStore(RedisSnapshotStore(redis, ttl=snapshot_ttl, prefix=prefix), local.store, health),
+        deduper=FallbackEventDeduper(
+            RedisEventDeduper(redis, ttl=EVENT_TTL_SECONDS, prefix=prefix), local.deduper, health
+        ),
+        leases=FallbackLeases(leases, local.leases, health),
+        backend="redis",
+        _redis=_RedisParts(redis, health, leases, prefix),
+    )

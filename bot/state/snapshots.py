@@ -1,0 +1,212 @@
+"""Roster snapshots: in process (`MemorySnapshotStore`), in Redis for every replica (`RedisSnapshotStore`),
+and the pair switched by `RedisHealth` (`FallbackSnapshotStore`).
+
+Redis encoding:a 4-byte tag (`RUS2`), then zlib (level 6) of a length-prefixed UTF-8 JSON header
+`{"room", "count", "at", "pages", "destroying", "requests"}` followed by the roster's packed form
+(`PackedUsers.to_bytes`: the ID and name blobs and their offsets). Reading it back builds no per-user
+objects, so a click served from Redis costs a decompression, not a parse of every user. Strings go through
+`surrogatepass`, so any Python string, even a lone surrogate from ZIM's JSON, comes back identical.
+Large rosters are compressed and decompressed in a worker thread so the event loop keeps answering Slack.
+
+Bounded memory: every snapshot is written with `SET key value PX ttl` (default 300 s) and a roster over
+`max_users` (default 1,000,000 users, about 15 MB) is not stored at all. On the Redis side, set a
+`maxmemory` with `maxmemory-policy volatile-ttl`, e.g. `maxmemory 256mb`: every key this app writes has a
+TTL, so under pressure Redis evicts the snapshots closest to expiry first instead of refusing writes (the
+default `noeviction` policy) or evicting keys that other applications keep without a TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import struct
+import time
+import zlib
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from cachetools import TTLCache
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from bot.roster.model import Roster
+from bot.roster.packed import PackedUsers
+from bot.state.connection import DEFAULT_PREFIX
+from bot.state.health import Fallback
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TTL_SECONDS = 300.0
+DEFAULT_MAX_USERS_IN_MEMORY = 2_000_000
+DEFAULT_MAX_USERS = 1_000_000  # one roster in Redis
+
+_TAG = b"RUS2"  # RUS1 (JSON columns) snapshots from older versions read as misses and are refetched
+_METADATA_SIZE = struct.Struct("<I")
+_COMPRESSION_LEVEL = 6
+_UTF8 = "utf-8"
+_ERRORS = "surrogatepass"
+# Below this many users (or compressed bytes) a worker thread costs more than the work it would move.
+_THREAD_USERS = 5_000
+_THREAD_BYTES = 64 * 1024
+
+
+class SnapshotStore(Protocol):
+    async def get(self, key: str) -> Roster | None: ...
+
+    async def put(self, key: str, roster: Roster) -> None: ...
+
+    async def discard(self, key: str) -> None: ...
+
+
+def _users_held(roster: Roster) -> int:
+    return len(roster.users) + 1  # +1 so empty rooms still occupy a slot
+
+
+class MemorySnapshotStore:
+    """In-process snapshots: cachetools TTLCache whose size is the total number of users held."""
+
+    def __init__(
+        self,
+        *,
+        ttl: float = DEFAULT_TTL_SECONDS,
+        max_users: int = DEFAULT_MAX_USERS_IN_MEMORY,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._cache: TTLCache[str, Roster] = TTLCache(maxsize=max_users, ttl=ttl, timer=timer, getsizeof=_users_held)
+
+    async def get(self, key: str) -> Roster | None:
+        return self._cache.get(key)
+
+    async def put(self, key: str, roster: Roster) -> None:
+        try:
+            self._cache[key] = roster
+        except ValueError:  # a single roster larger than the whole budget: serve it, don't keep it
+            log.warning("snapshot of %d users exceeds the cache budget; not cached", len(roster.users))
+
+    async def discard(self, key: str) -> None:
+        self._cache.pop(key, None)
+
+
+class SnapshotDecodeError(ValueError):
+    """A stored value that is not a roster this module wrote."""
+
+
+def encode_roster(roster: Roster) -> bytes:
+    metadata = {
+        "room": roster.room_id,
+        "count": roster.reported_count,
+        "at": roster.fetched_at,
+        "pages": roster.pages,
+        "destroying": roster.being_destroyed,
+        "requests": list(roster.request_ids),
+    }
+    header = json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode(_UTF8, _ERRORS)
+    users = roster.users if isinstance(roster.users, PackedUsers) else PackedUsers(roster.users)
+    body = _METADATA_SIZE.pack(len(header)) + header + users.to_bytes()
+    return _TAG + zlib.compress(body, _COMPRESSION_LEVEL)
+
+
+def decode_roster(value: bytes) -> Roster:
+    """The roster in `value`; SnapshotDecodeError for anything else (foreign, truncated, older format)."""
+    if not value.startswith(_TAG):
+        raise SnapshotDecodeError("not a roster snapshot (unknown tag)")
+    try:
+        body = zlib.decompress(value[len(_TAG) :])
+        (header_size,) = _METADATA_SIZE.unpack_from(body)
+        header_end = _METADATA_SIZE.size + header_size
+        document = json.loads(body[_METADATA_SIZE.size : header_end].decode(_UTF8, _ERRORS))
+        return Roster(
+            room_id=_typed(document["room"], str),
+            users=PackedUsers.from_bytes(body[header_end:]),
+            reported_count=_typed(document["count"], int),
+            fetched_at=float(_typed(document["at"], (int, float))),
+            pages=_typed(document["pages"], int),
+            being_destroyed=_typed(document["destroying"], bool),
+            request_ids=tuple(_typed(request_id, str) for request_id in document["requests"]),
+        )
+    except (zlib.error, struct.error, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise SnapshotDecodeError(f"corrupt roster snapshot ({type(exc).__name__})") from exc
+
+
+def _typed(value: Any, kind: type | tuple[type, ...]) -> Any:
+    # bool is an int in Python; a count of `true` is still a corrupt document.
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise TypeError(f"expected {kind}, got {type(value).__name__}")
+    return value
+
+
+class RedisSnapshotStore:
+    """`SnapshotStore` in Redis: one compressed string per roster, expiring after `ttl` seconds.
+
+    Redis errors propagate; `build_shared_state` wraps this store so they fall back to memory.
+    Needs a client that returns bytes (redis-py's default, `decode_responses=False`).
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        ttl: float = DEFAULT_TTL_SECONDS,
+        prefix: str = DEFAULT_PREFIX,
+        max_users: int = DEFAULT_MAX_USERS,
+    ) -> None:
+        if ttl <= 0 or max_users < 0:
+            raise ValueError("ttl must be positive and max_users non-negative")
+        self._redis = redis
+        self._ttl_ms = max(1, round(ttl * 1000))
+        self._prefix = f"{prefix}snapshot:"
+        self._max_users = max_users
+
+    def redis_key(self, key: str) -> str:
+        return self._prefix + key
+
+    async def get(self, key: str) -> Roster | None:
+        try:
+            value = await self._redis.get(self.redis_key(key))
+        except ResponseError as exc:
+            if not str(exc).startswith("WRONGTYPE"):
+                raise
+            log.warning("snapshot key %r holds a non-string Redis value; treated as a miss", key)
+            return None
+        if value is None:
+            return None
+        if not isinstance(value, bytes):
+            raise TypeError("RedisSnapshotStore needs a client with decode_responses=False")
+        try:
+            if len(value) > _THREAD_BYTES:
+                return await asyncio.to_thread(decode_roster, value)
+            return decode_roster(value)
+        except SnapshotDecodeError as exc:
+            log.warning("snapshot %r is unreadable (%s, %d bytes); treated as a miss", key, exc, len(value))
+            return None
+
+    async def put(self, key: str, roster: Roster) -> None:
+        if len(roster.users) > self._max_users:
+            log.warning(
+                "snapshot of %d users exceeds the shared store's limit of %d; not stored",
+                len(roster.users),
+                self._max_users,
+            )
+            return
+        if len(roster.users) > _THREAD_USERS:
+            value = await asyncio.to_thread(encode_roster, roster)
+        else:
+            value = encode_roster(roster)
+        await self._redis.set(self.redis_key(key), value, px=self._ttl_ms)
+
+    async def discard(self, key: str) -> None:
+        await self._redis.delete(self.redis_key(key))
+
+
+class FallbackSnapshotStore(Fallback[SnapshotStore]):
+    """Snapshots written during an outage stay in this replica's memory; Redis keeps the older copy."""
+
+    async def get(self, key: str) -> Roster | None:
+        return await self._call(lambda store: store.get(key))
+
+    async def put(self, key: str, roster: Roster) -> None:
+        await self._call(lambda store: store.put(key, roster))
+
+    async def discard(self, key: str) -> None:
+        await self._call(lambda store: store.discard(key))
