@@ -13,16 +13,15 @@ from slack_sdk.models.blocks import Block
 
 from bot.roster.model import RoomUser, Roster
 from bot.roster.view import (
-    LAST_EPOCH,
+    MAX_FILTER_CHARS,
     PAGE_SIZE,
-    PageRef,
+    RoomView,
     can_carry_profile,
     clamp_page,
-    decode_page_ref,
     filter_users,
     page_count,
 )
-from bot.slack.parsing import MAX_FILTER_CHARS, PROFILE_NAME
+from bot.settings import PROFILE_NAME
 from bot.slack.render.blocks import (
     EXPORT_ACTION_ID,
     NEXT_ACTION_ID,
@@ -39,7 +38,9 @@ from bot.slack.render.blocks import (
     roster_message,
     usage_message,
 )
+from bot.slack.render.buttons import decode_view
 from bot.slack.render.escaping import clean_untrusted, escape_mrkdwn, slack_length, unescape_slack
+from bot.slack.render.text import LAST_EPOCH
 
 NOW = 1_700_000_100.0
 FETCHED = 1_700_000_000.0
@@ -159,8 +160,8 @@ def button(message: Message, block_id: str, action_id: str) -> dict[str, Any]:
     return found[0]
 
 
-def clicked(message: Message, block_id: str, action_id: str) -> PageRef:
-    return decode_page_ref(button(message, block_id, action_id)["value"])
+def clicked(message: Message, block_id: str, action_id: str) -> RoomView:
+    return decode_view(button(message, block_id, action_id)["value"])
 
 
 def context_of(message: Message) -> str:
@@ -302,7 +303,7 @@ def test_empty_room_has_no_user_list_and_only_refresh() -> None:
     assert message.blocks[2]["elements"][0]["text"].startswith("Page 1 of 1 · join order")
     assert message.blocks[3]["block_id"] == TOOLS_BLOCK_ID
     assert action_ids(message, TOOLS_BLOCK_ID) == [REFRESH_ACTION_ID]  # nothing to order or export
-    assert clicked(message, TOOLS_BLOCK_ID, REFRESH_ACTION_ID) == PageRef("lobby-1", 1, False, FETCHED)
+    assert clicked(message, TOOLS_BLOCK_ID, REFRESH_ACTION_ID) == RoomView("lobby-1", 1, False, FETCHED)
     assert_within_slack_limits(message)
 
 
@@ -345,7 +346,7 @@ def test_odd_fetch_times_do_not_break_rendering(fetched_at: float) -> None:
         element["value"] for block in message.blocks if block["type"] == "actions" for element in block["elements"]
     ]
     assert len(values) == 4  # Next, and the order, refresh and export tools
-    assert all(decode_page_ref(value).fetched_at == 0.0 for value in values)
+    assert all(decode_view(value).fetched_at == 0.0 for value in values)
 
 
 @pytest.mark.parametrize("hostile", HOSTILE)
@@ -383,11 +384,11 @@ def test_tools_follow_paging_and_carry_the_page_shown() -> None:
     assert [block.get("block_id") for block in message.blocks[-2:]] == [PAGING_BLOCK_ID, TOOLS_BLOCK_ID]
     assert action_ids(message, PAGING_BLOCK_ID) == [PREV_ACTION_ID, NEXT_ACTION_ID]
     assert action_ids(message, TOOLS_BLOCK_ID) == [ORDER_ACTION_ID, REFRESH_ACTION_ID, EXPORT_ACTION_ID]
-    here = PageRef("lobby-1", 2, False, FETCHED, "User", "staging")  # the filter as applied: stripped
+    here = RoomView("lobby-1", 2, False, FETCHED, "User", "staging")  # the filter as applied: stripped
     assert clicked(message, TOOLS_BLOCK_ID, REFRESH_ACTION_ID) == here
     assert clicked(message, TOOLS_BLOCK_ID, EXPORT_ACTION_ID) == here
     # flipping the order starts again at page 1, keeping snapshot, filter and profile
-    assert clicked(message, TOOLS_BLOCK_ID, ORDER_ACTION_ID) == PageRef("lobby-1", 1, True, FETCHED, "User", "staging")
+    assert clicked(message, TOOLS_BLOCK_ID, ORDER_ACTION_ID) == RoomView("lobby-1", 1, True, FETCHED, "User", "staging")
     assert button(message, TOOLS_BLOCK_ID, ORDER_ACTION_ID)["text"]["text"] == "⇅ Newest first"
     assert button(message, TOOLS_BLOCK_ID, REFRESH_ACTION_ID)["text"]["text"] == "↻ Refresh"
     assert button(message, TOOLS_BLOCK_ID, EXPORT_ACTION_ID)["text"]["text"] == "⬇ Export CSV"
@@ -397,9 +398,9 @@ def test_tools_follow_paging_and_carry_the_page_shown() -> None:
 def test_order_toggle_from_newest_first_goes_back_to_join_order() -> None:
     message = roster_message(roster(numbered(45)), page=3, newest_first=True, now=NOW, filter_text="user")
     assert button(message, TOOLS_BLOCK_ID, ORDER_ACTION_ID)["text"]["text"] == "⇅ Oldest first"
-    assert clicked(message, TOOLS_BLOCK_ID, ORDER_ACTION_ID) == PageRef("lobby-1", 1, False, FETCHED, "user")
-    assert clicked(message, TOOLS_BLOCK_ID, REFRESH_ACTION_ID) == PageRef("lobby-1", 3, True, FETCHED, "user")
-    assert clicked(message, TOOLS_BLOCK_ID, EXPORT_ACTION_ID) == PageRef("lobby-1", 3, True, FETCHED, "user")
+    assert clicked(message, TOOLS_BLOCK_ID, ORDER_ACTION_ID) == RoomView("lobby-1", 1, False, FETCHED, "user")
+    assert clicked(message, TOOLS_BLOCK_ID, REFRESH_ACTION_ID) == RoomView("lobby-1", 3, True, FETCHED, "user")
+    assert clicked(message, TOOLS_BLOCK_ID, EXPORT_ACTION_ID) == RoomView("lobby-1", 3, True, FETCHED, "user")
 
 
 @pytest.mark.parametrize(
@@ -423,7 +424,7 @@ def test_tools_depend_on_the_roster_and_share_only_when_shareable(count: int, to
     assert SHARE_ACTION_ID not in action_ids(private, PAGING_BLOCK_ID)
     share = button(private, TOOLS_BLOCK_ID, SHARE_ACTION_ID)
     assert share["text"]["text"] == "📣 Share in channel"
-    assert decode_page_ref(share["value"]) == clicked(private, TOOLS_BLOCK_ID, REFRESH_ACTION_ID)
+    assert decode_view(share["value"]) == clicked(private, TOOLS_BLOCK_ID, REFRESH_ACTION_ID)
     # sharing adds one button and changes nothing else
     assert private.text == public.text
     assert private.blocks[:-1] == public.blocks[:-1]
@@ -502,7 +503,7 @@ def test_loading_layout() -> None:
     assert block_by_id(message, TOOLS_BLOCK_ID) is None  # no tools (nor share) until the list is complete
     assert message.blocks[-1]["block_id"] == PAGING_BLOCK_ID
     assert action_ids(message, PAGING_BLOCK_ID) == [NEXT_ACTION_ID]
-    assert clicked(message, PAGING_BLOCK_ID, NEXT_ACTION_ID) == PageRef("lobby-1", 2, False, FETCHED, "", "staging")
+    assert clicked(message, PAGING_BLOCK_ID, NEXT_ACTION_ID) == RoomView("lobby-1", 2, False, FETCHED, "", "staging")
     assert_within_slack_limits(message)
     assert_no_live_markup(message)
 
@@ -573,7 +574,7 @@ def test_worst_case_names_still_fit() -> None:
                 assert_no_live_markup(message, shared_by=sharer)
                 for block in message.blocks[4:]:
                     for element in block["elements"]:  # the capped filter fits whole: nothing is shortened
-                        assert decode_page_ref(element["value"]).filter_text == filter_text
+                        assert decode_view(element["value"]).filter_text == filter_text
     loading = Loading(users_read=10**9, expected=10**9)
     r = roster([RoomUser("&" * 10_000, "<" * 10_000) for _ in range(500)], room_id="&" * 32, reported_count=10**9)
     message = roster_message(r, page=1, now=NOW, profile="p" * 32, loading=loading, shared_by=sharer)

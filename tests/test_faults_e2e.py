@@ -28,8 +28,9 @@ from bot import runtime as runtime_module
 from bot.dev.local_stack import local_replicas
 from bot.dev.slack_standin import ResponseContext, SlackStandIn, StoredMessage, payloads
 from bot.dev.zim_sandbox import Fault, ZimSandbox
-from bot.roster.view import PageRef, encode_page_ref
+from bot.roster.view import RoomView
 from bot.runtime import RunningApp
+from bot.slack.render.buttons import encode_view
 from bot.state import memory_state
 from bot.zim import RetryPolicy, new_http_client
 
@@ -532,7 +533,7 @@ async def test_a_click_while_the_room_is_still_loading_waits_and_shows_the_right
         assert STILL_LOADING in all_text(first)
         snapshots = stack.running.zego_apps.pick("").snapshots  # type: ignore[union-attr]
         assert snapshots.read_under_way("big") is not None
-        await click_value(stack, first, encode_page_ref(PageRef("big", page)))
+        await click_value(stack, first, encode_view(RoomView("big", page)))
         assert snapshots.read_under_way("big") is not None  # the click was taken while the room was still loading
         (shown,) = await exactly(stack, 1)  # the loading page, replaced in place
     assert shown.ts == first.ts

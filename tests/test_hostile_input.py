@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from bot.dev.local_stack import local_stack
 from bot.dev.slack_standin import StoredMessage
 from bot.dev.zim_sandbox import ZimSandbox
-from bot.slack.parsing import CommandRequest, HelpRequest, InvalidRequest, parse_command_text
+from bot.roster.view import RoomView
+from bot.slack.parsing import HelpRequest, InvalidRequest, parse_command_text
 from bot.slack.render.escaping import escape_mrkdwn
 from bot.state.pacer import SmoothPacer
 from bot.zim import InvalidRoomId, ZimClient, fetch_roster, room_id_problem, validate_room_id
@@ -186,8 +187,8 @@ def assert_safe_sentence(sentence: str) -> None:
 def test_any_command_text_parses_to_one_of_three_results(text: str) -> None:
     for delivered in (text, escape_mrkdwn(text)):  # raw, and escaped the way Slack delivers it
         result = parse_command_text(delivered)
-        assert isinstance(result, CommandRequest | HelpRequest | InvalidRequest)
-        if isinstance(result, CommandRequest):
+        assert isinstance(result, RoomView | HelpRequest | InvalidRequest)
+        if isinstance(result, RoomView):
             assert documented_rule(result.room_id)
             assert len(result.filter_text) <= 64
             assert result.profile == "" or re.fullmatch(r"[A-Za-z0-9_-]{1,32}", result.profile)
@@ -210,7 +211,7 @@ async def test_any_command_text_gets_exactly_one_answer_and_no_server_error(text
         assert response.acked_in_time
         ack = await local.slack.next_message()
         assert ack.origin == "ack"
-        if isinstance(parse_command_text(escape_mrkdwn(text)), CommandRequest):
+        if isinstance(parse_command_text(escape_mrkdwn(text)), RoomView):
             answer = await local.slack.next_message()
             assert answer.origin == "response_url"
             assert answer.ephemeral

@@ -1,4 +1,4 @@
-"""Page arithmetic, filtering, navigation through button values (Prev/Next and the tools), the PageRef
+"""Page arithmetic, filtering, navigation through button values (Prev/Next and the tools), the RoomView
 encoding, and the filter length cap shared by parsing, encoding and decoding."""
 
 from __future__ import annotations
@@ -13,19 +13,16 @@ from hypothesis import strategies as st
 
 from bot.roster.model import RoomUser, Roster
 from bot.roster.view import (
-    LAST_EPOCH,
-    MAX_BUTTON_VALUE,
+    MAX_FILTER_CHARS,
     PAGE_SIZE,
-    PageRef,
-    StaleButton,
+    RoomView,
     clamp_page,
-    decode_page_ref,
-    encode_page_ref,
     filter_users,
     page_count,
     page_slice,
 )
-from bot.slack.parsing import MAX_FILTER_CHARS, PROFILE_NAME, CommandRequest, InvalidRequest, parse_command_text
+from bot.settings import PROFILE_NAME
+from bot.slack.parsing import InvalidRequest, parse_command_text
 from bot.slack.render.blocks import (
     EXPORT_ACTION_ID,
     NEXT_ACTION_ID,
@@ -37,7 +34,9 @@ from bot.slack.render.blocks import (
     Message,
     roster_message,
 )
+from bot.slack.render.buttons import MAX_BUTTON_VALUE, StaleButton, decode_view, encode_view
 from bot.slack.render.escaping import escape_mrkdwn, slack_length
+from bot.slack.render.text import LAST_EPOCH
 from bot.zim.room_id import ROOM_ID_SYMBOLS
 
 FETCHED = 1_700_000_000.0
@@ -60,8 +59,8 @@ def tools(message: Message) -> dict[str, dict[str, Any]]:
     return buttons(message, TOOLS_BLOCK_ID)
 
 
-def click(found: dict[str, dict[str, Any]], action_id: str) -> PageRef:
-    return decode_page_ref(found[action_id]["value"])
+def click(found: dict[str, dict[str, Any]], action_id: str) -> RoomView:
+    return decode_view(found[action_id]["value"])
 
 
 def listed_ids(message: Message) -> list[str]:
@@ -71,7 +70,7 @@ def listed_ids(message: Message) -> list[str]:
     return [line.rsplit("`", 2)[1] for line in lists[0]["text"]["text"].split("\n")]
 
 
-def render(roster: Roster, ref: PageRef) -> Message:
+def render(roster: Roster, ref: RoomView) -> Message:
     return roster_message(
         roster,
         page=ref.page,
@@ -111,7 +110,7 @@ def test_filter_users_is_casefolded_substring_of_id_or_name() -> None:
 
 def test_next_buttons_visit_every_user_exactly_once() -> None:
     roster = make_roster(120)
-    ref = PageRef(roster.room_id, 1, fetched_at=roster.fetched_at)
+    ref = RoomView(roster.room_id, 1, fetched_at=roster.fetched_at)
     seen: list[str] = []
     pages = 0
     while True:
@@ -123,28 +122,28 @@ def test_next_buttons_visit_every_user_exactly_once() -> None:
         assert click(tools(message), REFRESH_ACTION_ID) == ref  # refresh redraws the page it sits on
         if NEXT_ACTION_ID not in found:
             break
-        ref = decode_page_ref(found[NEXT_ACTION_ID]["value"])
+        ref = decode_view(found[NEXT_ACTION_ID]["value"])
         assert ref.fetched_at == FETCHED
     assert pages == 6
     assert seen == [f"u{i}" for i in range(1, 121)]
 
 
 def test_prev_from_page_three_goes_to_page_two() -> None:
-    message = render(make_roster(120), PageRef("lobby-1", 3, newest_first=True, filter_text="User", profile="staging"))
+    message = render(make_roster(120), RoomView("lobby-1", 3, newest_first=True, filter_text="User", profile="staging"))
     found = buttons(message)
-    assert decode_page_ref(found[PREV_ACTION_ID]["value"]) == PageRef("lobby-1", 2, True, FETCHED, "User", "staging")
-    assert decode_page_ref(found[NEXT_ACTION_ID]["value"]).page == 4
+    assert decode_view(found[PREV_ACTION_ID]["value"]) == RoomView("lobby-1", 2, True, FETCHED, "User", "staging")
+    assert decode_view(found[NEXT_ACTION_ID]["value"]).page == 4
 
 
 def test_first_and_last_pages_have_one_button() -> None:
     roster = make_roster(45)
-    assert list(buttons(render(roster, PageRef("lobby-1", 1)))) == [NEXT_ACTION_ID]
-    assert list(buttons(render(roster, PageRef("lobby-1", 3)))) == [PREV_ACTION_ID]
+    assert list(buttons(render(roster, RoomView("lobby-1", 1)))) == [NEXT_ACTION_ID]
+    assert list(buttons(render(roster, RoomView("lobby-1", 3)))) == [PREV_ACTION_ID]
 
 
 @pytest.mark.parametrize("count", [0, 1, PAGE_SIZE])
 def test_single_page_has_no_paging_block(count: int) -> None:
-    message = render(make_roster(count), PageRef("lobby-1", 1))
+    message = render(make_roster(count), RoomView("lobby-1", 1))
     assert buttons(message) == {}
     actions = [block for block in message.blocks if block["type"] == "actions"]
     assert [block["block_id"] for block in actions] == [TOOLS_BLOCK_ID]  # only the tools, last
@@ -155,20 +154,20 @@ def test_single_page_has_no_paging_block(count: int) -> None:
 
 def test_order_button_restarts_at_page_one_in_the_other_order() -> None:
     roster = make_roster(120)
-    ref = PageRef("lobby-1", 3, filter_text="user", profile="staging")
+    ref = RoomView("lobby-1", 3, filter_text="user", profile="staging")
     flipped = click(tools(render(roster, ref)), ORDER_ACTION_ID)
-    assert flipped == PageRef("lobby-1", 1, True, FETCHED, "user", "staging")
+    assert flipped == RoomView("lobby-1", 1, True, FETCHED, "user", "staging")
     newest = render(roster, flipped)
     assert listed_ids(newest) == [f"u{i}" for i in range(120, 100, -1)]
     back = click(tools(newest), ORDER_ACTION_ID)
-    assert back == PageRef("lobby-1", 1, False, FETCHED, "user", "staging")
+    assert back == RoomView("lobby-1", 1, False, FETCHED, "user", "staging")
     assert listed_ids(render(roster, back)) == [f"u{i}" for i in range(1, 21)]
 
 
 def test_refresh_and_export_keep_page_order_filter_and_profile() -> None:
     users = tuple(RoomUser(f"u{i}", "even" if i % 2 == 0 else "odd") for i in range(1, 101))
     roster = Roster("lobby-1", users, 100, FETCHED)
-    ref = PageRef("lobby-1", 2, True, FETCHED, "EVEN", "staging")
+    ref = RoomView("lobby-1", 2, True, FETCHED, "EVEN", "staging")
     message = render(roster, ref)
     found = tools(message)
     assert list(found) == [ORDER_ACTION_ID, REFRESH_ACTION_ID, EXPORT_ACTION_ID]
@@ -182,7 +181,7 @@ def test_refresh_and_export_keep_page_order_filter_and_profile() -> None:
 def test_filters_page_within_matches() -> None:
     users = tuple(RoomUser(f"u{i}", "even" if i % 2 == 0 else "odd") for i in range(1, 101))
     roster = Roster("lobby-1", users, 100, FETCHED)
-    ref = PageRef("lobby-1", 1, filter_text="EVEN")
+    ref = RoomView("lobby-1", 1, filter_text="EVEN")
     seen: list[str] = []
     while True:
         message = render(roster, ref)
@@ -191,7 +190,7 @@ def test_filters_page_within_matches() -> None:
         found = buttons(message)
         if NEXT_ACTION_ID not in found:
             break
-        ref = decode_page_ref(found[NEXT_ACTION_ID]["value"])
+        ref = decode_view(found[NEXT_ACTION_ID]["value"])
         assert ref.filter_text == "EVEN"
     assert seen == [f"u{i}" for i in range(2, 101, 2)]
     assert ref.page == 3
@@ -201,8 +200,8 @@ def test_filters_page_within_matches() -> None:
 
 
 def test_encoding_is_compact_and_omits_defaults() -> None:
-    assert encode_page_ref(PageRef("lobby-1", 2)) == '{"v":1,"r":"lobby-1","p":2}'
-    value = encode_page_ref(PageRef("a&<b>", 3, True, 1_700_000_000.9, "anna", "staging"))
+    assert encode_view(RoomView("lobby-1", 2)) == '{"v":1,"r":"lobby-1","p":2}'
+    value = encode_view(RoomView("a&<b>", 3, True, 1_700_000_000.9, "anna", "staging"))
     assert "<" not in value
     assert ">" not in value
     assert "&" not in value
@@ -211,33 +210,33 @@ def test_encoding_is_compact_and_omits_defaults() -> None:
 
 def test_long_filters_are_cut_to_the_cap() -> None:
     for filter_text in ("x" * 5000, "&" * 5000, "😀" * 3000, "\x01" * 3000, "a" * MAX_FILTER_CHARS + "b"):
-        value = encode_page_ref(PageRef("&" * 32, 10**6, True, FETCHED, filter_text, "p" * 32))
+        value = encode_view(RoomView("&" * 32, 10**6, True, FETCHED, filter_text, "p" * 32))
         assert len(value.encode("utf-16-le")) // 2 <= MAX_BUTTON_VALUE
-        decoded = decode_page_ref(value)
+        decoded = decode_view(value)
         assert decoded.filter_text == filter_text[:MAX_FILTER_CHARS]
-    lone = encode_page_ref(PageRef("lobby", 1, filter_text="\ud800" * 100))
-    assert decode_page_ref(lone).filter_text == "\ufffd" * MAX_FILTER_CHARS
+    lone = encode_view(RoomView("lobby", 1, filter_text="\ud800" * 100))
+    assert decode_view(lone).filter_text == "\ufffd" * MAX_FILTER_CHARS
 
 
 @pytest.mark.parametrize("char", ["x", "&", "<", ">", "😀", "\x00", "\x01", '"', "\\", "\u2028", "\ud83d"])
 def test_the_longest_filters_fit_whole_in_the_longest_value(char: str) -> None:
     """Worst case: a 32-char room ID and a filter of characters that JSON escapes 6x (or astral), all fields set."""
     filter_text = char * MAX_FILTER_CHARS
-    ref = PageRef("&" * 32, 10**9, True, float(LAST_EPOCH), filter_text, "p" * 32)
-    value = encode_page_ref(ref)
+    ref = RoomView("&" * 32, 10**9, True, float(LAST_EPOCH), filter_text, "p" * 32)
+    value = encode_view(ref)
     assert slack_length(value) <= MAX_BUTTON_VALUE // 2  # far below the limit: nothing needs shortening
     expected = filter_text.replace("\ud83d", "\ufffd")  # a lone surrogate cannot be sent
-    assert decode_page_ref(value) == PageRef("&" * 32, 10**9, True, float(LAST_EPOCH), expected, "p" * 32)
+    assert decode_view(value) == RoomView("&" * 32, 10**9, True, float(LAST_EPOCH), expected, "p" * 32)
 
 
 @pytest.mark.parametrize("char", ["x", "&", "😀", "\x00"])
 def test_decoding_refuses_a_filter_over_the_cap(char: str) -> None:
     at_cap = json.dumps({"v": 1, "r": "lobby", "p": 2, "f": char * MAX_FILTER_CHARS})
-    assert decode_page_ref(at_cap).filter_text == char * MAX_FILTER_CHARS
+    assert decode_view(at_cap).filter_text == char * MAX_FILTER_CHARS
     over = json.dumps({"v": 1, "r": "lobby", "p": 2, "f": char * (MAX_FILTER_CHARS + 1)})
     assert slack_length(over) <= MAX_BUTTON_VALUE  # refused for its filter, not for its size
     with pytest.raises(StaleButton, match="over-long filter"):
-        decode_page_ref(over)
+        decode_view(over)
 
 
 @pytest.mark.parametrize(
@@ -255,7 +254,7 @@ def test_decoding_refuses_a_filter_over_the_cap(char: str) -> None:
 )
 def test_parsing_accepts_filters_up_to_the_cap(text: str, filter_text: str) -> None:
     result = parse_command_text(text)
-    assert isinstance(result, CommandRequest)
+    assert isinstance(result, RoomView)
     assert result.filter_text == filter_text
 
 
@@ -282,20 +281,20 @@ def test_parsing_refuses_a_filter_over_the_cap(text: str, length: int) -> None:
 @given(st.one_of(st.text(max_size=300), st.text(min_size=55, max_size=75)))
 def test_every_parsed_filter_survives_a_button_unchanged(raw: str) -> None:
     result = parse_command_text("lobby " + escape_mrkdwn(raw))
-    if isinstance(result, CommandRequest) and result.room_id == "lobby":
+    if isinstance(result, RoomView) and result.room_id == "lobby":
         assert len(result.filter_text) <= MAX_FILTER_CHARS
-        ref = PageRef("lobby", 2, result.newest_first, FETCHED, result.filter_text, result.profile)
+        ref = RoomView("lobby", 2, result.newest_first, FETCHED, result.filter_text, result.profile)
         clean_filter = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in result.filter_text)
-        assert decode_page_ref(encode_page_ref(ref)).filter_text == clean_filter
+        assert decode_view(encode_view(ref)).filter_text == clean_filter
 
 
 @pytest.mark.parametrize(
     "ref",
-    [PageRef("bad room", 1), PageRef("", 1), PageRef("lobby", 0), PageRef("lobby", 1, profile="bad profile!")],
+    [RoomView("bad room", 1), RoomView("", 1), RoomView("lobby", 0), RoomView("lobby", 1, profile="bad profile!")],
 )
-def test_refs_a_click_could_not_use_are_not_encoded(ref: PageRef) -> None:
+def test_refs_a_click_could_not_use_are_not_encoded(ref: RoomView) -> None:
     with pytest.raises(ValueError, match="cannot be put in a button"):
-        encode_page_ref(ref)
+        encode_view(ref)
 
 
 _room_ids = st.text(st.sampled_from(string.ascii_letters + string.digits + ROOM_ID_SYMBOLS), min_size=1, max_size=32)
@@ -313,15 +312,15 @@ _room_ids = st.text(st.sampled_from(string.ascii_letters + string.digits + ROOM_
 def test_page_ref_round_trip(
     room_id: str, page: int, newest_first: bool, fetched_at: float, filter_text: str, profile: str
 ) -> None:
-    ref = PageRef(room_id, page, newest_first, fetched_at, filter_text, profile)
-    value = encode_page_ref(ref)
+    ref = RoomView(room_id, page, newest_first, fetched_at, filter_text, profile)
+    value = encode_view(ref)
     assert len(value) <= MAX_BUTTON_VALUE
     for char in "<>&":
         assert char not in value
     value.encode("utf-8")
-    decoded = decode_page_ref(value)
+    decoded = decode_view(value)
     clean_filter = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in filter_text)
-    assert decoded == PageRef(room_id, page, newest_first, fetched_at, clean_filter[:MAX_FILTER_CHARS], profile)
+    assert decoded == RoomView(room_id, page, newest_first, fetched_at, clean_filter[:MAX_FILTER_CHARS], profile)
 
 
 @pytest.mark.parametrize(
@@ -368,8 +367,8 @@ def test_page_ref_round_trip(
 )
 def test_foreign_and_old_values_are_stale(value: str) -> None:
     with pytest.raises(StaleButton):
-        decode_page_ref(value)
+        decode_view(value)
 
 
 def test_escaped_and_unescaped_json_decode_alike() -> None:
-    assert decode_page_ref('{"v":1,"r":"a\\u0026b","p":2}') == decode_page_ref('{"v":1,"r":"a&b","p":2}')
+    assert decode_view('{"v":1,"r":"a\\u0026b","p":2}') == decode_view('{"v":1,"r":"a&b","p":2}')

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.slack.parsing import CommandRequest, HelpRequest, InvalidRequest, parse_command_text, strip_mention
+from bot.roster.view import RoomView
+from bot.slack.parsing import HelpRequest, InvalidRequest, parse_command_text, strip_mention
 from bot.slack.render.escaping import escape_mrkdwn
 
 
@@ -18,40 +19,40 @@ def test_help(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("lobby-1", CommandRequest("lobby-1")),
-        ("  lobby-1  ", CommandRequest("lobby-1")),
-        ("room#1+a&amp;b", CommandRequest("room#1+a&b")),
-        ("&lt;room&gt;", CommandRequest("<room>")),
-        ("a&amp;lt;b", CommandRequest("a&lt;b")),
-        ("!#$%&amp;()+-:;&lt;=.&gt;?@[]^_{}|~", CommandRequest("!#$%&()+-:;<=.>?@[]^_{}|~")),
-        ("lobby --reverse", CommandRequest("lobby", newest_first=True)),
-        ("lobby -r", CommandRequest("lobby", newest_first=True)),
-        ("--reverse lobby", CommandRequest("lobby", newest_first=True)),
-        ("lobby --app staging", CommandRequest("lobby", profile="staging")),
-        ("lobby --app=prod_2", CommandRequest("lobby", profile="prod_2")),
-        ("lobby --app a --app b", CommandRequest("lobby", profile="b")),
-        ("lobby Anna", CommandRequest("lobby", filter_text="Anna")),
-        ("lobby  Ánna   Lée 😀", CommandRequest("lobby", filter_text="Ánna Lée 😀")),
-        ("lobby 张 伟", CommandRequest("lobby", filter_text="张 伟")),
-        ("lobby -x -", CommandRequest("lobby", filter_text="-x -")),
-        ("lobby -- ---", CommandRequest("lobby", filter_text="-- ---")),
-        ("lobby a&amp;b &lt;!channel&gt;", CommandRequest("lobby", filter_text="a&b <!channel>")),
+        ("lobby-1", RoomView("lobby-1")),
+        ("  lobby-1  ", RoomView("lobby-1")),
+        ("room#1+a&amp;b", RoomView("room#1+a&b")),
+        ("&lt;room&gt;", RoomView("<room>")),
+        ("a&amp;lt;b", RoomView("a&lt;b")),
+        ("!#$%&amp;()+-:;&lt;=.&gt;?@[]^_{}|~", RoomView("!#$%&()+-:;<=.>?@[]^_{}|~")),
+        ("lobby --reverse", RoomView("lobby", newest_first=True)),
+        ("lobby -r", RoomView("lobby", newest_first=True)),
+        ("--reverse lobby", RoomView("lobby", newest_first=True)),
+        ("lobby --app staging", RoomView("lobby", profile="staging")),
+        ("lobby --app=prod_2", RoomView("lobby", profile="prod_2")),
+        ("lobby --app a --app b", RoomView("lobby", profile="b")),
+        ("lobby Anna", RoomView("lobby", filter_text="Anna")),
+        ("lobby  Ánna   Lée 😀", RoomView("lobby", filter_text="Ánna Lée 😀")),
+        ("lobby 张 伟", RoomView("lobby", filter_text="张 伟")),
+        ("lobby -x -", RoomView("lobby", filter_text="-x -")),
+        ("lobby -- ---", RoomView("lobby", filter_text="-- ---")),
+        ("lobby a&amp;b &lt;!channel&gt;", RoomView("lobby", filter_text="a&b <!channel>")),
         (
             "lobby --reverse ann -r --app=staging lee",
-            CommandRequest("lobby", filter_text="ann lee", newest_first=True, profile="staging"),
+            RoomView("lobby", filter_text="ann lee", newest_first=True, profile="staging"),
         ),
-        ("lobby\nAnna", CommandRequest("lobby", filter_text="Anna")),
-        ("help me", CommandRequest("help", filter_text="me")),
+        ("lobby\nAnna", RoomView("lobby", filter_text="Anna")),
+        ("help me", RoomView("help", filter_text="me")),
         # Slack auto-formatting of the typed text
-        ("<mailto:a@b.c|a@b.c>", CommandRequest("a@b.c")),
-        ("<mailto:a@b.c>", CommandRequest("a@b.c")),
-        ("<http://x.io|x.io>", CommandRequest("x.io")),
-        ("<#C123|general>", CommandRequest("general")),
-        ("<#C123|general> <mailto:bob@x.io|bob@x.io>", CommandRequest("general", filter_text="bob@x.io")),
-        ("<http://a.b|a.b&amp;c>", CommandRequest("a.b&c")),
+        ("<mailto:a@b.c|a@b.c>", RoomView("a@b.c")),
+        ("<mailto:a@b.c>", RoomView("a@b.c")),
+        ("<http://x.io|x.io>", RoomView("x.io")),
+        ("<#C123|general>", RoomView("general")),
+        ("<#C123|general> <mailto:bob@x.io|bob@x.io>", RoomView("general", filter_text="bob@x.io")),
+        ("<http://a.b|a.b&amp;c>", RoomView("a.b&c")),
     ],
 )
-def test_commands(text: str, expected: CommandRequest) -> None:
+def test_commands(text: str, expected: RoomView) -> None:
     assert parse_command_text(text) == expected
 
 
@@ -114,8 +115,8 @@ def test_echoed_input_is_escaped_and_truncated() -> None:
 @given(st.text(max_size=300))
 def test_any_text_parses_to_a_result_with_safe_sentences(raw: str) -> None:
     result = parse_command_text(escape_mrkdwn(raw))
-    assert isinstance(result, CommandRequest | HelpRequest | InvalidRequest)
-    if isinstance(result, CommandRequest):
+    assert isinstance(result, RoomView | HelpRequest | InvalidRequest)
+    if isinstance(result, RoomView):
         assert result.room_id
         assert " " not in result.room_id
         assert result.filter_text == result.filter_text.strip()
@@ -146,4 +147,4 @@ def test_strip_mention(text: str, bot: str | None, rest: str) -> None:
 
 def test_mention_then_parse() -> None:
     text = strip_mention("<@UBOT> room#1+a&amp;b --reverse <@UBOT>", "UBOT")
-    assert parse_command_text(text) == CommandRequest("room#1+a&b", newest_first=True)
+    assert parse_command_text(text) == RoomView("room#1+a&b", newest_first=True)

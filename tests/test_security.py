@@ -26,7 +26,7 @@ from bot.dev.slack_standin import AppResponse, ResponseContext, SlackStandIn, St
 from bot.dev.slack_standin.payloads import Person
 from bot.dev.zim_sandbox import Fault, ZimSandbox
 from bot.observability.logs import QUIET_LOGGERS, configure_logging
-from bot.roster.view import PageRef, encode_page_ref
+from bot.roster.view import RoomView
 from bot.settings import (
     ConfigError,
     SlackSettings,
@@ -38,6 +38,7 @@ from bot.settings import (
 )
 from bot.slack.access import AccessPolicy
 from bot.slack.http import EVENTS_PATH, make_web_app, start_http
+from bot.slack.render.buttons import encode_view
 from bot.state.once import REPLAY_TTL_SECONDS, SIGNATURE_WINDOW_SECONDS, MemoryReplayGuard, ReplayGuard
 from bot.state.pacer import SmoothPacer
 from bot.web import start_site
@@ -140,7 +141,7 @@ async def test_forged_signatures_are_refused_and_nothing_is_posted_or_fetched(sa
         forged = "v0=" + "0" * 64
         command = await slack.post_signed(command_body(slack, "demo-12"), FORM, signature_override=forged)
         click = await slack.click_raw(
-            forged_click(slack, "roomusers_next", encode_page_ref(PageRef("demo-12", 1))), signature_override=forged
+            forged_click(slack, "roomusers_next", encode_view(RoomView("demo-12", 1))), signature_override=forged
         )
         mention = await slack.post_event(
             payloads.app_mention_envelope(
@@ -235,7 +236,7 @@ async def test_concurrent_copies_of_one_request_get_exactly_one_through(guarded:
 async def test_a_replayed_click_is_refused(guarded: LocalStack):
     slack = guarded.slack
     answer = await answer_to(guarded, "demo-120")
-    payload = forged_click(slack, "roomusers_next", encode_page_ref(PageRef("demo-120", 2)), shown=answer)
+    payload = forged_click(slack, "roomusers_next", encode_view(RoomView("demo-120", 2)), shown=answer)
     body = urlencode({"payload": json.dumps(payload)}).encode()
     stamp = int(time.time())
     assert (await slack.post_signed(body, FORM, timestamp_override=stamp)).status == 200
@@ -308,16 +309,16 @@ CLICKABLE = ("roomusers_prev", "roomusers_next", "roomusers_order", "roomusers_r
 
 
 @pytest.mark.parametrize(
-    "ref", [PageRef("demo-120", 2, fetched_at=1_800_000_000), PageRef("demo-12", 1, True, 0.0, "a", "default")]
+    "ref", [RoomView("demo-120", 2, fetched_at=1_800_000_000), RoomView("demo-12", 1, True, 0.0, "a", "default")]
 )
 async def test_a_refused_user_clicking_any_button_gets_one_sentence_and_no_zim_request(
-    sandbox: ZimSandbox, ref: PageRef
+    sandbox: ZimSandbox, ref: RoomView
 ):
     access = AccessPolicy(users=["U0ALICE"])
     async with guarded_stack(sandbox, access=access) as local:
         for action_id in (*CLICKABLE, "roomusers_export"):
             response = await local.slack.click_raw(
-                forged_click(local.slack, action_id, encode_page_ref(ref), user="U0MALLORY")
+                forged_click(local.slack, action_id, encode_view(ref), user="U0MALLORY")
             )
             assert response.status == 200
             refusal = await local.slack.next_message()
@@ -335,7 +336,7 @@ async def test_forged_button_values_get_a_sentence_and_no_traceback(
 ):
     caplog.set_level(logging.DEBUG)
     slack = guarded.slack
-    unknown_profile = encode_page_ref(PageRef("demo-12", 1, profile="nope"))
+    unknown_profile = encode_view(RoomView("demo-12", 1, profile="nope"))
     junk_values = ("not json", '{"v":1,"r":"demo-12","p":"1"}', '{"v":1,"r":"a b","p":1}', '{"v":99}', "[" * 5000)
     for action_id in ("roomusers_next", "roomusers_share", "roomusers_export", "roomusers_refresh"):
         await slack.click_raw(forged_click(slack, action_id, unknown_profile))
@@ -346,7 +347,7 @@ async def test_forged_button_values_get_a_sentence_and_no_traceback(
             await slack.click_raw(forged_click(slack, action_id, junk))
             assert "older version of roomusers" in all_text(await slack.next_message())
         # A valid room ID that looks like a broadcast is just a room that does not exist.
-        await slack.click_raw(forged_click(slack, action_id, encode_page_ref(PageRef("<!channel>", 1))))
+        await slack.click_raw(forged_click(slack, action_id, encode_view(RoomView("<!channel>", 1))))
         broadcast = all_text(await slack.next_message())
         assert "&lt;!channel&gt;" in broadcast
         assert "<!channel>" not in broadcast

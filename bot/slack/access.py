@@ -24,6 +24,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.settings import ConfigError
+from bot.slack.render.escaping import SLACK_USER_ID
 
 __all__ = [
     "CHANNELS_VAR",
@@ -50,7 +51,6 @@ NOT_ALLOWED_USER = (
 )
 
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
-_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 _USERGROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
 
 
@@ -113,7 +113,7 @@ class AccessPolicy:
         """Read the three ROOMUSERS_ALLOWED_* variables; ConfigError naming the variable for a malformed entry."""
         return cls(
             channels=_parse_ids(env, CHANNELS_VAR, _CHANNEL_ID, "channel", "C0123ABCD"),
-            users=_parse_ids(env, USERS_VAR, _USER_ID, "user", "U0123ABCD"),
+            users=_parse_ids(env, USERS_VAR, SLACK_USER_ID, "user", "U0123ABCD"),
             usergroups=_parse_ids(env, USERGROUPS_VAR, _USERGROUP_ID, "user group", "S0123ABCD"),
         )
 

@@ -18,8 +18,7 @@ from typing import Any, TypeVar
 from bot.roster.apps import ZegoApp, ZegoApps
 from bot.roster.model import Roster
 from bot.roster.service import RoomRead, Snapshot
-from bot.roster.view import PageRef
-from bot.slack.parsing import CommandRequest
+from bot.roster.view import RoomView
 from bot.slack.render.blocks import Loading, Message, problem_message, roster_message
 from bot.slack.render.escaping import escape_mrkdwn
 from bot.slack.render.text import describe_zim_error, unexpected_error_sentence
@@ -59,8 +58,8 @@ def with_note(message: Message, note: str) -> Message:
 T = TypeVar("T")
 
 
-def _first_page_ref(request: CommandRequest) -> PageRef:
-    return PageRef(request.room_id, 1, request.newest_first, 0.0, request.filter_text, request.profile)
+def _first_page_ref(request: RoomView) -> RoomView:
+    return RoomView(request.room_id, 1, request.newest_first, 0.0, request.filter_text, request.profile)
 
 
 class RoomAnswers:
@@ -68,7 +67,7 @@ class RoomAnswers:
         self._rosters = rosters
         self._clock = clock
 
-    async def first_page(self, request: CommandRequest, *, shareable: bool) -> Answer:
+    async def first_page(self, request: RoomView, *, shareable: bool) -> Answer:
         """Page 1 for a command or mention; for a big room, as soon as ZIM's first page is in."""
         ref = _first_page_ref(request)
 
@@ -85,7 +84,7 @@ class RoomAnswers:
 
         return await self._safely(ref, answer)
 
-    async def finish(self, request: CommandRequest, pending: RoomRead, *, shareable: bool) -> Answer:
+    async def finish(self, request: RoomView, pending: RoomRead, *, shareable: bool) -> Answer:
         """The complete page-1 answer once a pending fetch is done (or why it failed)."""
         ref = _first_page_ref(request)
 
@@ -94,12 +93,12 @@ class RoomAnswers:
 
         return await self._safely(ref, answer)
 
-    def loading_update(self, request: CommandRequest, pending: RoomRead) -> Answer | None:
+    def loading_update(self, request: RoomView, pending: RoomRead) -> Answer | None:
         """A fresh "still loading" message with the latest progress (None if there is nothing to show yet)."""
         ref = _first_page_ref(request)
         return self._partial(pending, ref)
 
-    async def page(self, ref: PageRef, *, shareable: bool, refresh: bool = False, shared_by: str = "") -> Answer:
+    async def page(self, ref: RoomView, *, shareable: bool, refresh: bool = False, shared_by: str = "") -> Answer:
         """A page for a click: from the snapshot, from the fetch under way, or (refresh/expired) read anew."""
 
         async def answer(stack: ZegoApp) -> Answer:
@@ -124,7 +123,7 @@ class RoomAnswers:
 
         return await self._safely(ref, answer)
 
-    async def roster(self, ref: PageRef) -> Roster | Answer:
+    async def roster(self, ref: RoomView) -> Roster | Answer:
         """The whole roster for an export (from the snapshot if it is still there), or the answer saying why not."""
 
         async def whole(stack: ZegoApp) -> Roster:
@@ -134,13 +133,13 @@ class RoomAnswers:
 
     # -- internals --------------------------------------------------------------------------------------
 
-    async def _first_page_of(self, read: RoomRead, ref: PageRef) -> Answer | None:
+    async def _first_page_of(self, read: RoomRead, ref: RoomView) -> Answer | None:
         await read.first_page_or_end()
         if read.done:
             return None  # the whole room is in (or failed): answer from the result
         return self._partial(read, ref)
 
-    def _partial(self, read: RoomRead, ref: PageRef) -> Answer | None:
+    def _partial(self, read: RoomRead, ref: RoomView) -> Answer | None:
         first = read.first_page
         if first is None or first.next_flag is None:
             return None
@@ -154,7 +153,7 @@ class RoomAnswers:
     def _profile_label(self, profile: str) -> str:
         return (profile or self._rosters.default) if self._rosters.several else profile
 
-    def _render(self, snapshot: Snapshot, ref: PageRef, *, shareable: bool, shared_by: str = "") -> Answer:
+    def _render(self, snapshot: Snapshot, ref: RoomView, *, shareable: bool, shared_by: str = "") -> Answer:
         message = roster_message(
             snapshot.roster,
             page=ref.page,
@@ -169,7 +168,7 @@ class RoomAnswers:
         outcome = "empty" if not snapshot.roster.users else "ok"
         return Answer(message, outcome, snapshot.roster, snapshot.from_cache)
 
-    async def _safely(self, ref: PageRef, answer: Callable[[ZegoApp], Awaitable[T]]) -> T | Answer:
+    async def _safely(self, ref: RoomView, answer: Callable[[ZegoApp], Awaitable[T]]) -> T | Answer:
         """`answer` with the profile's stack; a missing profile, a ZIM error or a bug becomes an Answer."""
         stack = self._rosters.pick(ref.profile)
         if stack is None:

@@ -20,7 +20,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.roster.model import RoomUser
-from bot.slack.render.escaping import clean_untrusted, escape_mrkdwn
+from bot.slack.render.escaping import LONE_SURROGATE, SLACK_USER_ID, clean_untrusted, escape_mrkdwn
+from bot.slack.render.text import LAST_EPOCH, date_token
 
 __all__ = [
     "CSV_HEADER",
@@ -37,15 +38,13 @@ log = logging.getLogger(__name__)
 CSV_HEADER = ("user_id", "user_name")
 # OWASP "CSV Injection": spreadsheets evaluate a cell starting with one of these as a formula (or DDE call).
 FORMULA_TRIGGERS = frozenset("=+-@\t\r")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_ROOM_ID_IN_FILENAME = 64
-_LAST_EPOCH = 253402300799  # 9999-12-31T23:59:59Z, the last second time.gmtime can format as four digits
 _MAX_TITLE_CHARS = 200
 
 
 def _cell(value: str) -> str:
-    value = _LONE_SURROGATE.sub("\ufffd", value)
+    value = LONE_SURROGATE.sub("\ufffd", value)
     return "'" + value if value[:1] in FORMULA_TRIGGERS else value
 
 
@@ -70,7 +69,7 @@ def roster_csv(users: Iterable[RoomUser]) -> bytes:
 
 
 def _utc_stamp(fetched_at: float, pattern: str) -> str | None:
-    if not (math.isfinite(fetched_at) and 0 <= fetched_at <= _LAST_EPOCH):
+    if not (math.isfinite(fetched_at) and 0 <= fetched_at <= LAST_EPOCH):
         return None
     return time.strftime(pattern, time.gmtime(int(fetched_at)))
 
@@ -97,14 +96,6 @@ class ExportTarget:
     direct_to_user: str | None = None
 
 
-def _date_token(epoch: float) -> str:
-    """Slack's localized date token, with a UTC fallback for clients that cannot render it."""
-    fallback = _utc_stamp(epoch, "%Y-%m-%d %H:%M:%S UTC")
-    if fallback is None or epoch <= 0:
-        return "at an unknown time"
-    return f"<!date^{int(epoch)}^{{date_short_pretty}} {{time_secs}}|{fallback}>"
-
-
 def _code_span(text: str, max_chars: int) -> str:
     """Untrusted text as one escaped inline-code span (a backtick inside would end the span early)."""
     return "`" + escape_mrkdwn(clean_untrusted(text, max_chars).replace("`", "'")) + "`"
@@ -115,8 +106,8 @@ def _initial_comment(room_id: str, count: int, fetched_at: float, requested_by: 
     app = f" (app {_code_span(profile, 50)})" if profile else ""
     users = "1 user" if count == 1 else f"{count} users"
     # The requester's ID comes from Slack's own payload; the mention is ours and intended.
-    requester = f" — requested by <@{requested_by}>" if re.fullmatch(r"[UW][A-Z0-9]+", requested_by) else ""
-    return f"Users of room {room}{app} ({users}, fetched {_date_token(fetched_at)}){requester}"
+    requester = f" — requested by <@{requested_by}>" if SLACK_USER_ID.fullmatch(requested_by) else ""
+    return f"Users of room {room}{app} ({users}, fetched {date_token(fetched_at)}){requester}"
 
 
 def _title(room_id: str, profile: str) -> str:

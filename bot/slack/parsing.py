@@ -16,21 +16,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.roster.view import MAX_FILTER_CHARS, RoomView
+from bot.settings import PROFILE_NAME
 from bot.slack.render.escaping import clean_untrusted, escape_mrkdwn, unescape_slack
 from bot.zim.room_id import room_id_problem
 
 __all__ = [
-    "PROFILE_NAME",
-    "CommandRequest",
     "HelpRequest",
     "InvalidRequest",
+    "RoomView",
     "parse_command_text",
     "strip_mention",
 ]
 
-PROFILE_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
-# No ZIM user ID (32 bytes) or name (64–256 bytes) needs a longer needle; the cap keeps button values small.
-MAX_FILTER_CHARS = 64
 ECHO_CHARS = 100  # user input quoted back in a sentence is cut to this many characters
 
 _HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
@@ -39,16 +37,6 @@ _OPTION = re.compile(r"--[A-Za-z][A-Za-z0-9_-]*(?:=.*)?", re.DOTALL)
 # so a raw `<` can only be Slack auto-formatting, e.g. a room ID it mistook for an e-mail address.
 _SLACK_MARKUP = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 _LEADING_MENTION = re.compile(r"^<@[^<>|\s]+(?:\|[^<>]*)?>")
-
-
-@dataclass(frozen=True)
-class CommandRequest:
-    """A well-formed request to list a room's users."""
-
-    room_id: str
-    filter_text: str = ""
-    newest_first: bool = False
-    profile: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,7 +53,7 @@ class InvalidRequest:
     problem: str
 
 
-ParsedCommand = CommandRequest | HelpRequest | InvalidRequest
+ParsedCommand = RoomView | HelpRequest | InvalidRequest
 
 
 def _echo(text: str) -> str:
@@ -136,7 +124,7 @@ def parse_command_text(text: str) -> ParsedCommand:
             f"The filter text is {len(filter_text):,} characters long; at most {MAX_FILTER_CHARS} are useful, "
             "since no user ID or name is longer."
         )
-    return CommandRequest(room_id, filter_text, newest_first, profile)
+    return RoomView(room_id, newest_first=newest_first, filter_text=filter_text, profile=profile)
 
 
 def _bad_profile(profile: str) -> InvalidRequest:

@@ -15,13 +15,14 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.observability.audit import AuditRecord
-from bot.roster.view import PageRef, StaleButton, decode_page_ref
+from bot.roster.view import RoomView
 from bot.slack.answers import Answer
 from bot.slack.delivery import deliver
 from bot.slack.deps import SlackDeps, restarting_message
 from bot.slack.export import ExportTarget, upload_roster_csv
 from bot.slack.listeners.commands import NOT_ALLOWED
 from bot.slack.render.blocks import problem_message
+from bot.slack.render.buttons import StaleButton, decode_view
 
 VIEW_ACTIONS = re.compile(r"^roomusers_(prev|next|order|refresh)$")
 SHARE_ACTION = "roomusers_share"
@@ -48,12 +49,12 @@ class _Click:
 
 async def _start(
     click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient
-) -> tuple[PageRef | None, AuditRecord]:
+) -> tuple[RoomView | None, AuditRecord]:
     """Decode the button and check access; answer (and return None) when the click can't go on."""
     record = AuditRecord(f"action:{click.action_id}", click.user, click.channel)
     fallback = (client, click.channel, click.user)
     try:
-        ref = decode_page_ref(click.value)
+        ref = decode_view(click.value)
     except StaleButton:
         await deliver(respond, problem_message(STALE_BUTTON), fallback=fallback, replace_original=False)
         record.emit("stale_button")

@@ -8,9 +8,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.observability.audit import AuditRecord
+from bot.roster.view import RoomView
 from bot.slack.delivery import deliver
 from bot.slack.deps import SlackDeps, restarting_message
-from bot.slack.parsing import CommandRequest, HelpRequest, InvalidRequest, parse_command_text
+from bot.slack.parsing import HelpRequest, InvalidRequest, parse_command_text
 from bot.slack.render.blocks import loading_text, problem_message, usage_message
 
 COMMAND = "/roomusers"
@@ -47,7 +48,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
 async def answer_command(
     deps: SlackDeps,
-    request: CommandRequest,
+    request: RoomView,
     respond: AsyncRespond,
     fallback: tuple[AsyncWebClient, str, str],
     record: AuditRecord,

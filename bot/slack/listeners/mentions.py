@@ -15,10 +15,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.observability.audit import AuditRecord
 from bot.roster.service import RoomRead
+from bot.roster.view import RoomView
 from bot.slack.answers import Answer
 from bot.slack.deps import SlackDeps, restarting_message
 from bot.slack.listeners.commands import NOT_ALLOWED
-from bot.slack.parsing import CommandRequest, HelpRequest, InvalidRequest, parse_command_text, strip_mention
+from bot.slack.parsing import HelpRequest, InvalidRequest, parse_command_text, strip_mention
 from bot.slack.render.blocks import Message, problem_message, usage_message
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
 
 async def follow_up(
-    deps: SlackDeps, client: AsyncWebClient, channel: str, ts: str, request: CommandRequest, pending: RoomRead
+    deps: SlackDeps, client: AsyncWebClient, channel: str, ts: str, request: RoomView, pending: RoomRead
 ) -> None:
     """Update the posted partial answer with progress, then with the complete page 1 (or the failure)."""
     while not pending.done:

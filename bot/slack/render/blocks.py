@@ -13,26 +13,31 @@ Slack markup we emit.
 from __future__ import annotations
 
 import math
-import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bot.roster.model import RoomUser, Roster
 from bot.roster.view import (
-    LAST_EPOCH,
     PAGE_SIZE,
-    PageRef,
+    RoomView,
     can_carry_profile,
     clamp_page,
-    encode_page_ref,
     filter_users,
     page_bounds,
     page_count,
     page_slice,
 )
-from bot.slack.render.escaping import ELLIPSIS, clean_untrusted, escape_mrkdwn, slack_length
+from bot.slack.render.buttons import encode_view
+from bot.slack.render.escaping import (
+    ELLIPSIS,
+    SLACK_USER_ID,
+    clean_untrusted,
+    escape_mrkdwn,
+    largest_fitting,
+    slack_length,
+)
+from bot.slack.render.text import date_token
 from bot.zim.room_id import MAX_ROOM_ID_BYTES, ROOM_ID_SYMBOLS, room_id_problem
 
 __all__ = [
@@ -69,7 +74,6 @@ ORDER_ACTION_ID = "roomusers_order"
 REFRESH_ACTION_ID = "roomusers_refresh"
 EXPORT_ACTION_ID = "roomusers_export"
 SHARE_ACTION_ID = "roomusers_share"
-SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
 
 NO_NAME = "_(no name)_"
 NO_ID = "_(no ID)_"
@@ -180,23 +184,8 @@ def _user_lines(users: Sequence[RoomUser], first_position: int) -> str:
     text = render(uncut)
     if slack_length(text) <= MAX_TEXT_CHARS:
         return text
-    fits, too_long = 1, uncut  # binary search for the largest per-field cap that fits
-    while too_long - fits > 1:
-        middle = (fits + too_long) // 2
-        if slack_length(render(middle)) <= MAX_TEXT_CHARS:
-            fits = middle
-        else:
-            too_long = middle
+    fits = largest_fitting(lambda cap: slack_length(render(cap)) <= MAX_TEXT_CHARS, low=1, high=uncut)
     return _clip_mrkdwn(render(fits), MAX_TEXT_CHARS)
-
-
-def _date_token(epoch: float) -> str:
-    """Slack's localized date token, with a UTC fallback for clients that cannot render it."""
-    if not (math.isfinite(epoch) and 0 < epoch <= LAST_EPOCH):
-        return "at an unknown time"
-    seconds = int(epoch)
-    fallback = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
-    return f"<!date^{seconds}^{{date_short_pretty}} {{time_secs}}|{fallback}>"
 
 
 def _age(seconds: float) -> str:
@@ -209,8 +198,8 @@ def _age(seconds: float) -> str:
     return f", {int(seconds // 3600):,} h old"
 
 
-def _paging_button(label: str, action_id: str, ref: PageRef) -> dict[str, Any]:
-    return {"type": "button", "text": _plain(label), "action_id": action_id, "value": encode_page_ref(ref)}
+def _paging_button(label: str, action_id: str, ref: RoomView) -> dict[str, Any]:
+    return {"type": "button", "text": _plain(label), "action_id": action_id, "value": encode_view(ref)}
 
 
 def roster_message(
@@ -254,7 +243,7 @@ def roster_message(
         where.append(f"users {first:,}–{last:,}")
     where.append("most recent first" if newest_first else "join order")
     if loading is None:
-        where.append(f"fetched {_date_token(roster.fetched_at)}")
+        where.append(f"fetched {date_token(roster.fetched_at)}")
         where.append(f"from cache{_age(now - roster.fetched_at)}" if from_cache else "fresh")
     else:
         where.append("loading…")
@@ -269,26 +258,26 @@ def roster_message(
     if pages > 1 and pageable:
         buttons = []
         if page > 1:
-            ref = PageRef(roster.room_id, page - 1, newest_first, roster.fetched_at, filter_text, profile)
+            ref = RoomView(roster.room_id, page - 1, newest_first, roster.fetched_at, filter_text, profile)
             buttons.append(_paging_button("◀ Prev", PREV_ACTION_ID, ref))
         if page < pages:
-            ref = PageRef(roster.room_id, page + 1, newest_first, roster.fetched_at, filter_text, profile)
+            ref = RoomView(roster.room_id, page + 1, newest_first, roster.fetched_at, filter_text, profile)
             buttons.append(_paging_button("Next ▶", NEXT_ACTION_ID, ref))
         blocks.append({"type": "actions", "block_id": PAGING_BLOCK_ID, "elements": buttons})
     if pageable and loading is None:
-        here = PageRef(roster.room_id, page, newest_first, roster.fetched_at, filter_text, profile)
+        here = RoomView(roster.room_id, page, newest_first, roster.fetched_at, filter_text, profile)
         blocks.append(_tools(here, users=len(ordered), shareable=shareable))
 
     fallback = f"Room {_room_code(roster.room_id)}: {summary} (page {page:,} of {pages:,})."
     return Message(text=fallback, blocks=blocks)
 
 
-def _tools(here: PageRef, *, users: int, shareable: bool) -> dict[str, Any]:
+def _tools(here: RoomView, *, users: int, shareable: bool) -> dict[str, Any]:
     """Order toggle and CSV export (when there is something to order or export), refresh, and sharing for
     answers only the requester sees."""
     buttons = []
     if users > 1:
-        flipped = PageRef(here.room_id, 1, not here.newest_first, here.fetched_at, here.filter_text, here.profile)
+        flipped = RoomView(here.room_id, 1, not here.newest_first, here.fetched_at, here.filter_text, here.profile)
         order_label = "⇅ Oldest first" if here.newest_first else "⇅ Newest first"
         buttons.append(_paging_button(order_label, ORDER_ACTION_ID, flipped))
     buttons.append(_paging_button("↻ Refresh", REFRESH_ACTION_ID, here))

@@ -10,8 +10,19 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 
-__all__ = ["ELLIPSIS", "EMOJI_JOINERS", "clean_untrusted", "escape_mrkdwn", "slack_length", "unescape_slack"]
+__all__ = [
+    "ELLIPSIS",
+    "EMOJI_JOINERS",
+    "LONE_SURROGATE",
+    "SLACK_USER_ID",
+    "clean_untrusted",
+    "escape_mrkdwn",
+    "largest_fitting",
+    "slack_length",
+    "unescape_slack",
+]
 
 ELLIPSIS = "…"
 
@@ -19,7 +30,10 @@ ELLIPSIS = "…"
 _BLANKED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 # Format characters that only join emoji (👩🏽‍💻, subdivision flags) and cannot reorder or hide text.
 EMOJI_JOINERS = frozenset({"\u200d", *map(chr, range(0xE0020, 0xE0080))})
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# A lone surrogate (ZIM's JSON may carry one) cannot be encoded as UTF-8; it is replaced before text leaves us.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# A Slack user ID: U… in a workspace, W… in an Enterprise Grid org.
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -39,7 +53,7 @@ def slack_length(text: str) -> int:
 
 def _flatten(text: str) -> str:
     if not text.isprintable():  # fast path: printable text holds no Cc/Cf/Zl/Zp and no lone surrogates
-        text = _LONE_SURROGATE.sub("\ufffd", text)
+        text = LONE_SURROGATE.sub("\ufffd", text)
         text = "".join(
             " " if unicodedata.category(char) in _BLANKED_CATEGORIES and char not in EMOJI_JOINERS else char
             for char in text
@@ -64,3 +78,15 @@ def clean_untrusted(text: str, max_chars: int) -> str:
         if window >= len(text):
             return flat
         window *= 4
+
+
+def largest_fitting(fits: Callable[[int], bool], *, low: int, high: int) -> int:
+    """The largest n in [low, high) with fits(n), given fits(low) and not fits(high) and that fits is monotonic
+    (a binary search: rendering a candidate is the costly part)."""
+    while high - low > 1:
+        middle = (low + high) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle
+    return low

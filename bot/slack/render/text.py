@@ -1,6 +1,9 @@
-"""Plain sentences for everything that can go wrong while answering, safe to post as mrkdwn."""
+"""The sentences users read: what went wrong while answering, and dates; safe to post as mrkdwn."""
 
 from __future__ import annotations
+
+import math
+import time
 
 from bot.slack.render.escaping import escape_mrkdwn
 from bot.zim.errors import (
@@ -12,6 +15,17 @@ from bot.zim.errors import (
     ZimIncompleteRoster,
     ZimUnavailable,
 )
+
+LAST_EPOCH = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second time.gmtime formats with four digits
+
+
+def date_token(epoch: float) -> str:
+    """Slack's localized date token, with a UTC fallback for clients that cannot render it."""
+    if not (math.isfinite(epoch) and 0 < epoch <= LAST_EPOCH):
+        return "at an unknown time"
+    seconds = int(epoch)
+    fallback = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
+    return f"<!date^{seconds}^{{date_short_pretty}} {{time_secs}}|{fallback}>"
 
 
 def _request_id(error: ZimError) -> str:
