@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.dev.local_stack import LocalStack, local_stack
+from bot.dev.local_stack import LocalStack, Mode, local_stack
 from bot.dev.zim_sandbox import SANDBOX_APP_ID, SANDBOX_SERVER_SECRET, ZimSandbox
 from bot.state.pacer import SmoothPacer
 from bot.zim import RetryPolicy, ZimClient
@@ -74,12 +74,38 @@ def sandbox_env(sandbox: ZimSandbox) -> dict[str, str]:
     return env
 
 
+MODES: tuple[Mode, ...] = ("http", "socket")
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `both_modes` (or `socket_only`) that use the `mode` fixture run once per Slack mode."""
+    if "mode" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker
+    if marker("socket_only"):
+        metafunc.parametrize("mode", ["socket"], indirect=True)
+    elif marker("both_modes") and not marker("http_only"):
+        metafunc.parametrize("mode", MODES, indirect=True)
+
+
 @pytest.fixture
-async def local(sandbox: ZimSandbox) -> AsyncIterator[LocalStack]:
-    """The whole product on loopback (sandbox, real Bolt app over HTTP, Slack stand-in)."""
-    async with local_stack(sandbox=sandbox, retry=FAST_RETRY) as stack:
+def mode(request: pytest.FixtureRequest) -> Mode:
+    """How Slack reaches the app: "http" (signed POSTs) unless the test is parametrized over both modes."""
+    chosen: Mode = getattr(request, "param", "http")
+    if chosen == "socket" and any(os.environ.get(name) for name in PROXY_VARS):
+        pytest.fail("slack_sdk's Socket Mode client ignores NO_PROXY: unset HTTP(S)_PROXY for the tests")
+    return chosen
+
+
+@pytest.fixture
+async def local(sandbox: ZimSandbox, mode: Mode) -> AsyncIterator[LocalStack]:
+    """The whole product on loopback (sandbox, real Bolt app, Slack stand-in), over HTTP or Socket Mode."""
+    async with local_stack(sandbox=sandbox, retry=FAST_RETRY, mode=mode) as stack:
         yield stack
         assert stack.slack.warnings == []
+        if stack.slack.socket is not None:
+            assert stack.slack.socket.unexpected_frames == []
 
 
 @pytest.fixture(scope="module")

@@ -130,7 +130,7 @@ async def test_healthz_reports_redis(sandbox: ZimSandbox, redis_url: str):
     import aiohttp
 
     async with local_replicas(1, sandbox=sandbox, redis_url=redis_url, retry=FAST_RETRY) as local:
-        url = local.replicas[0].app_url.replace("/slack/events", "/healthz")
+        url = local.replicas[0].ops_url + "/healthz"
         async with aiohttp.ClientSession() as session, session.get(url) as response:
             assert response.status == 200
             assert await response.json() == {"ok": True, "redis": "ok"}

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from bot.dev.local_stack import LocalStack, local_stack, sandbox_profile
+from bot.dev.local_stack import LocalStack, Mode, local_stack, sandbox_profile
 from bot.dev.slack_standin import ResponseContext, StoredMessage
 from bot.dev.zim_sandbox import Fault, ZimSandbox
 from bot.settings import ZegoProfiles
@@ -15,6 +15,8 @@ from bot.state.snapshots import MemorySnapshotStore
 
 from .conftest import FAST_RETRY
 from .slack_helpers import action_ids, all_text, answer_to, listed_user_ids
+
+pytestmark = pytest.mark.both_modes
 
 
 async def test_command_acks_at_once_then_answers_ephemerally_with_count_and_first_page(local: LocalStack):
@@ -107,10 +109,10 @@ async def test_upstream_unavailable_after_retries_is_answered(local: LocalStack)
     assert "Try again" in all_text(answer)
 
 
-async def test_rejected_credentials_name_the_setting_to_fix(sandbox: ZimSandbox):
+async def test_rejected_credentials_name_the_setting_to_fix(sandbox: ZimSandbox, mode: Mode):
     wrong = replace(sandbox_profile(sandbox), server_secret="0" * 32)
     profiles = ZegoProfiles(default=wrong.profile, by_name={wrong.profile: wrong})
-    async with local_stack(sandbox=sandbox, profiles=profiles, retry=FAST_RETRY) as local:
+    async with local_stack(mode=mode, sandbox=sandbox, profiles=profiles, retry=FAST_RETRY) as local:
         answer = await answer_to(local, "demo-1")
     assert "ZEGO_SERVER_SECRET" in all_text(answer)
     assert "0" * 32 not in all_text(answer)
@@ -164,6 +166,7 @@ async def test_a_retried_event_is_answered_once(local: LocalStack):
     assert len(replies) == 1
 
 
+@pytest.mark.http_only
 async def test_forged_signature_is_refused_and_nothing_is_posted(local: LocalStack):
     payload = b"command=%2Froomusers&text=demo-1&response_url=http%3A%2F%2F127.0.0.1%3A1%2Fx"
     response = await local.slack.post_signed(
@@ -179,10 +182,10 @@ async def test_forged_signature_is_refused_and_nothing_is_posted(local: LocalSta
     assert local.sandbox.stats.requests == 0
 
 
-async def test_a_click_after_the_snapshot_expired_refetches_and_says_so(sandbox: ZimSandbox):
+async def test_a_click_after_the_snapshot_expired_refetches_and_says_so(sandbox: ZimSandbox, mode: Mode):
     now = [0.0]
     store = MemorySnapshotStore(ttl=60, timer=lambda: now[0])
-    async with local_stack(sandbox=sandbox, store=store, retry=FAST_RETRY) as local:
+    async with local_stack(mode=mode, sandbox=sandbox, store=store, retry=FAST_RETRY) as local:
         first = await answer_to(local, "demo-120")
         now[0] = 120
         await local.slack.click(first, "roomusers_next")
@@ -214,7 +217,7 @@ async def test_a_button_from_an_older_version_gets_a_polite_answer(local: LocalS
 async def test_healthz(local: LocalStack):
     import aiohttp
 
-    async with aiohttp.ClientSession() as session, session.get(local.app_url.replace("/slack/events", "/healthz")) as r:
+    async with aiohttp.ClientSession() as session, session.get(local.ops_url + "/healthz") as r:
         assert r.status == 200
 
 
@@ -224,7 +227,7 @@ async def test_metrics_count_commands_zim_codes_and_cache_in_prometheus_format(l
     answer = await answer_to(local, "demo-120")
     await local.slack.click(answer, "roomusers_next")
     await local.slack.next_message()
-    metrics_url = local.app_url.replace("/slack/events", "/metrics")
+    metrics_url = local.ops_url + "/metrics"
     async with aiohttp.ClientSession() as session, session.get(metrics_url) as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain")

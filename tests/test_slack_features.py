@@ -11,7 +11,7 @@ import logging
 
 import pytest
 
-from bot.dev.local_stack import LocalStack, local_stack, sandbox_profile
+from bot.dev.local_stack import LocalStack, Mode, local_stack, sandbox_profile
 from bot.dev.slack_standin import ResponseContext
 from bot.dev.zim_sandbox import ZimSandbox
 from bot.roster.model import RoomUser
@@ -21,6 +21,8 @@ from bot.slack.export import roster_csv
 
 from .conftest import FAST_RETRY
 from .slack_helpers import action_ids, all_text, answer_to, listed_user_ids, tool_ids
+
+pytestmark = pytest.mark.both_modes
 
 
 def users_of(sandbox: ZimSandbox, room: str) -> list[tuple[str, str]]:
@@ -125,10 +127,10 @@ async def test_share_posts_the_current_page_visibly_crediting_the_requester(loca
     assert "roomusers_share" not in tool_ids(shared)
 
 
-async def test_big_room_answers_after_the_first_page_and_next_waits_for_the_rest(sandbox: ZimSandbox):
+async def test_big_room_answers_after_the_first_page_and_next_waits_for_the_rest(sandbox: ZimSandbox, mode: Mode):
     sandbox.add_room("big", 20_000)  # 40 pages: about 2 s at 20 requests/s
     sandbox.faults.set_latency(latency_ms=50)
-    async with local_stack(sandbox=sandbox, retry=FAST_RETRY) as local:
+    async with local_stack(mode=mode, sandbox=sandbox, retry=FAST_RETRY) as local:
         await local.slack.send_command("big")
         await local.slack.next_message()  # the ack
         first = await local.slack.next_message()
@@ -144,10 +146,10 @@ async def test_big_room_answers_after_the_first_page_and_next_waits_for_the_rest
         assert sandbox.stats.requests >= 40
 
 
-async def test_big_room_mention_is_updated_in_place_when_loaded(sandbox: ZimSandbox):
+async def test_big_room_mention_is_updated_in_place_when_loaded(sandbox: ZimSandbox, mode: Mode):
     sandbox.add_room("big", 12_000)
     sandbox.faults.set_latency(latency_ms=50)
-    async with local_stack(sandbox=sandbox, retry=FAST_RETRY) as local:
+    async with local_stack(mode=mode, sandbox=sandbox, retry=FAST_RETRY) as local:
         await local.slack.mention("big")
         partial = await local.slack.next_message()
         assert "still loading" in all_text(partial)
@@ -159,9 +161,9 @@ async def test_big_room_mention_is_updated_in_place_when_loaded(sandbox: ZimSand
         assert "roomusers_export" in tool_ids(final)
 
 
-async def test_refused_users_get_one_sentence_and_no_data_for_commands_mentions_and_clicks(sandbox: ZimSandbox):
+async def test_refused_users_get_one_sentence_and_no_data_for_commands_mentions_and_clicks(sandbox: ZimSandbox, mode: Mode):
     access = AccessPolicy(users=["U0ALICE"], usergroups=["S0ONCALL"])
-    async with local_stack(sandbox=sandbox, access=access, retry=FAST_RETRY) as local:
+    async with local_stack(mode=mode, sandbox=sandbox, access=access, retry=FAST_RETRY) as local:
         local.slack.workspace.usergroups["S0ONCALL"] = ["U0CAROL"]
         alice = await answer_to(local, "demo-120")
         assert len(listed_user_ids(alice)) == 20
@@ -214,13 +216,13 @@ async def test_refused_users_get_one_sentence_and_no_data_for_commands_mentions_
         assert sandbox.stats.requests == requests + 1  # only Carol's room was read
 
 
-async def test_several_zego_apps_are_picked_with_app_and_named_in_the_answer(sandbox: ZimSandbox):
+async def test_several_zego_apps_are_picked_with_app_and_named_in_the_answer(sandbox: ZimSandbox, mode: Mode):
     async with ZimSandbox(app_id=777, secret="ab" * 16) as staging:
         staging.add_room("only-in-staging", 3)
         prod = sandbox_profile(sandbox, name="prod")
         stage = sandbox_profile(staging, name="staging")
         profiles = ZegoProfiles(default="prod", by_name={"prod": prod, "staging": stage})
-        async with local_stack(sandbox=sandbox, profiles=profiles, retry=FAST_RETRY) as local:
+        async with local_stack(mode=mode, sandbox=sandbox, profiles=profiles, retry=FAST_RETRY) as local:
             from_staging = await answer_to(local, "only-in-staging --app staging")
             assert "*3 users*" in all_text(from_staging)
             assert "app staging" in all_text(from_staging)

@@ -99,6 +99,8 @@ class RecordingApp:
 @pytest.fixture
 async def slack():
     standin = SlackStandIn(signing_secret=SECRET, bot_token=TOKEN)
+    # The people these tests address are in #ops (ephemerals to anyone else are user_not_in_channel).
+    standin.add_conversation("C0OPS", name="ops", members=["U0ALICE", "U0BOB"])
     await standin.start()
     yield standin
     await standin.stop()

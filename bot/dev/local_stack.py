@@ -11,6 +11,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from slack_bolt.async_app import AsyncApp
 
@@ -20,18 +21,22 @@ from bot.roster.apps import ZegoApps
 from bot.runtime import RunningApp, compose_app
 from bot.settings import DEFAULT_PROFILE, SlackSettings, ZegoProfiles, ZegoSettings
 from bot.slack.access import AccessPolicy
-from bot.slack.http import EVENTS_PATH, start_http
+from bot.slack.http import EVENTS_PATH, start_http, start_ops_server
+from bot.slack.socket import connect_socket_mode
 from bot.state import SharedState, build_shared_state, memory_state
 from bot.state.snapshots import SnapshotStore
 from bot.zim import RetryPolicy
 
 LOOPBACK = "127.0.0.1"
+# "http": Slack POSTs to the app's /slack/events (signed). "socket": the app connects to Slack (Socket Mode).
+Mode = Literal["http", "socket"]
 
 
 @dataclass(frozen=True)
 class Replica:
     running: RunningApp
-    app_url: str
+    app_url: str | None  # None in Socket Mode: the app has no Slack endpoint
+    ops_url: str  # where /healthz and /metrics are served
 
 
 @dataclass(frozen=True)
@@ -40,9 +45,12 @@ class LocalReplicas:
     slack: SlackStandIn
     replicas: list[Replica]
     slack_settings: SlackSettings
+    mode: Mode = "http"
 
     def route(self, index: int) -> None:
         """Deliver the stand-in's next requests to replica `index` (a load balancer's choice)."""
+        if self.mode == "socket":
+            raise RuntimeError("in Socket Mode Slack picks the connection; route() is HTTP-only")
         self.slack.app_url = self.replicas[index].app_url
 
 
@@ -52,8 +60,10 @@ class LocalStack:
     slack: SlackStandIn
     app: AsyncApp
     rosters: ZegoApps
-    app_url: str
+    app_url: str | None
     slack_settings: SlackSettings
+    ops_url: str = ""
+    mode: Mode = "http"
 
 
 def sandbox_profile(sandbox: ZimSandbox, *, name: str = DEFAULT_PROFILE, qps: float = 20.0) -> ZegoSettings:
@@ -74,6 +84,7 @@ async def local_replicas(
     store: SnapshotStore | None = None,
     access: AccessPolicy | None = None,
     retry: RetryPolicy | None = None,
+    mode: Mode = "http",
 ) -> AsyncIterator[LocalReplicas]:
     """Start everything on free loopback ports; stop it all on exit. Fresh demo secrets each time.
 
@@ -85,15 +96,22 @@ async def local_replicas(
             sandbox = await stack.enter_async_context(ZimSandbox())
         bot_token = f"xoxb-local-{secrets.token_hex(8)}"
         signing_secret = secrets.token_hex(16)
-        slack = await stack.enter_async_context(SlackStandIn(signing_secret=signing_secret, bot_token=bot_token))
+        app_token = f"xapp-local-{secrets.token_hex(8)}" if mode == "socket" else None
+        slack = await stack.enter_async_context(
+            SlackStandIn(signing_secret=signing_secret, bot_token=bot_token, app_token=app_token)
+        )
         if profiles is None:
             default = sandbox_profile(sandbox, qps=qps)
             profiles = ZegoProfiles(default=default.profile, by_name={default.profile: default})
+        # Socket Mode runs as in production: no signing secret (nothing is POSTed to the app), an app token.
         slack_settings = SlackSettings(
-            bot_token=bot_token, signing_secret=signing_secret, api_base_url=slack.api_base_url
+            bot_token=bot_token,
+            signing_secret=signing_secret if app_token is None else None,
+            app_token=app_token,
+            api_base_url=slack.api_base_url,
         )
         replicas = []
-        for _ in range(count):
+        for index in range(count):
             replica_state = state or await build_shared_state(redis_url)
             if store is not None:
                 replica_state = replace(replica_state, store=store)
@@ -101,13 +119,24 @@ async def local_replicas(
             running = await stack.enter_async_context(
                 compose_app(profiles, slack_settings, state=replica_state, access=access, retry=retry)
             )
-            runner, port = await start_http(
-                running.app, LOOPBACK, 0, replica_state.health, signing_secret=signing_secret
-            )
-            stack.push_async_callback(runner.cleanup)
-            replicas.append(Replica(running=running, app_url=f"http://{LOOPBACK}:{port}{EVENTS_PATH}"))
-        local = LocalReplicas(sandbox=sandbox, slack=slack, replicas=replicas, slack_settings=slack_settings)
-        local.route(0)
+            if app_token is None:
+                runner, port = await start_http(
+                    running.app, LOOPBACK, 0, replica_state.health, signing_secret=signing_secret
+                )
+                stack.push_async_callback(runner.cleanup)
+                app_url: str | None = f"http://{LOOPBACK}:{port}{EVENTS_PATH}"
+            else:
+                runner, port = await start_ops_server(LOOPBACK, 0, replica_state.health)
+                stack.push_async_callback(runner.cleanup)
+                connection = await connect_socket_mode(running.app, app_token)
+                stack.push_async_callback(connection.close)  # closed before the stand-in stops (LIFO)
+                assert slack.socket is not None
+                await slack.socket.wait_for_connections(opened=index + 1, live=index + 1)
+                app_url = None
+            replicas.append(Replica(running=running, app_url=app_url, ops_url=f"http://{LOOPBACK}:{port}"))
+        local = LocalReplicas(sandbox=sandbox, slack=slack, replicas=replicas, slack_settings=slack_settings, mode=mode)
+        if mode == "http":
+            local.route(0)
         yield local
 
 
@@ -121,8 +150,9 @@ async def local_stack(
     store: SnapshotStore | None = None,
     access: AccessPolicy | None = None,
     retry: RetryPolicy | None = None,
+    mode: Mode = "http",
 ) -> AsyncIterator[LocalStack]:
-    """One replica with in-process state: the product as `make demo` runs it."""
+    """One replica with in-process state: the product as `make demo` runs it (HTTP, or `mode="socket"`)."""
     async with local_replicas(
         1,
         sandbox=sandbox,
@@ -132,6 +162,7 @@ async def local_stack(
         store=store,
         access=access,
         retry=retry,
+        mode=mode,
     ) as local:
         (only,) = local.replicas
         yield LocalStack(
@@ -141,4 +172,6 @@ async def local_stack(
             rosters=only.running.zego_apps,
             app_url=only.app_url,
             slack_settings=local.slack_settings,
+            ops_url=only.ops_url,
+            mode=mode,
         )

@@ -11,7 +11,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import aiohttp
@@ -26,8 +26,9 @@ from bot.dev.slack_standin.models import (
     ResponseContext,
     StoredMessage,
 )
-from bot.dev.slack_standin.payloads import Person
+from bot.dev.slack_standin.payloads import PLAIN, Person, Shape
 from bot.dev.slack_standin.response_urls import ResponseUrls
+from bot.dev.slack_standin.socket_mode import EnvelopeType, SocketModeHub
 from bot.dev.slack_standin.workspace import Slot, Workspace
 from bot.slack.render.escaping import escape_mrkdwn
 
@@ -36,6 +37,7 @@ JSON = "application/json"
 USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
 # Slack gives up after 3 s; the driver waits longer so a test can see how late a slow app was.
 REQUEST_TIMEOUT_SECONDS = 10.0
+Mode = Literal["http", "socket"]
 
 
 class AppDriver:
@@ -49,14 +51,19 @@ class AppDriver:
         workspace: Workspace,
         response_urls: ResponseUrls,
         app_url: str | None,
+        socket: SocketModeHub | None = None,
     ) -> None:
         self.app_url = app_url
+        # In Socket Mode every command, click and event goes over the app's WebSocket instead of a POST.
+        self.mode: Mode = "socket" if socket is not None else "http"
+        self._socket = socket
         self._signer = SignatureVerifier(signing_secret)
         self._identity = identity
         self._ws = workspace
         self._urls = response_urls
         # Envelopes by event_id, so a retry (same event_id) resends the identical delivery as Slack does.
         self._events: dict[str, JsonDict] = {}
+        self._shapes: dict[str, Shape] = {}  # mention ts -> who wrote it, for edit_mention
         self._session: aiohttp.ClientSession | None = None
 
     # -- low level ---------------------------------------------------------------------------------------
@@ -78,6 +85,8 @@ class AppDriver:
         sent: JsonDict | None = None,
     ) -> AppResponse:
         """POST `body` to app_url signed as Slack would, or with a forged signature / stale timestamp."""
+        if self._socket is not None:
+            raise RuntimeError("signed POSTs are HTTP-only: this stand-in is in Socket Mode")
         if not self.app_url:
             raise RuntimeError("SlackStandIn.app_url is not set: where is the app's POST /slack/events?")
         signed = self.sign(body, timestamp_override)
@@ -107,7 +116,25 @@ class AppDriver:
             await self._session.close()
             self._session = None
 
+    async def _deliver(
+        self,
+        kind: EnvelopeType,
+        body: bytes,
+        content_type: str,
+        payload: JsonDict,
+        *,
+        headers: Mapping[str, str] | None = None,
+        retry: tuple[int, str] | None = None,
+    ) -> AppResponse:
+        """One delivery to the app: a signed POST (HTTP mode) or an envelope on its WebSocket (Socket Mode)."""
+        if self._socket is None:
+            return await self.post_signed(body, content_type, headers=headers, sent=payload)
+        attempt, reason = retry if retry is not None else (None, None)
+        return await self._socket.send(kind, payload, retry_attempt=attempt, retry_reason=reason, sent=payload)
+
     def _late(self, what: str, response: AppResponse) -> None:
+        if response.status == 0:
+            return  # never acked (Socket Mode): recorded by the hub, the test asserts on it
         if response.elapsed > ACK_DEADLINE_SECONDS:
             self._ws.warn(f"{what}: answered after {response.elapsed:.2f} s, past Slack's 3 s deadline")
 
@@ -123,22 +150,30 @@ class AppDriver:
         channel_id: str = "C0OPS",
         channel_name: str = "ops",
         team_id: str | None = None,
+        org: bool = False,
     ) -> AppResponse:
         """Run `/roomusers <text>` as `user_id` in `channel_id`; `text` is raw, escaped here as Slack does.
 
         A non-empty ack body becomes a message (ephemeral unless `response_type: in_channel`), as in Slack.
         """
         self._ws.channel_names[channel_id] = channel_name
+        self._ws.ensure_conversation(channel_id, user_id)
         context = ResponseContext(channel=channel_id, user=user_id)
         identity = self._identity if team_id is None else dataclasses.replace(self._identity, team_id=team_id)
         person = Person(user_id=user_id, user_name=user_name, channel_id=channel_id, channel_name=channel_name)
         form = payloads.command_form(
-            identity, person, command=command, text=text, response_url=self._urls.mint(context), now=time.time()
+            identity,
+            person,
+            command=command,
+            text=text,
+            response_url=self._urls.mint(context),
+            now=time.time(),
+            shape=Shape(org=org),
         )
         # The ack body is shown before anything the app sends after acking, even when (in one event loop) its
         # respond() reaches the stand-in before the driver has read the ack, so its place is held up front.
         slot = self._ws.hold_slot()
-        response = await self.post_signed(urlencode(form).encode(), FORM, sent=dict(form))
+        response = await self._deliver("slash_commands", urlencode(form).encode(), FORM, dict(form))
         self._late(f"{command} {text!r}", response)
         await self._show_ack(response, context, slot)
         return response
@@ -158,7 +193,14 @@ class AppDriver:
     # -- button clicks -----------------------------------------------------------------------------------
 
     async def click(
-        self, message: StoredMessage, action_id: str, *, user_id: str = "U0ALICE", user_name: str = "alice"
+        self,
+        message: StoredMessage,
+        action_id: str,
+        *,
+        user_id: str = "U0ALICE",
+        user_name: str = "alice",
+        org: bool = False,
+        from_team: str | None = None,
     ) -> AppResponse:
         """Click the button `action_id` in `message` (a StoredMessage) as `user_id`, as shown right now."""
         current = self._ws.message(message.ts)
@@ -167,10 +209,18 @@ class AppDriver:
         if current.ephemeral and current.user != user_id:
             raise LookupError(f"message {message.ts} is ephemeral to {current.user}; {user_id} cannot see it")
         block_id, button = payloads.find_button(current, action_id)
+        self._ws.ensure_conversation(current.channel, user_id)
         url = self._urls.mint(ResponseContext(channel=current.channel, user=user_id, message_ts=current.ts))
         person = Person(user_id, user_name, current.channel, self._ws.channel_name(current.channel))
         payload = payloads.block_actions_payload(
-            self._identity, person, current, block_id=block_id, button=button, response_url=url, now=time.time()
+            self._identity,
+            person,
+            current,
+            block_id=block_id,
+            button=button,
+            response_url=url,
+            now=time.time(),
+            shape=Shape(org=org, from_team=from_team),
         )
         return await self.click_raw(payload)
 
@@ -179,9 +229,12 @@ class AppDriver:
     ) -> AppResponse:
         """Send any interactivity payload (e.g. a forged button value) as form field `payload=<json>`."""
         body = urlencode({"payload": json.dumps(payload)}).encode()
-        response = await self.post_signed(
-            body, FORM, signature_override=signature_override, timestamp_override=timestamp_override, sent=payload
-        )
+        if signature_override is None and timestamp_override is None:
+            response = await self._deliver("interactive", body, FORM, payload)
+        else:
+            response = await self.post_signed(
+                body, FORM, signature_override=signature_override, timestamp_override=timestamp_override, sent=payload
+            )
         self._late(f"click on {payload.get('container', {}).get('message_ts')}", response)
         return response
 
@@ -197,32 +250,67 @@ class AppDriver:
         event_id: str | None = None,
         retry_num: int | None = None,
         retry_reason: str = "http_timeout",
+        bot_id: str | None = None,
+        org: bool = False,
+        from_team: str | None = None,
+        from_enterprise: str | None = None,
     ) -> AppResponse:
         """`@roomusers <text>` typed by `user`: the message is stored in the channel, then delivered as an event.
 
         Passing the `event_id` of an earlier delivery resends that identical envelope (a retry; `text` is then
-        ignored); `retry_num` adds the X-Slack-Retry-Num / X-Slack-Retry-Reason headers.
+        ignored); `retry_num` adds the X-Slack-Retry-Num / X-Slack-Retry-Reason headers. `bot_id` makes it a
+        mention written by another bot; `org` an org-wide install; `from_team` a Slack Connect user's team.
+        Slack only delivers mentions from conversations the bot is in: anywhere else this raises LookupError.
         """
         envelope = self._events.get(event_id) if event_id is not None else None
         if envelope is None:
-            envelope = await self._new_mention(text, channel, user, thread_ts, event_id)
+            shape = Shape(org=org, from_team=from_team, from_enterprise=from_enterprise, bot_id=bot_id)
+            envelope = await self._new_mention(text, channel, user, thread_ts, event_id, shape)
+        return await self._send_event(envelope, retry_num, retry_reason)
+
+    async def edit_mention(self, mention: AppResponse, text: str) -> AppResponse:
+        """Edit the text of an earlier mention: Slack re-sends `app_mention` (new event_id, same ts, `edited`)."""
+        event = mention.sent["event"]
+        stored = self._ws.message(str(event["ts"]))
+        if stored is None:
+            raise LookupError(f"mention {event['ts']} is not in the conversation")
+        stored.text = f"<@{self._identity.bot_user_id}> {escape_mrkdwn(text)}"
+        stored.edited = {"user": stored.author, "ts": self._ws.ts.next()}
+        await self._ws.changed()
+        shape = self._shapes.get(stored.ts, PLAIN)
+        envelope = payloads.app_mention_envelope(
+            self._identity, stored, event_id=ids.slack_id("Ev"), now=time.time(), shape=shape
+        )
+        self._events[envelope["event_id"]] = envelope
+        return await self._send_event(envelope, None, "")
+
+    async def _send_event(self, envelope: JsonDict, retry_num: int | None, retry_reason: str) -> AppResponse:
         headers = {}
+        retry = None
         if retry_num is not None:
             headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": retry_reason}
-        response = await self.post_event(envelope, headers=headers)
+            retry = (retry_num, retry_reason)
+        response = await self.post_event(envelope, headers=headers, retry=retry)
         self._late(f"event {envelope['event_id']}", response)
         return response
 
     async def _new_mention(
-        self, text: str, channel: str, user: str, thread_ts: str | None, event_id: str | None
+        self, text: str, channel: str, user: str, thread_ts: str | None, event_id: str | None, shape: Shape
     ) -> JsonDict:
+        conversation = self._ws.conversations.get(channel)
+        if conversation is None or not conversation.bot_member:
+            raise LookupError(f"the bot is not in {channel}: Slack delivers no app_mention from there")
+        author = shape.bot_id or user
+        if shape.bot_id is None:
+            conversation.members.add(user)
         typed = f"<@{self._identity.bot_user_id}> {escape_mrkdwn(text)}"
         mention = self._ws.add(
-            channel=channel, text=typed, blocks=None, author=user, origin="user", thread_ts=thread_ts
+            channel=channel, text=typed, blocks=None, author=author, origin="user", thread_ts=thread_ts
         )
         await self._ws.changed()
+        self._shapes[mention.ts] = shape
         envelope = payloads.app_mention_envelope(
-            self._identity, mention, event_id=event_id or ids.slack_id("Ev"), now=time.time()
+            self._identity, mention, event_id=event_id or ids.slack_id("Ev"), now=time.time(), shape=shape
         )
         self._events[envelope["event_id"]] = envelope
         return envelope
@@ -234,8 +322,12 @@ class AppDriver:
         headers: Mapping[str, str] | None = None,
         signature_override: str | None = None,
         timestamp_override: int | None = None,
+        retry: tuple[int, str] | None = None,
     ) -> AppResponse:
-        """Send any Events API body as JSON, signed."""
+        """Send any Events API body as JSON, signed (or as an events_api envelope in Socket Mode)."""
+        if signature_override is None and timestamp_override is None:
+            body = json.dumps(envelope).encode()
+            return await self._deliver("events_api", body, JSON, envelope, headers=headers, retry=retry)
         return await self.post_signed(
             json.dumps(envelope).encode(),
             JSON,
@@ -247,7 +339,8 @@ class AppDriver:
 
     async def url_verification(self, challenge: str | None = None) -> AppResponse:
         """The handshake Slack sends when the events URL is saved; the app must echo `challenge`."""
-        return await self.post_event(payloads.url_verification_body(self._identity, challenge or ids.url_token()))
+        body = payloads.url_verification_body(self._identity, challenge or ids.url_token())
+        return await self.post_signed(json.dumps(body).encode(), JSON, sent=body)
 
 
 def _json_or_none(text: str) -> Any:

@@ -52,6 +52,10 @@ class StoredMessage:
     missing_text: bool = False
     link_names: Any = None
     parse: str | None = None
+    # An ephemeral Slack accepted but does not show (in a thread with no replies).
+    invisible: bool = False
+    # An edited user message (an @-mention whose text changed) carries Slack's `edited` field.
+    edited: JsonDict | None = None
 
     def snapshot(self) -> StoredMessage:
         """A deep copy, so a later replacement cannot change what a test already received."""
@@ -80,6 +84,7 @@ class ApiCall:
     args: JsonDict
     status: int = 200
     error: str | None = None
+    at: float = 0.0  # time.monotonic() when it arrived, for rate arithmetic
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,29 @@ from bot.dev.slack_standin import ids
 from bot.dev.slack_standin.models import BotIdentity, JsonDict, StoredMessage
 from bot.slack.render.escaping import escape_mrkdwn
 
+# An org-wide install (Enterprise Grid): users are W…, payloads name the enterprise (samples in
+# shared/reference/external/slack/payloads/*org_install.json).
+ORG_ENTERPRISE = "E0ORG"
+ORG_ENTERPRISE_NAME = "Roomusers Org"
+ORG_USER = "W0ORGUSER"
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """Who a payload comes from, beyond the plain single-workspace case.
+
+    `org`: the app is installed org-wide. `from_team`/`from_enterprise`: the user is in another organisation,
+    in a Slack Connect channel. `bot_id`: the message was written by another bot (no `user`).
+    """
+
+    org: bool = False
+    from_team: str | None = None
+    from_enterprise: str | None = None
+    bot_id: str | None = None
+
+
+PLAIN = Shape()
+
 
 def message_json(message: StoredMessage, identity: BotIdentity) -> JsonDict:
     """A stored message as Slack serialises it in API answers and in a click's `message` field."""
@@ -39,10 +62,17 @@ class Person:
 
 
 def command_form(
-    identity: BotIdentity, person: Person, *, command: str, text: str, response_url: str, now: float
+    identity: BotIdentity,
+    person: Person,
+    *,
+    command: str,
+    text: str,
+    response_url: str,
+    now: float,
+    shape: Shape = PLAIN,
 ) -> dict[str, str]:
     """A slash command's form fields, in the order Slack sends them."""
-    return {
+    form = {
         "token": identity.verification_token,
         "team_id": identity.team_id,
         "team_domain": identity.team_domain,
@@ -57,6 +87,9 @@ def command_form(
         "response_url": response_url,
         "trigger_id": ids.trigger_id(now),
     }
+    if shape.org:
+        form.update(is_enterprise_install="true", enterprise_id=ORG_ENTERPRISE, enterprise_name=ORG_ENTERPRISE_NAME)
+    return form
 
 
 def buttons_in(blocks: list[JsonDict]) -> list[tuple[str | None, JsonDict]]:
@@ -90,6 +123,7 @@ def block_actions_payload(
     button: JsonDict,
     response_url: str,
     now: float,
+    shape: Shape = PLAIN,
 ) -> JsonDict:
     """A `block_actions` payload for a click on `button` in `message`."""
     action: JsonDict = {
@@ -126,6 +160,11 @@ def block_actions_payload(
         "response_url": response_url,
         "actions": [action],
     }
+    if shape.org:  # org-wide install: no team at the top, the enterprise instead; the user's team stays
+        payload.update(team=None, enterprise={"id": ORG_ENTERPRISE, "name": ORG_ENTERPRISE_NAME})
+        payload["is_enterprise_install"] = True
+    if shape.from_team is not None:
+        payload["user"]["team_id"] = shape.from_team
     # Slack leaves `message` out for ephemeral messages (it does not keep them), so apps must page from the
     # button value or their own state, never from body["message"].
     if not message.ephemeral:
@@ -133,22 +172,31 @@ def block_actions_payload(
     return payload
 
 
-def app_mention_envelope(identity: BotIdentity, mention: StoredMessage, *, event_id: str, now: float) -> JsonDict:
-    """An Events API `event_callback` delivering an `app_mention` for the stored mention message."""
-    event: JsonDict = {
-        "type": "app_mention",
-        "user": mention.author,
-        "text": mention.text,
-        "ts": mention.ts,
-        "team": identity.team_id,
-        "channel": mention.channel,
-        "event_ts": mention.ts,
-    }
+def app_mention_envelope(
+    identity: BotIdentity, mention: StoredMessage, *, event_id: str, now: float, shape: Shape = PLAIN
+) -> JsonDict:
+    """An Events API `event_callback` delivering an `app_mention` for the stored mention message.
+
+    An edited mention (`mention.edited` set) is a new delivery: new event_id, the same ts, an `edited` field.
+    """
+    source_team = shape.from_team or identity.team_id
+    event: JsonDict = {"type": "app_mention"}
+    if shape.bot_id is not None:  # written by another bot: bot_id and bot_profile, no user (slack-platform.md §13)
+        event["bot_id"] = shape.bot_id
+        event["bot_profile"] = {"id": shape.bot_id, "app_id": "A0OTHERBOT", "name": "otherbot", "team_id": source_team}
+    else:
+        event["user"] = mention.author
+    event.update(text=mention.text, ts=mention.ts, team=source_team, channel=mention.channel, event_ts=mention.ts)
+    if shape.from_team is not None:
+        event.update(user_team=shape.from_team, source_team=shape.from_team)
     if mention.thread_ts is not None:
         event["thread_ts"] = mention.thread_ts
-    return {
+    if mention.edited is not None:
+        event["edited"] = copy.deepcopy(mention.edited)
+        event["event_ts"] = mention.edited["ts"]
+    envelope: JsonDict = {
         "token": identity.verification_token,
-        "team_id": identity.team_id,
+        "team_id": source_team,
         "api_app_id": identity.app_id,
         "event": event,
         "type": "event_callback",
@@ -156,16 +204,20 @@ def app_mention_envelope(identity: BotIdentity, mention: StoredMessage, *, event
         "event_time": int(now),
         "authorizations": [
             {
-                "enterprise_id": None,
-                "team_id": identity.team_id,
+                "enterprise_id": ORG_ENTERPRISE if shape.org else None,
+                "team_id": None if shape.org else identity.team_id,
                 "user_id": identity.bot_user_id,
                 "is_bot": True,
-                "is_enterprise_install": False,
+                "is_enterprise_install": shape.org,
             }
         ],
-        "is_ext_shared_channel": False,
+        "is_ext_shared_channel": shape.from_team is not None,
         "event_context": f"4-{ids.url_token()}",
     }
+    if shape.org or shape.from_enterprise is not None:
+        # Top-level team_id / enterprise_id describe where the message came from (the other org, in Connect).
+        envelope["enterprise_id"] = shape.from_enterprise or ORG_ENTERPRISE
+    return envelope
 
 
 def url_verification_body(identity: BotIdentity, challenge: str) -> JsonDict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TypeVar
 
@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bot.dev.slack_standin.driver import AppDriver
 from bot.dev.slack_standin.faults import ApiFault, Faults
+from bot.dev.slack_standin.manifest import ManifestFacts
 from bot.dev.slack_standin.models import (
     ApiCall,
     BotIdentity,
@@ -27,9 +28,11 @@ from bot.dev.slack_standin.models import (
     StoredFile,
     StoredMessage,
 )
+from bot.dev.slack_standin.ratelimits import RateLimiter, RateLimits, channel_of
 from bot.dev.slack_standin.response_urls import ResponseUrls, parse_payload
+from bot.dev.slack_standin.socket_mode import SocketModeHub
 from bot.dev.slack_standin.webapi import WebApi
-from bot.dev.slack_standin.workspace import Workspace
+from bot.dev.slack_standin.workspace import Conversation, ConversationKind, Workspace
 from bot.web import http_url, start_site
 
 T = TypeVar("T")
@@ -50,19 +53,34 @@ class SlackStandIn(AppDriver):
         bot_user_id: str = "UROOMUSERS",
         team_id: str = "T0DEMO",
         clock: Callable[[], float] = time.time,
+        app_token: str | None = None,
+        limits: RateLimits | None = None,
+        manifest: ManifestFacts | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.identity = BotIdentity(bot_user_id=bot_user_id, team_id=team_id)
         self.workspace = Workspace(clock=clock)
+        self.manifest = manifest or ManifestFacts.load()
+        self.workspace.messages_tab_enabled = self.manifest.messages_tab_enabled
+        self.rate_limiter = RateLimiter(limits or RateLimits(), monotonic)
+        self._monotonic = monotonic
         self.faults = Faults()
         self._bot_token = bot_token
         self._api = WebApi(self.workspace, self.identity)
         urls = ResponseUrls(self.workspace, self.identity, clock)
+        # With an app token the stand-in also plays Socket Mode: the app connects instead of being POSTed to.
+        self.socket = (
+            SocketModeHub(self.workspace, app_token=app_token, app_id=self.identity.app_id, bot_token=bot_token)
+            if app_token is not None
+            else None
+        )
         super().__init__(
             signing_secret=signing_secret,
             identity=self.identity,
             workspace=self.workspace,
             response_urls=urls,
             app_url=app_url,
+            socket=self.socket,
         )
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
@@ -77,13 +95,19 @@ class SlackStandIn(AppDriver):
         app.router.add_route("*", "/api/{method}", self._serve_api)
         app.router.add_post("/response/{token}", self._serve_response_url)
         app.router.add_post("/upload/{file_id}", self._serve_upload)
+        if self.socket is not None:
+            self.socket.add_routes(app)
         self._runner, bound_port = await start_site(app, host, port)
         self._base_url = http_url(host, bound_port)
         self._api.upload_base_url = self._urls.base_url = self._base_url
+        if self.socket is not None:
+            self.socket.base_url = "ws" + self._base_url.removeprefix("http")
         return self._base_url
 
     async def stop(self) -> None:
         await self.close_driver()
+        if self.socket is not None:  # open WebSockets would keep the runner's cleanup waiting
+            await self.socket.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -124,6 +148,27 @@ class SlackStandIn(AppDriver):
 
     def message(self, ts: str) -> StoredMessage | None:
         return self.workspace.message(ts)
+
+    def add_conversation(
+        self,
+        channel: str,
+        *,
+        kind: ConversationKind | None = None,
+        name: str | None = None,
+        bot_member: bool = True,
+        members: Iterable[str] = (),
+    ) -> Conversation:
+        """A conversation with the given membership, e.g. a private channel the bot was never added to."""
+        return self.workspace.add_conversation(channel, kind=kind, name=name, bot_member=bot_member, members=members)
+
+    def dm_channel(self, user: str) -> str:
+        """The app's DM with `user` (where undeliverable answers and private exports go)."""
+        return self.workspace.dm_channel(user)
+
+    @property
+    def invisible(self) -> list[StoredMessage]:
+        """Ephemerals Slack accepted but would not show anyone."""
+        return self.workspace.invisible
 
     @property
     def files(self) -> list[StoredFile]:
@@ -174,8 +219,10 @@ class SlackStandIn(AppDriver):
     async def _serve_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args = await _read_args(request)
+        at = self._monotonic()
         status, body, headers = self._answer_api(method, args, request.headers.get("Authorization"))
-        self.workspace.api_calls.append(ApiCall(method, args or {}, status, None if body["ok"] else body.get("error")))
+        error = None if body["ok"] else body.get("error")
+        self.workspace.api_calls.append(ApiCall(method, args or {}, status, error, at))
         await self.workspace.changed()
         headers["X-OAuth-Scopes"] = OAUTH_SCOPES
         return web.json_response(body, status=status, headers=headers)
@@ -183,6 +230,10 @@ class SlackStandIn(AppDriver):
     def _answer_api(
         self, method: str, args: JsonDict | None, authorization: str | None
     ) -> tuple[int, JsonDict, dict[str, str]]:
+        if method == "apps.connections.open":  # the one method that takes the app-level (xapp-) token
+            if self.socket is None:
+                return 200, {"ok": False, "error": "invalid_auth"}, {}
+            return (*self.socket.connections_open(authorization), {})
         if args is None:
             return 200, {"ok": False, "error": "invalid_json"}, {}
         if not authorization:
@@ -193,6 +244,12 @@ class SlackStandIn(AppDriver):
         if fault is not None:
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             return fault.status, {"ok": False, "error": fault.error}, headers
+        channel = channel_of(args)
+        if channel is not None and channel[0] in "UW":
+            channel = self.workspace.dm_channel(channel)
+        retry_after = self.rate_limiter.admit(method, channel)
+        if retry_after is not None:
+            return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
         return 200, self._api.call(method, args), {}
 
     async def _serve_response_url(self, request: web.Request) -> web.Response:

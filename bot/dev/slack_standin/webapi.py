@@ -115,12 +115,27 @@ class WebApi:
             self._ws.warn(warning)
         return checked
 
+    def _check_reach(self, channel: str, *, user: str | None = None) -> None:
+        """Slack's membership rules for posting (slack-platform.md §13); response_urls are never checked."""
+        conversation = self._ws.conversations.get(channel)
+        if conversation is None:
+            raise ApiError("channel_not_found")
+        if conversation.kind == "app_dm" and not self._ws.messages_tab_enabled:
+            raise ApiError("messages_tab_disabled")
+        if not conversation.bot_member:
+            # A public channel is visible to the bot, it just isn't in it; anything private does not exist for it.
+            raise ApiError("not_in_channel" if conversation.kind == "public" else "channel_not_found")
+        if user is not None and user not in conversation.members:
+            raise ApiError("user_not_in_channel")
+
     def _post_message(self, args: JsonDict) -> JsonDict:
+        self._check_reach(self._channel(args))
         message = self._store("chat.postMessage", args)
         return _ok(channel=message.channel, ts=message.ts, message=message_json(message, self._id))
 
     def _post_ephemeral(self, args: JsonDict) -> JsonDict:
         user = _required(args, "user", "user_not_in_channel")
+        self._check_reach(self._channel(args), user=user)
         return _ok(message_ts=self._store("chat.postEphemeral", args, user=user).ts)
 
     def _store(self, method: str, args: JsonDict, *, user: str | None = None) -> StoredMessage:
@@ -194,6 +209,9 @@ class WebApi:
         entries = _json_list(args.get("files"))
         channels = tuple(c for c in str(args.get("channels") or "").split(",") if c)
         channel_id = args.get("channel_id") or None
+        for channel in (channel_id, *channels):
+            if channel:
+                self._check_reach(str(channel))
         completed = [self._complete_one(entry, channel_id, channels, args) for entry in entries]
         self._ws.files.extend(completed)
         return _ok(files=[_file_json(f) for f in completed])

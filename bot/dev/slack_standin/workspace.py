@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
 
 from bot.dev.slack_standin import ids
 from bot.dev.slack_standin.models import (
@@ -24,6 +24,21 @@ from bot.dev.slack_standin.models import (
 )
 
 T = TypeVar("T")
+
+# public/private channels, a DM or group DM between humans, or the DM between a user and the app.
+ConversationKind = Literal["public", "private", "im", "mpim", "app_dm"]
+_KIND_BY_PREFIX: dict[str, ConversationKind] = {"C": "public", "G": "private", "D": "im"}
+
+
+@dataclass(slots=True)
+class Conversation:
+    """Who is in a conversation: whether the bot is, and the humans seen acting there."""
+
+    id: str
+    kind: ConversationKind
+    name: str
+    bot_member: bool
+    members: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +60,12 @@ class Workspace:
         # Things Slack accepts but our app must never do (blocks without fallback text, link_names, ...).
         self.warnings: list[str] = []
         self.channel_names: dict[str, str] = {"C0OPS": "ops"}
+        # The bot is in #ops only; every other conversation it meets is one it was never added to.
+        self.conversations: dict[str, Conversation] = {"C0OPS": Conversation("C0OPS", "public", "ops", bot_member=True)}
+        # Whether users can DM the app (manifest features.app_home.messages_tab_enabled).
+        self.messages_tab_enabled = True
+        # Ephemerals Slack accepted but never shows (posted into a thread that has no replies).
+        self.invisible: list[StoredMessage] = []
         # User groups (S... -> member user IDs) for usergroups.users.list; tests fill this in.
         self.usergroups: dict[str, list[str]] = {}
         self._messages: dict[str, StoredMessage] = {}
@@ -67,11 +88,13 @@ class Workspace:
 
     def ephemerals(self, user: str) -> list[StoredMessage]:
         """Ephemeral messages only `user` can see, in any channel, oldest first."""
-        return [m for m in self._live() if m.ephemeral and m.user == user]
+        return [m for m in self._live() if m.ephemeral and m.user == user and not m.invisible]
 
     def visible_to(self, user: str, channel: str) -> list[StoredMessage]:
         """Everything `user` sees in `channel`: its visible messages plus their own ephemerals, in order."""
-        return [m for m in self._live() if m.channel == channel and (not m.ephemeral or m.user == user)]
+        return [
+            m for m in self._live() if m.channel == channel and (not m.ephemeral or m.user == user) and not m.invisible
+        ]
 
     def thread(self, channel: str, thread_ts: str) -> list[StoredMessage]:
         """A thread's replies, oldest first (the parent itself excluded)."""
@@ -89,7 +112,32 @@ class Workspace:
         """The DM channel between the bot and `user`; the same ID every time, as in Slack."""
         if user not in self._dms:
             self._dms[user] = ids.slack_id("D")
+            dm = self._dms[user]
+            self.conversations[dm] = Conversation(dm, "app_dm", "directmessage", bot_member=True, members={user})
         return self._dms[user]
+
+    def add_conversation(
+        self,
+        channel: str,
+        *,
+        kind: ConversationKind | None = None,
+        name: str | None = None,
+        bot_member: bool = True,
+        members: Iterable[str] = (),
+    ) -> Conversation:
+        """Create (or redefine) a conversation; its kind defaults from the ID's prefix (C, G or D)."""
+        chosen = kind or _KIND_BY_PREFIX.get(channel[:1], "public")
+        label = name or self.channel_names.get(channel) or channel.lower()
+        self.channel_names.setdefault(channel, label)
+        conversation = Conversation(channel, chosen, label, bot_member=bot_member, members=set(members))
+        self.conversations[channel] = conversation
+        return conversation
+
+    def ensure_conversation(self, channel: str, user: str) -> Conversation:
+        """The conversation a human acts in; one never seen before is one the bot was not added to."""
+        conversation = self.conversations.get(channel) or self.add_conversation(channel, bot_member=False)
+        conversation.members.add(user)
+        return conversation
 
     # -- writing -----------------------------------------------------------------------------------------
 
@@ -106,7 +154,12 @@ class Workspace:
         missing_text: bool = False,
         slot: Slot | None = None,
     ) -> StoredMessage:
-        """Store a new message with a fresh ts (or the one `slot` held); `user` makes it an ephemeral."""
+        """Store a new message with a fresh ts (or the one `slot` held); `user` makes it an ephemeral.
+
+        Slack does not show an ephemeral posted into a "thread" that has no replies (a lone message's ts):
+        it is accepted, stored as invisible, and flagged, since the app meant someone to read it.
+        """
+        invisible = user is not None and thread_ts is not None and not self.thread(channel, thread_ts)
         message = StoredMessage(
             channel=channel,
             ts=slot.ts if slot else self.ts.next(),
@@ -118,8 +171,13 @@ class Workspace:
             origin=origin,
             author=author,
             missing_text=missing_text,
+            invisible=invisible,
         )
         self._messages[message.ts] = message
+        if invisible:
+            self.invisible.append(message)
+            self.warn(f"ephemeral to {user} in thread {thread_ts} with no replies: Slack does not show it")
+            return message
         if origin != "user":
             # A slot keeps its place in arrival order unless next_message already went past it.
             index = max(slot.arrival_index, self._next_arrival) if slot else len(self._arrivals)
