@@ -1,5 +1,8 @@
 """One structured audit line per command and action: who, where, which room, what happened, how fast.
 
+Each request gets exactly one line, with its final outcome (a big room's answer is audited when it is
+complete, not when its first page went out); a second `emit` is a bug, logged and not counted.
+
 Written to the `roomusers.audit` logger as a JSON object (so it stays one line and machine-readable whatever
 the log format). Never carries tokens, secrets or user lists.
 """
@@ -25,11 +28,21 @@ class AuditRecord:
     channel: str
     started: float = field(default_factory=time.monotonic)
     fields: dict[str, Any] = field(default_factory=dict)
+    emitted: str | None = None  # the outcome, once emitted
 
     def note(self, **values: Any) -> None:
         self.fields.update({key: value for key, value in values.items() if value is not None})
 
+    def ensure(self, outcome: str) -> None:
+        """Emit `outcome` unless the request already has its line (listeners call this in a `finally`)."""
+        if self.emitted is None:
+            self.emit(outcome)
+
     def emit(self, outcome: str) -> dict[str, Any]:
+        if self.emitted is not None:
+            audit_log.error("audit record emitted twice: %s/%s then %s", self.surface, self.emitted, outcome)
+            return {}
+        self.emitted = outcome
         request_ids = list(self.fields.pop("request_ids", ()) or ())
         line: dict[str, Any] = {
             "event": "audit",

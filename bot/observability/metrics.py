@@ -30,6 +30,11 @@ LIMITER_WAIT_SECONDS = Histogram(
     "Time a ZIM request waited for its send slot under the QPS limit",
     buckets=(0, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+UNDELIVERED = Counter(
+    "roomusers_undelivered_total",
+    "Answers that reached nobody: not where they were asked, nor in the requester's DM with the app",
+    ["surface", "error"],
+)
 
 
 def exposition() -> tuple[bytes, str]:

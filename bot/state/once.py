@@ -24,6 +24,9 @@ class EventDeduper(Protocol):
     async def first_sighting(self, event_id: str) -> bool:
         """True the first time `event_id` is seen within the TTL, False for every repeat."""
 
+    async def seen(self, event_id: str) -> bool:
+        """Whether `event_id` was sighted already (within the TTL), without sighting it."""
+
 
 class MemoryEventDeduper:
     def __init__(
@@ -36,6 +39,9 @@ class MemoryEventDeduper:
             return False
         self._seen[event_id] = True
         return True
+
+    async def seen(self, event_id: str) -> bool:
+        return event_id in self._seen
 
 
 class RedisEventDeduper:
@@ -60,6 +66,9 @@ class RedisEventDeduper:
             return True
         return bool(await self._redis.get(key) == token.encode())
 
+    async def seen(self, event_id: str) -> bool:
+        return bool(await self._redis.exists(self._prefix + event_id))
+
 
 class FallbackEventDeduper(Fallback[EventDeduper]):
     """Also remembers every event locally, so a Slack retry that reaches this replica is recognised even
@@ -69,6 +78,10 @@ class FallbackEventDeduper(Fallback[EventDeduper]):
         new_here = await self.local.first_sighting(event_id)
         new_everywhere = await self.health.run(lambda: self.shared.first_sighting(event_id), lambda: _const(new_here))
         return new_here and new_everywhere
+
+    async def seen(self, event_id: str) -> bool:
+        here = await self.local.seen(event_id)
+        return here or await self.health.run(lambda: self.shared.seen(event_id), lambda: _const(here))
 
 
 async def _const(value: bool) -> bool:

@@ -7,6 +7,7 @@ the clicked message in place through the click's own response_url.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,11 +18,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.observability.audit import AuditRecord
 from bot.roster.view import RoomView
 from bot.slack.answers import Answer
-from bot.slack.delivery import deliver
+from bot.slack.delivery import Delivery, Requester, deliver, land_final
 from bot.slack.deps import SlackDeps, restarting_message
 from bot.slack.export import ExportTarget, upload_roster_csv
 from bot.slack.listeners.commands import NOT_ALLOWED
-from bot.slack.render.blocks import problem_message
+from bot.slack.render.blocks import notice_message, problem_message
 from bot.slack.render.buttons import StaleButton, decode_view
 
 VIEW_ACTIONS = re.compile(r"^roomusers_(prev|next|order|refresh)$")
@@ -31,45 +32,58 @@ STALE_BUTTON = (
     "This button comes from an older version of roomusers and can't be used any more; "
     "run `/roomusers &lt;room-id&gt;` again."
 )
+SHARE_UNCONFIRMED = (
+    "Slack didn't confirm the share in time; it may already be in the conversation. Check before sharing again."
+)
+
+
+def view_claim(channel: str, message_ts: str) -> str:
+    """The deduper key a click on a loading mention answer sets, so the mention's updates stop redrawing it."""
+    return f"view:{channel}:{message_ts}"
 
 
 class _Click:
     """The parts of a block_actions payload the handlers use."""
 
-    def __init__(self, body: dict[str, Any], action: dict[str, Any]) -> None:
+    def __init__(self, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
         self.action_id = str(action.get("action_id", ""))
         self.value = str(action.get("value", ""))
         self.user = str((body.get("user") or {}).get("id", ""))
         container = body.get("container") or {}
         self.channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
         self.ephemeral = bool(container.get("is_ephemeral"))
+        self.message_ts = str(container.get("message_ts") or "")
         message = body.get("message") or {}
+        # A mention's answer lives in a thread (with replies): notices about the click go there too.
         self.thread_ts: str | None = message.get("thread_ts")
+        self.to = Requester(client, self.user, self.channel, "action", thread_ts=self.thread_ts)
+
+
+async def _tell(respond: AsyncRespond, click: _Click, record: AuditRecord, message: Any, outcome: str) -> None:
+    """Send a notice (never replacing the clicked message) and emit the click's outcome with how it went."""
+    delivery = await deliver(respond, message, click.to)
+    record.note(**delivery.audit())
+    record.emit(delivery.outcome(outcome))
 
 
 async def _start(
-    click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient
-) -> tuple[RoomView | None, AuditRecord]:
+    click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient, record: AuditRecord
+) -> RoomView | None:
     """Decode the button and check access; answer (and return None) when the click can't go on."""
-    record = AuditRecord(f"action:{click.action_id}", click.user, click.channel)
-    fallback = (client, click.channel, click.user)
     try:
         ref = decode_view(click.value)
     except StaleButton:
-        await deliver(respond, problem_message(STALE_BUTTON), fallback=fallback, replace_original=False)
-        record.emit("stale_button")
-        return None, record
+        await _tell(respond, click, record, problem_message(STALE_BUTTON), "stale_button")
+        return None
     record.note(room=ref.room_id, profile=ref.profile or None, page=ref.page)
     refusal = await deps.access.refusal(user_id=click.user, channel_id=click.channel, client=client)
     if refusal is not None:
-        message = problem_message(refusal, title=NOT_ALLOWED)
-        await deliver(respond, message, fallback=fallback, response_type="ephemeral", replace_original=False)
-        record.emit("refused")
-        return None, record
-    return ref, record
+        await _tell(respond, click, record, problem_message(refusal, title=NOT_ALLOWED), "refused")
+        return None
+    return ref
 
 
-Work = Callable[[_Click, SlackDeps, AsyncRespond, AsyncWebClient], Awaitable[None]]
+Work = Callable[[_Click, SlackDeps, AsyncRespond, AsyncWebClient, AuditRecord], Awaitable[None]]
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
@@ -80,13 +94,19 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
         ) -> None:
             await ack()
-            click = _Click(body, action)
+            click = _Click(body, action, client)
+            record = AuditRecord(f"action:{click.action_id}", click.user, click.channel)
 
             async def tell_to_retry() -> None:
-                fallback = (client, click.channel, click.user)
-                await deliver(respond, restarting_message(), fallback=fallback, replace_original=False)
+                await _tell(respond, click, record, restarting_message(), "interrupted")
 
-            await deps.pending.run(lambda: work(click, deps, respond, client), tell_to_retry)
+            try:
+                await deps.pending.run(lambda: work(click, deps, respond, client, record), tell_to_retry)
+            except asyncio.CancelledError:
+                record.ensure("interrupted")
+                raise
+            finally:
+                record.ensure("internal_error")
 
         return handle
 
@@ -95,44 +115,69 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     app.action(EXPORT_ACTION)(listener(export))
 
 
-async def change_view(click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient) -> None:
+async def change_view(
+    click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient, record: AuditRecord
+) -> None:
     """Prev/Next, the order toggle and Refresh: the clicked message is replaced in place."""
-    ref, record = await _start(click, deps, respond, client)
+    ref = await _start(click, deps, respond, client, record)
     if ref is None:
         return
+    # A click on a mention's answer while its room is still loading (its buttons carry no fetch time) claims
+    # the message: the mention's progress and final updates stop, so they can't undo this page.
+    claimed = not click.ephemeral and not ref.fetched_at and bool(click.message_ts)
+    if claimed:
+        await deps.deduper.first_sighting(view_claim(click.channel, click.message_ts))
     answer = await deps.answers.page(ref, shareable=click.ephemeral, refresh=click.action_id == "roomusers_refresh")
-    await _replace(respond, answer, click, client, record)
+    record.note(**answer.audit_fields())
+    if answer.outcome not in ("ok", "empty"):  # keep the page the user was looking at; say what went wrong beside it
+        await _tell(respond, click, record, answer.message, answer.outcome)
+        return
+    delivery = await deliver(respond, answer.message, click.to, replace_original=True)
+    if not delivery.ok and not delivery.unconfirmed and claimed:
+        # Our own visible message: edit it directly rather than leave it loading.
+        where = Delivery("thread", channel=click.channel, ts=click.message_ts)
+        delivery = await land_final(deps.updates, click.to, where, answer.message)
+    record.note(**delivery.audit())
+    record.emit(delivery.outcome(answer.outcome))
 
 
-async def share(click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient) -> None:
-    ref, record = await _start(click, deps, respond, client)
+async def share(
+    click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient, record: AuditRecord
+) -> None:
+    ref = await _start(click, deps, respond, client, record)
     if ref is None:
         return
     answer = await deps.answers.page(ref, shareable=False, shared_by=click.user)
     record.note(**answer.audit_fields())
-    fallback = (client, click.channel, click.user)
     if answer.outcome not in ("ok", "empty"):
-        await deliver(respond, answer.message, fallback=fallback, replace_original=False)
-        record.emit(answer.outcome)
+        await _tell(respond, click, record, answer.message, answer.outcome)
         return
-    # response_type in_channel on the click's URL posts a new, visible message in the conversation.
-    if await deliver(respond, answer.message, response_type="in_channel", replace_original=False):
+    # response_type in_channel on the click's URL posts a new, visible message in the conversation. A share is
+    # a channel post: it never falls back to an ephemeral or a DM.
+    shared = await deliver(respond, answer.message, click.to, response_type="in_channel", fall_back=False)
+    if shared.ok:
+        record.note(**shared.audit())
         record.emit(answer.outcome)
-        return
-    sorry = problem_message("Slack did not accept the shared page; try Share again in a moment.", title="Not shared")
-    await deliver(respond, sorry, fallback=fallback, replace_original=False)
-    record.emit("share_failed")
+    elif shared.unconfirmed:  # it may be in the channel already: sharing again could post it twice
+        await _tell(
+            respond, click, record, notice_message(SHARE_UNCONFIRMED, title="Share not confirmed"), "share_unconfirmed"
+        )
+    else:
+        sorry = problem_message(
+            "Slack did not accept the shared page; try Share again in a moment.", title="Not shared"
+        )
+        await _tell(respond, click, record, sorry, "share_failed")
 
 
-async def export(click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient) -> None:
-    ref, record = await _start(click, deps, respond, client)
+async def export(
+    click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient, record: AuditRecord
+) -> None:
+    ref = await _start(click, deps, respond, client, record)
     if ref is None:
         return
-    fallback = (client, click.channel, click.user)
     roster = await deps.answers.roster(ref)
     if isinstance(roster, Answer):
-        await deliver(respond, roster.message, fallback=fallback, replace_original=False)
-        record.emit(roster.outcome)
+        await _tell(respond, click, record, roster.message, roster.outcome)
         return
     # An answer only the requester sees must not leak into the channel: its export goes to a DM.
     target = (
@@ -151,24 +196,8 @@ async def export(click: _Click, deps: SlackDeps, respond: AsyncRespond, client: 
     )
     record.note(room_users=len(roster.users))
     if problem is not None:
-        message = problem_message(problem, title="Can't export that room")
-        await deliver(respond, message, fallback=fallback, response_type="ephemeral", replace_original=False)
-        record.emit("export_failed")
+        await _tell(respond, click, record, problem_message(problem, title="Can't export that room"), "export_failed")
         return
     where = "your direct messages with roomusers" if click.ephemeral else "this conversation"
-    done = problem_message(f"The CSV of all {len(roster.users):,} users was sent to {where}.", title="Exported")
-    await deliver(respond, done, fallback=fallback, response_type="ephemeral", replace_original=False)
-    record.emit("ok")
-
-
-async def _replace(
-    respond: AsyncRespond, answer: Answer, click: _Click, client: AsyncWebClient, record: AuditRecord
-) -> None:
-    record.note(**answer.audit_fields())
-    fallback = (client, click.channel, click.user)
-    if answer.outcome in ("ok", "empty"):
-        # If the click's response_url fails, the page arrives as a new private message instead.
-        await deliver(respond, answer.message, fallback=fallback, replace_original=True)
-    else:  # keep the page the user was looking at; say what went wrong beside it
-        await deliver(respond, answer.message, fallback=fallback, replace_original=False)
-    record.emit(answer.outcome)
+    done = notice_message(f"The CSV of all {len(roster.users):,} users was sent to {where}.", title="Exported")
+    await _tell(respond, click, record, done, "ok")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -9,7 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.observability.audit import AuditRecord
 from bot.roster.view import RoomView
-from bot.slack.delivery import deliver
+from bot.slack.delivery import Requester, deliver
 from bot.slack.deps import SlackDeps, restarting_message
 from bot.slack.parsing import HelpRequest, InvalidRequest, parse_command_text
 from bot.slack.render.blocks import loading_text, problem_message, usage_message
@@ -37,35 +38,47 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             return
         await ack(text=loading_text(request.room_id))
         record.note(room=request.room_id, profile=request.profile or None, filter=bool(request.filter_text))
-        fallback = (client, channel, user)
+        to = Requester(client, user, channel, "command")
 
         async def tell_to_retry() -> None:
-            await deliver(respond, restarting_message(), fallback=fallback, replace_original=False)
+            delivery = await deliver(respond, restarting_message(), to)
+            record.note(**delivery.audit())
             record.emit("interrupted")
 
-        await deps.pending.run(lambda: answer_command(deps, request, respond, fallback, record), tell_to_retry)
+        try:
+            await deps.pending.run(lambda: answer_command(deps, request, respond, to, record), tell_to_retry)
+        except asyncio.CancelledError:
+            record.ensure("interrupted")
+            raise
+        finally:
+            record.ensure("internal_error")
 
 
 async def answer_command(
-    deps: SlackDeps,
-    request: RoomView,
-    respond: AsyncRespond,
-    fallback: tuple[AsyncWebClient, str, str],
-    record: AuditRecord,
+    deps: SlackDeps, request: RoomView, respond: AsyncRespond, to: Requester, record: AuditRecord
 ) -> None:
-    client, channel, user = fallback
-    refusal = await deps.access.refusal(user_id=user, channel_id=channel, client=client)
+    refusal = await deps.access.refusal(user_id=to.user, channel_id=to.channel, client=to.client)
     if refusal is not None:
-        await deliver(respond, problem_message(refusal, title=NOT_ALLOWED), fallback=fallback)
-        record.emit("refused")
+        refused = await deliver(respond, problem_message(refusal, title=NOT_ALLOWED), to)
+        record.note(**refused.audit())
+        record.emit(refused.outcome("refused"))
         return
     answer = await deps.answers.first_page(request, shareable=True)
     record.note(**answer.audit_fields())
-    await deliver(respond, answer.message, fallback=fallback, response_type="ephemeral", replace_original=False)
-    record.emit(answer.outcome)
-    if answer.pending is not None:
-        # A command's own response_url can't replace its answer: later pages come with clicks. Only a
-        # failure to read the rest is worth a second message.
-        final = await deps.answers.finish(request, answer.pending, shareable=True)
-        if final.outcome not in ("ok", "empty"):
-            await deliver(respond, final.message, fallback=fallback, replace_original=False)
+    first = await deliver(respond, answer.message, to)
+    record.note(**first.audit())
+    if answer.pending is None:
+        record.emit(first.outcome(answer.outcome))
+        return
+    # A big room: the first page went out while the rest is read. The request's outcome is the final one.
+    record.note(first_answer=answer.outcome)
+    # A command's own response_url can't replace its answer: later pages come with clicks. Only a
+    # failure to read the rest is worth a second message.
+    final = await deps.answers.finish(request, answer.pending, shareable=True)
+    record.note(**final.audit_fields())
+    if final.outcome not in ("ok", "empty"):
+        failed = await deliver(respond, final.message, to)
+        record.note(**failed.audit())
+        record.emit(failed.outcome(final.outcome))
+        return
+    record.emit(first.outcome(final.outcome))

@@ -1,30 +1,34 @@
-"""`@roomusers <room-id>`: the same answer, posted visibly in the mention's thread, once per event.
+"""`@roomusers <room-id>`: the same answer, posted visibly in the mention's thread, once per mention.
 
 A big room's first answer shows ZIM's count and first page while the rest is read; the message is then
-updated in place (chat.update) with progress every few seconds and with the complete page 1 at the end.
+updated in place (chat.update) with progress, and with the complete page 1 at the end. Progress edits share
+one app-wide budget (`SlackDeps.updates`); the final edit always lands (or is posted anew). A click on the
+loading message claims it: from then on the click's page stands.
+
+Not answered: edits of a mention (Slack re-sends `app_mention` with `edited`; the first answer stands, a new
+mention asks anew) and mentions written by bots (no loops between bots).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.observability.audit import AuditRecord
 from bot.roster.service import RoomRead
 from bot.roster.view import RoomView
-from bot.slack.answers import Answer
+from bot.slack.delivery import Delivery, Requester, deliver, land_final, post_in_thread, slack_call
 from bot.slack.deps import SlackDeps, restarting_message
+from bot.slack.listeners.actions import view_claim
 from bot.slack.listeners.commands import NOT_ALLOWED
 from bot.slack.parsing import HelpRequest, InvalidRequest, parse_command_text, strip_mention
 from bot.slack.render.blocks import Message, problem_message, usage_message
 
 log = logging.getLogger(__name__)
-
-PROGRESS_EVERY_SECONDS = 3.0  # chat.update is Tier 3 (~50/min): a few updates per fetch is well within it
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
@@ -32,78 +36,122 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     async def mentioned(
         event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
-        event_id = str(body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}")
+        channel = str(event.get("channel", ""))
+        event_id = str(body.get("event_id") or f"{channel}:{event.get('ts')}")
         if not await deps.deduper.first_sighting(event_id):
             log.info("event %s already answered; ignoring the retry", event_id)
             return
-        user, channel = str(event.get("user", "")), str(event["channel"])
-        thread_ts = str(event.get("thread_ts") or event["ts"])
+        if event.get("bot_id") or event.get("subtype") == "bot_message" or not event.get("user"):
+            AuditRecord("mention", str(event.get("bot_id") or ""), channel).emit("ignored_bot")
+            return
+        user = str(event["user"])
+        if event.get("edited"):  # the answer to the original stands; a new mention asks anew
+            AuditRecord("mention", user, channel).emit("ignored_edit")
+            return
         record = AuditRecord("mention", user, channel)
-        request = parse_command_text(strip_mention(event.get("text") or "", context.bot_user_id))
-        if isinstance(request, HelpRequest):
-            await post(client, channel, thread_ts, usage_message(request.reason))
-            record.emit("help")
-            return
-        if isinstance(request, InvalidRequest):
-            await post(client, channel, thread_ts, problem_message(request.problem))
-            record.emit("invalid_input")
-            return
-        record.note(room=request.room_id, profile=request.profile or None, filter=bool(request.filter_text))
-        refusal = await deps.access.refusal(user_id=user, channel_id=channel, client=client)
-        if refusal is not None:
-            # Only the person who asked needs to see the refusal.
-            await client.chat_postEphemeral(
-                channel=channel,
-                user=user,
-                thread_ts=thread_ts,
-                **problem_message(refusal, title=NOT_ALLOWED).to_payload(),
-            )
-            record.emit("refused")
-            return
+        try:
+            await answer_mention(deps, event, client, context, record)
+        except asyncio.CancelledError:
+            record.ensure("interrupted")
+            raise
+        finally:
+            record.ensure("internal_error")
 
-        async def tell_to_retry() -> None:
-            await post(client, channel, thread_ts, restarting_message())
-            record.emit("interrupted")
 
-        async def reply() -> None:
-            answer = await deps.answers.first_page(request, shareable=False)
-            record.note(**answer.audit_fields())
-            ts = await post(client, channel, thread_ts, answer.message)
-            record.emit(answer.outcome)
-            if answer.pending is not None and ts is not None:
-                await follow_up(deps, client, channel, ts, request, answer.pending)
+async def answer_mention(
+    deps: SlackDeps, event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext, record: AuditRecord
+) -> None:
+    user, channel = str(event["user"]), str(event["channel"])
+    in_thread = Requester(client, user, channel, "mention", thread_ts=str(event.get("thread_ts") or event["ts"]))
+    request = parse_command_text(strip_mention(event.get("text") or "", context.bot_user_id))
+    if isinstance(request, HelpRequest | InvalidRequest):
+        message = (
+            usage_message(request.reason) if isinstance(request, HelpRequest) else problem_message(request.problem)
+        )
+        said = await post_in_thread(message, in_thread)
+        record.note(**said.audit())
+        record.emit(said.outcome("help" if isinstance(request, HelpRequest) else "invalid_input"))
+        return
+    record.note(room=request.room_id, profile=request.profile or None, filter=bool(request.filter_text))
+    refusal = await deps.access.refusal(user_id=user, channel_id=channel, client=client)
+    if refusal is not None:
+        # Only the person who asked needs to see the refusal. Not in the mention's own "thread": Slack shows
+        # no ephemeral in a thread without replies. A mention inside a real thread keeps it.
+        private = Requester(client, user, channel, "mention", thread_ts=event.get("thread_ts"))
+        refused = await deliver(None, problem_message(refusal, title=NOT_ALLOWED), private)
+        record.note(**refused.audit())
+        record.emit(refused.outcome("refused"))
+        return
 
-        await deps.pending.run(reply, tell_to_retry)
+    posted: list[Delivery] = []
+    abandoned = asyncio.Event()
+
+    async def tell_to_retry() -> None:
+        abandoned.set()
+        if posted:  # the loading message itself says so, rather than loading forever
+            said = await land_final(deps.updates, in_thread, posted[0], restarting_message())
+        else:
+            said = await post_in_thread(restarting_message(), in_thread)
+        record.note(**said.audit())
+        record.emit("interrupted")
+
+    async def reply() -> None:
+        answer = await deps.answers.first_page(request, shareable=False)
+        record.note(**answer.audit_fields())
+        first = await post_in_thread(answer.message, in_thread)
+        record.note(**first.audit())
+        if answer.pending is None or first.ts is None:
+            record.emit(first.outcome(answer.outcome))
+            return
+        posted.append(first)
+        record.note(first_answer=answer.outcome)
+        await follow_up(deps, in_thread, first, request, answer.pending, abandoned, record)
+
+    await deps.pending.run(reply, tell_to_retry)
+
+
+async def claimed(deps: SlackDeps, where: Delivery) -> bool:
+    return await deps.deduper.seen(view_claim(str(where.channel), str(where.ts)))
 
 
 async def follow_up(
-    deps: SlackDeps, client: AsyncWebClient, channel: str, ts: str, request: RoomView, pending: RoomRead
+    deps: SlackDeps,
+    to: Requester,
+    where: Delivery,
+    request: RoomView,
+    pending: RoomRead,
+    abandoned: asyncio.Event,
+    record: AuditRecord,
 ) -> None:
     """Update the posted partial answer with progress, then with the complete page 1 (or the failure)."""
-    while not pending.done:
-        await pending.wait(PROGRESS_EVERY_SECONDS)
-        if pending.done:
-            break
-        progress = deps.answers.loading_update(request, pending)
-        if progress is not None:
-            await update(client, channel, ts, progress.message)
-    final: Answer = await deps.answers.finish(request, pending, shareable=False)
-    await update(client, channel, ts, final.message)
+    with deps.updates.loading():
+        while not pending.done:
+            await pending.wait(deps.updates.progress_interval(deps.progress_every))
+            if pending.done or abandoned.is_set() or await claimed(deps, where):
+                break
+            progress = deps.answers.loading_update(request, pending)
+            if progress is not None and deps.updates.try_progress():
+                await _progress(deps, to, where, progress.message)
+    final = await deps.answers.finish(request, pending, shareable=False)
+    record.note(**final.audit_fields())
+    if abandoned.is_set():
+        return  # the shutdown's notice owns the message now
+    # A click during loading claimed the message: its page replaces it, and must not be undone by page 1.
+    # (A progress edit already under way when the claim came can only land before the click's page, which
+    # waits for the whole room; progress stops once the room is read.)
+    if await claimed(deps, where):
+        record.emit(final.outcome)
+        return
+    landed = await land_final(deps.updates, to, where, final.message)
+    record.note(**landed.audit())
+    record.emit(landed.outcome(final.outcome))
 
 
-async def post(client: AsyncWebClient, channel: str, thread_ts: str, message: Message) -> str | None:
-    try:
-        response = await client.chat_postMessage(
-            channel=channel, thread_ts=thread_ts, unfurl_links=False, unfurl_media=False, **message.to_payload()
-        )
-    except SlackApiError as error:
-        log.warning("chat.postMessage failed: %s", error.response.get("error"))
-        return None
-    return str(response.get("ts") or "") or None
-
-
-async def update(client: AsyncWebClient, channel: str, ts: str, message: Message) -> None:
-    try:
-        await client.chat_update(channel=channel, ts=ts, **message.to_payload())
-    except SlackApiError as error:
-        log.warning("chat.update failed: %s", error.response.get("error"))
+async def _progress(deps: SlackDeps, to: Requester, where: Delivery, message: Message) -> None:
+    """One progress edit; a failed one is just skipped (the final edit will land), a 429 holds everyone."""
+    assert where.channel is not None and where.ts is not None
+    call = await slack_call(to.client.chat_update(channel=where.channel, ts=where.ts, **message.to_payload()))
+    if call.retry_after is not None:
+        deps.updates.hold(call.retry_after)
+    elif call.error is not None:
+        log.info("progress edit of %s failed: %s", where.ts, call.error)

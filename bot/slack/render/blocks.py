@@ -53,6 +53,7 @@ __all__ = [
     "Loading",
     "Message",
     "loading_text",
+    "notice_message",
     "problem_message",
     "roster_message",
     "usage_message",
@@ -317,6 +318,13 @@ def usage_message(reason: str = "") -> Message:
 def problem_message(sentence: str, *, title: str = "Can't list that room") -> Message:
     """A short warning; `sentence` is safe mrkdwn made by our code, the title is escaped here."""
     heading = f":warning: *{escape_mrkdwn(title)}*\n"
+    body = _clip_mrkdwn(sentence, MAX_TEXT_CHARS - slack_length(heading))
+    return Message(text=f"{escape_mrkdwn(title)}: {body}", blocks=[_section(heading + body)])
+
+
+def notice_message(sentence: str, *, title: str) -> Message:
+    """A short notice that something worked (no warning sign); `sentence` is our own safe mrkdwn."""
+    heading = f":white_check_mark: *{escape_mrkdwn(title)}*\n"
     body = _clip_mrkdwn(sentence, MAX_TEXT_CHARS - slack_length(heading))
     return Message(text=f"{escape_mrkdwn(title)}: {body}", blocks=[_section(heading + body)])
 
