@@ -166,6 +166,59 @@ async def test_forged_signatures_are_refused_and_nothing_is_posted_or_fetched(sa
     assert guard.asked == []  # signatures that do not verify are never remembered
 
 
+MALFORMED = [
+    (b'{"a":', "application/json"),
+    (b"payload=%7Bx", FORM),
+    (b"[1]", "application/json"),
+    (b"payload=%5B1%5D", FORM),
+]
+
+
+def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert "Traceback" not in caplog.text
+
+
+async def test_unsigned_malformed_bodies_get_401_without_traceback(guarded: LocalStack, http, caplog):
+    caplog.set_level(logging.INFO)
+    for body, content_type in MALFORMED:
+        response = await guarded.slack.post_signed(body, content_type, signature_override="v0=" + "0" * 64)
+        assert (response.status, response.json) == (401, {"error": "invalid request"})
+    # Bytes that are not UTF-8 cannot even be signed (Slack signs text): refused before anything else.
+    assert guarded.slack.app_url is not None
+    raw = await http.post(guarded.slack.app_url, content=b"text=\xff\xfe", headers={"Content-Type": FORM})
+    assert (raw.status_code, raw.json()) == (400, {"error": "malformed request"})
+    no_tracebacks(caplog)
+
+
+async def test_signed_malformed_bodies_get_400_without_traceback(guarded: LocalStack, caplog):
+    caplog.set_level(logging.INFO)
+    for body, content_type in MALFORMED:
+        response = await guarded.slack.post_signed(body, content_type)
+        assert (response.status, response.json) == (400, {"error": "malformed request"}), body
+    no_tracebacks(caplog)
+    # The endpoint still serves Slack afterwards.
+    assert listed_user_ids(await answer_to(guarded, "demo-12"))
+
+
+async def test_a_retry_header_cannot_bypass_the_replay_guard(guarded: LocalStack):
+    slack = guarded.slack
+    answer = await answer_to(guarded, "demo-120")
+    payload = forged_click(slack, "roomusers_next", encode_view(RoomView("demo-120", 2)), shown=answer)
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    stamp = int(time.time())
+    assert (await slack.post_signed(body, FORM, timestamp_override=stamp)).status == 200
+    await slack.next_message()
+    # The header is not covered by the signature: adding it to a captured request must not make it new.
+    for retry in ("1", "2"):
+        again = await slack.post_signed(body, FORM, timestamp_override=stamp, headers={"X-Slack-Retry-Num": retry})
+        assert (again.status, again.headers.get("X-Slack-No-Retry")) == (200, "1")
+    assert (await slack.post_signed(body, FORM, timestamp_override=stamp)).status == 401
+    # A later request is answered; by then a handled copy would have posted its page too.
+    await answer_to(guarded, "demo-12")
+    assert len(slack.response_url_posts) == 3  # demo-120's answer, the one click, demo-12's answer
+
+
 @pytest.mark.parametrize("offset", [-(SIGNATURE_WINDOW_SECONDS + 60), SIGNATURE_WINDOW_SECONDS + 60, -86_400])
 async def test_stale_or_future_timestamps_are_refused(sandbox: ZimSandbox, offset: int):
     guard = RecordingGuard()
@@ -261,11 +314,15 @@ async def test_slack_retries_of_an_event_are_not_refused_and_are_answered_once(g
             timestamp_override=now + 2 * retry,
         )
         assert again.status == 200
-    # An exact copy of the last retry, though, is a replay.
+    # An exact copy of the last retry is not handled again: it is answered so that Slack stops retrying.
     copied = await slack.post_event(
         envelope, headers={"X-Slack-Retry-Num": "3", "X-Slack-Retry-Reason": "http_timeout"}, timestamp_override=now + 6
     )
-    assert copied.status == 401
+    assert copied.status == 200
+    assert copied.headers.get("X-Slack-No-Retry") == "1"
+    # Without the retry header, an exact copy is a replay.
+    replayed = await slack.post_event(envelope, timestamp_override=now + 6)
+    assert replayed.status == 401
     with pytest.raises(TimeoutError):
         await slack.next_message(timeout=0.4)
     replies = [m for m in slack.messages("C0OPS") if m.origin == "api"]

@@ -9,11 +9,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.observability.metrics import exposition
-from bot.slack.replay import ReplayFilter
+from bot.slack.replay import ALREADY_ANSWERED, ReplayFilter
 from bot.state.once import ReplayGuard
 from bot.web import start_site
 
@@ -54,12 +55,26 @@ def make_web_app(
     replays = ReplayFilter(signing_secret, replay_guard) if signing_secret else None
 
     async def slack_events(request: web.Request) -> web.Response:
+        raw = await request.read()
         try:
-            bolt_request = await to_bolt_request(request)
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:  # Slack only sends UTF-8; anything else is not Slack
-            return web.json_response({"error": "invalid request"}, status=400)
-        if replays is not None and (refusal := await replays.refusal(bolt_request.raw_body, request.headers)):
+            return _malformed(len(raw))
+        # Unsigned (or replayed) requests are refused before anything parses their body.
+        if replays is not None and (refusal := await replays.refusal(text, request.headers)):
+            if refusal == ALREADY_ANSWERED:  # Slack's retry of a request already taken: stop its retries
+                return web.json_response({}, status=200, headers={"X-Slack-No-Retry": "1"})
             return web.json_response({"error": refusal}, status=401)
+        try:  # Bolt parses the body in the constructor: bad JSON or a bad payload= field raises here
+            bolt_request = AsyncBoltRequest(
+                body=text,
+                query=request.query_string,
+                headers=request.headers,  # type: ignore[arg-type]  # a case-insensitive multidict, as Bolt's adapter passes
+            )
+        except (ValueError, TypeError, AttributeError, KeyError):  # json.JSONDecodeError is a ValueError
+            return _malformed(len(raw))
+        if not isinstance(bolt_request.body, dict):  # e.g. a JSON array
+            return _malformed(len(raw))
         bolt_response = await app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
@@ -67,6 +82,12 @@ def make_web_app(
     web_app.router.add_post(EVENTS_PATH, slack_events)
     add_ops_routes(web_app, health)
     return web_app
+
+
+def _malformed(size: int) -> web.Response:
+    """400 for a body Slack would never send; logged in one line (no traceback: anyone could fill the logs)."""
+    log.info("refused a malformed Slack request body (%d bytes)", size)
+    return web.json_response({"error": "malformed request"}, status=400)
 
 
 async def start_http(

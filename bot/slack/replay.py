@@ -6,8 +6,13 @@ someone who captured a genuine request (a proxy log, a leaked HAR file) from sen
 minutes: the copy is byte-identical, so its signature verifies. A signature is unique to its timestamp and
 body, so remembering each verified signature for as long as it could still verify refuses every copy.
 
-Slack's own retries are different requests: each carries a new `X-Slack-Request-Timestamp`, hence a new
-signature, and is answered once by the event deduper (same `event_id`), not refused here.
+Slack's own retries are usually different requests: each carries a new `X-Slack-Request-Timestamp`, hence a
+new signature, and is answered once by the event deduper (same `event_id`), not refused here.
+
+The key is the signature alone. `X-Slack-Retry-Num` is not covered by the signature, so it cannot be part of
+the key (anyone replaying a request could add it to get through). A repeated signature that carries the
+header (Slack retrying within the same second, or a replay dressed as one) is `ALREADY_ANSWERED`: answered
+200 with `X-Slack-No-Retry: 1` and never handled again; without it, `REPLAYED_REQUEST` (401).
 
 Only signatures that verify are remembered, so forged traffic cannot fill the cache. The in-process guard
 protects one process; replicas behind a load balancer need a shared guard (e.g. Redis `SET key 1 NX EX ttl`)
@@ -25,6 +30,7 @@ from slack_sdk.signature import Clock, SignatureVerifier
 from bot.state.once import MemoryReplayGuard, ReplayGuard
 
 __all__ = [
+    "ALREADY_ANSWERED",
     "INVALID_REQUEST",
     "REPLAYED_REQUEST",
     "SIGNATURE_HEADER",
@@ -39,6 +45,7 @@ SIGNATURE_HEADER = "X-Slack-Signature"
 RETRY_HEADER = "X-Slack-Retry-Num"
 INVALID_REQUEST = "invalid request"  # Bolt's own 401 body for a bad signature
 REPLAYED_REQUEST = "replayed request"
+ALREADY_ANSWERED = "already answered"
 
 
 class _Clock(Clock):
@@ -79,10 +86,10 @@ class ReplayFilter:
         if not verified or timestamp is None or signature is None:
             log.info("refused a Slack request whose signature does not verify (timestamp %.20r)", timestamp)
             return INVALID_REQUEST
-        # An Events API delivery may legitimately come again with the same signature (Slack's immediate retry
-        # in the same second); its event_id dedupe answers it once, so only an exact copy of a retry is refused.
-        key = f"{signature}:retry-{headers.get(RETRY_HEADER, '')}" if body.startswith("{") else signature
-        if not await self._guard.first_use(key, timestamp):
+        if not await self._guard.first_use(signature, timestamp):
+            if headers.get(RETRY_HEADER) is not None:
+                log.info("a retry of a Slack request already taken (timestamp %s): not handled again", timestamp)
+                return ALREADY_ANSWERED
             log.warning("refused a replayed Slack request (timestamp %s, already answered once)", timestamp)
             return REPLAYED_REQUEST
         return None
