@@ -492,7 +492,7 @@ def test_loading_layout() -> None:
         shareable=True,
     )
     assert [block["type"] for block in message.blocks] == ["header", "section", "section", "context", "actions"]
-    assert message.blocks[1]["text"]["text"] == "*1,234 users* in this room · still loading the list (40 read so far)"
+    assert message.blocks[1]["text"]["text"] == "*1,234 users* in this room · still loading: 40 of 1,234 read"
     lines = message.blocks[2]["text"]["text"].split("\n")
     assert len(lines) == PAGE_SIZE
     assert lines[0] == "1. User 1 · `u1`"
@@ -511,11 +511,11 @@ def test_loading_layout() -> None:
 @pytest.mark.parametrize(
     ("users", "loading", "summary", "next_button"),
     [
-        (0, Loading(0, 0), "*0 users* in this room · still loading the list (0 read so far)", False),
-        (1, Loading(1, 1), "*1 user* in this room · still loading the list (1 read so far)", False),
+        (0, Loading(0, 0), "*0 users* in this room · still loading: 0 of 0 read", False),
+        (1, Loading(1, 1), "*1 user* in this room · still loading: 1 of 1 read", False),
         (PAGE_SIZE, Loading(PAGE_SIZE, PAGE_SIZE), f"*{PAGE_SIZE} users* in this room", False),
         (PAGE_SIZE, Loading(PAGE_SIZE, PAGE_SIZE + 1), f"*{PAGE_SIZE + 1} users* in this room", True),
-        (5, Loading(5, 500), "*500 users* in this room · still loading the list (5 read so far)", True),
+        (5, Loading(5, 500), "*500 users* in this room · still loading: 5 of 500 read", True),
         (PAGE_SIZE * 3, Loading(10**6, 10**9), "*1,000,000,000 users* in this room", True),
     ],
 )
@@ -524,7 +524,7 @@ def test_loading_next_button_follows_the_expected_count(
 ) -> None:
     message = roster_message(roster(numbered(users)), page=1, now=NOW, loading=loading, shareable=True)
     assert message.blocks[1]["text"]["text"].startswith(summary)
-    assert "still loading the list" in message.blocks[1]["text"]["text"]
+    assert "still loading: " in message.blocks[1]["text"]["text"]
     assert context_of(message).startswith(f"Page 1 of {page_count(loading.expected):,} · ")
     assert context_of(message).endswith(" · join order · loading…")
     assert block_by_id(message, TOOLS_BLOCK_ID) is None
@@ -692,3 +692,12 @@ def test_every_page_of_any_roster_is_valid(
                 refresh = clicked(message, TOOLS_BLOCK_ID, REFRESH_ACTION_ID)
                 assert refresh.page == clamp_page(page, matches)
                 assert refresh.newest_first == newest_first
+
+
+@pytest.mark.parametrize("count", [0, 1, PAGE_SIZE, PAGE_SIZE * 3 + 1])
+@pytest.mark.parametrize("page", [1, 2, 99])
+def test_a_finished_answer_never_says_loading(count: int, page: int) -> None:
+    """Only a message whose room is still being read says "loading"; the issue's contract with the reader."""
+    for options in ({}, {"newest_first": True}, {"filter_text": "user"}, {"from_cache": True}, {"shareable": True}):
+        message = roster_message(roster(numbered(count)), page=page, now=NOW, **options)  # type: ignore[arg-type]
+        assert "loading" not in json.dumps(message.to_payload()).lower()

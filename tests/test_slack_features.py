@@ -161,7 +161,9 @@ async def test_big_room_mention_is_updated_in_place_when_loaded(sandbox: ZimSand
         assert "roomusers_export" in tool_ids(final)
 
 
-async def test_refused_users_get_one_sentence_and_no_data_for_commands_mentions_and_clicks(sandbox: ZimSandbox, mode: Mode):
+async def test_refused_users_get_one_sentence_and_no_data_for_commands_mentions_and_clicks(
+    sandbox: ZimSandbox, mode: Mode
+):
     access = AccessPolicy(users=["U0ALICE"], usergroups=["S0ONCALL"])
     async with local_stack(mode=mode, sandbox=sandbox, access=access, retry=FAST_RETRY) as local:
         local.slack.workspace.usergroups["S0ONCALL"] = ["U0CAROL"]

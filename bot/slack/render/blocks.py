@@ -150,8 +150,8 @@ def _users_word(count: int) -> str:
 def _summary(roster: Roster, total: int, matches: int | None, filter_text: str, loading: Loading | None) -> str:
     if loading is not None:
         return (
-            f"*{loading.expected:,} {_users_word(loading.expected)}* in this room · still loading the list "
-            f"({loading.users_read:,} read so far)"
+            f"*{loading.expected:,} {_users_word(loading.expected)}* in this room · still loading: "
+            f"{loading.users_read:,} of {loading.expected:,} read"
         )
     if roster.being_destroyed or total == 0:
         text = "This room is empty"
