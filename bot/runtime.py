@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 from slack_bolt.async_app import AsyncApp
@@ -17,6 +17,7 @@ from bot.settings import SlackSettings, ZegoProfiles, ZegoSettings
 from bot.slack.access import AccessPolicy
 from bot.slack.answers import RoomAnswers
 from bot.slack.app import build_app
+from bot.slack.budget import UpdateBudget
 from bot.slack.deps import SlackDeps
 from bot.state import SharedState
 from bot.state.leases import FetchLeases
@@ -107,8 +108,11 @@ async def compose_app(
     state: SharedState,
     access: AccessPolicy | None = None,
     retry: RetryPolicy | None = None,
+    updates: UpdateBudget | None = None,
+    progress_every: float | None = None,
 ) -> AsyncIterator[RunningApp]:
-    """The Slack app over `state` (in-process, or Redis shared by every replica)."""
+    """The Slack app over `state` (in-process, or Redis shared by every replica). `updates`/`progress_every`
+    override the chat.update budget and the progress interval (tests and benchmarks)."""
 
     def pacer_for(settings: ZegoSettings) -> Pacer:
         # One limit per ZEGO app, shared by all replicas when the state is in Redis.
@@ -118,4 +122,6 @@ async def compose_app(
         profiles, store=state.store, pacer_for=pacer_for, leases=state.leases, retry=retry
     ) as rosters:
         deps = SlackDeps(answers=RoomAnswers(rosters), access=access or AccessPolicy(), deduper=state.deduper)
+        if updates is not None or progress_every is not None:
+            deps = replace(deps, updates=updates or deps.updates, progress_every=progress_every or deps.progress_every)
         yield RunningApp(app=build_app(slack, deps), zego_apps=rosters, deps=deps, state=state)

@@ -699,5 +699,5 @@ def test_every_page_of_any_roster_is_valid(
 def test_a_finished_answer_never_says_loading(count: int, page: int) -> None:
     """Only a message whose room is still being read says "loading"; the issue's contract with the reader."""
     for options in ({}, {"newest_first": True}, {"filter_text": "user"}, {"from_cache": True}, {"shareable": True}):
-        message = roster_message(roster(numbered(count)), page=page, now=NOW, **options)  # type: ignore[arg-type]
+        message = roster_message(roster(numbered(count)), page=page, now=NOW, **options)
         assert "loading" not in json.dumps(message.to_payload()).lower()

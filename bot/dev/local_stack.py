@@ -16,11 +16,13 @@ from typing import Literal
 from slack_bolt.async_app import AsyncApp
 
 from bot.dev.slack_standin import SlackStandIn
+from bot.dev.slack_standin.ratelimits import RateLimits
 from bot.dev.zim_sandbox import ZimSandbox
 from bot.roster.apps import ZegoApps
 from bot.runtime import RunningApp, compose_app
 from bot.settings import DEFAULT_PROFILE, SlackSettings, ZegoProfiles, ZegoSettings
 from bot.slack.access import AccessPolicy
+from bot.slack.budget import UpdateBudget
 from bot.slack.http import EVENTS_PATH, start_http, start_ops_server
 from bot.slack.socket import connect_socket_mode
 from bot.state import SharedState, build_shared_state, memory_state
@@ -85,8 +87,14 @@ async def local_replicas(
     access: AccessPolicy | None = None,
     retry: RetryPolicy | None = None,
     mode: Mode = "http",
+    limits: RateLimits | None = None,
+    updates: UpdateBudget | None = None,
+    progress_every: float | None = None,
 ) -> AsyncIterator[LocalReplicas]:
     """Start everything on free loopback ports; stop it all on exit. Fresh demo secrets each time.
+
+    `limits` are the stand-in's rate limits (Slack's by default); `updates` / `progress_every` the app's
+    chat.update budget and progress interval.
 
     Each replica gets its own shared-state client (`redis_url`, or in-process state when None), as separate
     processes would; `state`/`store` override that for a single replica.
@@ -98,7 +106,7 @@ async def local_replicas(
         signing_secret = secrets.token_hex(16)
         app_token = f"xapp-local-{secrets.token_hex(8)}" if mode == "socket" else None
         slack = await stack.enter_async_context(
-            SlackStandIn(signing_secret=signing_secret, bot_token=bot_token, app_token=app_token)
+            SlackStandIn(signing_secret=signing_secret, bot_token=bot_token, app_token=app_token, limits=limits)
         )
         if profiles is None:
             default = sandbox_profile(sandbox, qps=qps)
@@ -117,7 +125,15 @@ async def local_replicas(
                 replica_state = replace(replica_state, store=store)
             stack.push_async_callback(replica_state.aclose)
             running = await stack.enter_async_context(
-                compose_app(profiles, slack_settings, state=replica_state, access=access, retry=retry)
+                compose_app(
+                    profiles,
+                    slack_settings,
+                    state=replica_state,
+                    access=access,
+                    retry=retry,
+                    updates=updates,
+                    progress_every=progress_every,
+                )
             )
             if app_token is None:
                 runner, port = await start_http(
@@ -151,6 +167,9 @@ async def local_stack(
     access: AccessPolicy | None = None,
     retry: RetryPolicy | None = None,
     mode: Mode = "http",
+    limits: RateLimits | None = None,
+    updates: UpdateBudget | None = None,
+    progress_every: float | None = None,
 ) -> AsyncIterator[LocalStack]:
     """One replica with in-process state: the product as `make demo` runs it (HTTP, or `mode="socket"`)."""
     async with local_replicas(
@@ -163,6 +182,9 @@ async def local_stack(
         access=access,
         retry=retry,
         mode=mode,
+        limits=limits,
+        updates=updates,
+        progress_every=progress_every,
     ) as local:
         (only,) = local.replicas
         yield LocalStack(
