@@ -55,3 +55,21 @@ def test_configure_logging_quiets_request_url_loggers():
     finally:
         root.handlers[:], _ = saved
         root.setLevel(saved[1])
+
+
+def test_an_audit_record_is_emitted_and_counted_once(caplog):
+    from prometheus_client import REGISTRY
+
+    caplog.set_level(logging.INFO, logger="roomusers.audit")
+    labels = {"surface": "test-once", "outcome": "ok"}
+    record = AuditRecord("test-once", "U1", "C1")
+    record.emit("ok")
+    record.emit("ok")  # a bug: logged as such, not counted
+    record.ensure("internal_error")  # a finally after the real outcome: nothing
+    lines = [r for r in caplog.records if r.name == "roomusers.audit"]
+    assert [r.levelno for r in lines] == [logging.INFO, logging.ERROR]
+    assert "emitted twice" in lines[1].getMessage()
+    assert REGISTRY.get_sample_value("roomusers_commands_total", labels) == 1.0
+    unfinished = AuditRecord("test-once", "U1", "C1")
+    unfinished.ensure("internal_error")
+    assert REGISTRY.get_sample_value("roomusers_commands_total", {**labels, "outcome": "internal_error"}) == 1.0

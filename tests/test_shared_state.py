@@ -111,6 +111,14 @@ async def test_deduper_reports_each_event_once(make_state):
     assert await state.deduper.first_sighting("Ev1") is False
 
 
+async def test_deduper_seen_tells_without_sighting(make_state):
+    state = await make_state()
+    assert await state.deduper.seen("view:C1:1.2") is False
+    assert await state.deduper.seen("view:C1:1.2") is False  # asking does not sight it
+    assert await state.deduper.first_sighting("view:C1:1.2") is True
+    assert await state.deduper.seen("view:C1:1.2") is True
+
+
 async def test_flights_leader_gets_a_lease_and_waiters_get_only_fresh_snapshots(make_state):
     state = await make_state()
     lease = await state.leases.acquire("k")

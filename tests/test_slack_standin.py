@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl
@@ -29,6 +30,9 @@ from bot.dev.slack_standin import (
     check_message,
     render_message,
 )
+from bot.dev.slack_standin.manifest import ManifestFacts
+from bot.dev.slack_standin.payloads import ORG_USER
+from bot.dev.slack_standin.ratelimits import RateLimiter, RateLimits, max_in_window
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TOKEN = "xoxb-standin-test-token"
@@ -675,3 +679,160 @@ def test_render_message_resolves_mentions_and_marks_ephemerals():
 
     assert render_message(message) == "(only visible to you)\n@U0ALICE see #ops, @here\N{REPLACEMENT CHARACTER}[2J"
     assert render_message(message, ansi=True).startswith("\x1b[2m(only visible to you)\x1b[0m")
+
+
+# -- Slack's membership, Messages tab, invisible ephemerals, rate limits and payload shapes (issue 11) ---------
+
+
+async def api_error(call: Any) -> str:
+    with pytest.raises(SlackApiError) as refused:
+        await call
+    return str(refused.value.response["error"])
+
+
+async def test_posts_where_the_bot_is_not_are_refused_as_slack_refuses_them(slack, client):
+    slack.add_conversation("C0PUBLIC", bot_member=False, members=["U0ALICE"])
+    slack.add_conversation("G0PRIVATE", bot_member=False, members=["U0ALICE"])
+    slack.add_conversation("D0HUMANS", bot_member=False, members=["U0ALICE"])
+    assert await api_error(client.chat_postMessage(channel="C0PUBLIC", text="x")) == "not_in_channel"
+    assert await api_error(client.chat_postEphemeral(channel="C0PUBLIC", user="U0ALICE", text="x")) == "not_in_channel"
+    assert await api_error(client.files_upload_v2(content="a,b", filename="a.csv", channel="C0PUBLIC")) == (
+        "not_in_channel"
+    )
+    for hidden in ("G0PRIVATE", "D0HUMANS", "C0NEVERSEEN"):
+        assert await api_error(client.chat_postMessage(channel=hidden, text="x")) == "channel_not_found"
+    # In a channel the bot is in, an ephemeral needs its viewer there too.
+    assert await api_error(client.chat_postEphemeral(channel="C0OPS", user="U0CAROL", text="x")) == (
+        "user_not_in_channel"
+    )
+    assert slack.messages("C0PUBLIC") == [] and slack.files == []
+
+
+async def test_a_response_url_works_where_the_bot_is_not_a_member(slack):
+    slack.add_conversation("D0HUMANS", bot_member=False, members=["U0ALICE"])
+    url = slack.new_response_url(ResponseContext(channel="D0HUMANS", user="U0ALICE"))
+    response = await AsyncWebhookClient(url).send_dict({"text": "answer", "response_type": "ephemeral"})
+    assert response.status_code == 200
+    (shown,) = slack.visible_to("U0ALICE", "D0HUMANS")
+    assert shown.text == "answer"
+
+
+async def test_the_dm_with_the_app_needs_the_messages_tab(client):
+    off = SlackStandIn(signing_secret=SECRET, bot_token=TOKEN, manifest=ManifestFacts(messages_tab_enabled=False))
+    async with off:
+        client = AsyncWebClient(token=TOKEN, base_url=off.api_base_url)
+        dm = (await client.conversations_open(users="U0ALICE"))["channel"]["id"]
+        assert await api_error(client.chat_postMessage(channel=dm, text="x")) == "messages_tab_disabled"
+        assert await api_error(client.files_upload_v2(content="a", filename="a.csv", channel=dm)) == (
+            "messages_tab_disabled"
+        )
+    on = SlackStandIn(signing_secret=SECRET, bot_token=TOKEN, manifest=ManifestFacts(messages_tab_enabled=True))
+    async with on:
+        client = AsyncWebClient(token=TOKEN, base_url=on.api_base_url)
+        assert (await client.chat_postMessage(channel="U0ALICE", text="x"))["ok"]
+
+
+def test_the_repo_manifest_turns_the_messages_tab_on():
+    facts = ManifestFacts.load()
+    assert facts.messages_tab_enabled is True
+    assert {"chat:write", "im:write", "files:write"} <= facts.scopes
+
+
+async def test_an_ephemeral_in_a_thread_without_replies_is_invisible_and_flagged(slack, client):
+    root = await client.chat_postMessage(channel="C0OPS", text="root")
+    posted = await client.chat_postEphemeral(channel="C0OPS", user="U0ALICE", text="lost", thread_ts=root["ts"])
+    assert posted["ok"] and posted["message_ts"]  # Slack answers ok all the same
+    assert slack.ephemerals("U0ALICE") == []
+    assert [m.text for m in slack.invisible] == ["lost"]
+    assert "no replies" in slack.warnings.pop()
+    # Boundary: once the thread has a reply, ephemerals in it are shown.
+    await client.chat_postMessage(channel="C0OPS", text="reply", thread_ts=root["ts"])
+    await client.chat_postEphemeral(channel="C0OPS", user="U0ALICE", text="seen", thread_ts=root["ts"])
+    assert [m.text for m in slack.ephemerals("U0ALICE")] == ["seen"]
+    assert slack.warnings == []
+
+
+def test_chat_update_allows_50_in_any_60_s_then_429_with_retry_after():
+    now = [1000.0]
+    limiter = RateLimiter(RateLimits(), clock=lambda: now[0])
+    for i in range(50):
+        now[0] = 1000.0 + i * 0.5
+        assert limiter.admit("chat.update", "C0OPS") is None
+    now[0] = 1030.0
+    assert limiter.admit("chat.update", "C0OPS") == 30  # until the oldest (t=1000) leaves the window
+    assert limiter.admit("chat.update", "C0OTHER") == 30  # per app, not per channel
+    now[0] = 1060.0
+    assert limiter.admit("chat.update", "C0OPS") is None
+    assert limiter.admit("chat.postEphemeral", "C0OPS") is None  # other methods are not limited here
+
+
+def test_post_message_allows_about_one_a_second_per_channel_with_a_short_burst():
+    now = [0.0]
+    limiter = RateLimiter(RateLimits(post_burst=3), clock=lambda: now[0])
+    assert [limiter.admit("chat.postMessage", "C0OPS") for _ in range(4)] == [None, None, None, 1]
+    assert limiter.admit("chat.postMessage", "C0OTHER") is None
+    now[0] = 1.0
+    assert limiter.admit("chat.postMessage", "C0OPS") is None
+    assert max_in_window([0, 10, 59.9, 60, 61, 200], 60) == 4
+
+
+async def test_rate_limited_api_calls_answer_429_with_retry_after(slack, client):
+    limited = SlackStandIn(signing_secret=SECRET, bot_token=TOKEN, limits=RateLimits(update_limit=1))
+    async with limited:
+        client = AsyncWebClient(token=TOKEN, base_url=limited.api_base_url)
+        posted = await client.chat_postMessage(channel="C0OPS", text="x")
+        await client.chat_update(channel="C0OPS", ts=posted["ts"], text="y")
+        with pytest.raises(SlackApiError) as refused:
+            await client.chat_update(channel="C0OPS", ts=posted["ts"], text="z")
+        assert refused.value.response.status_code == 429
+        assert int(refused.value.response.headers["Retry-After"]) >= 1
+        assert limited.api_calls[-1].status == 429
+
+
+# Copies of shared/reference/external/slack/payloads/ (captured from Slack's own SDK tests; see each "_source").
+SAMPLES = Path(__file__).resolve().parent / "data" / "slack-payloads"
+
+
+def sample(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((SAMPLES / name).read_text())
+    return loaded
+
+
+async def test_mention_shapes_match_slacks_samples(slack, app):
+    plain = await slack.mention("demo-1")
+    org = await slack.mention("demo-1", user=ORG_USER, org=True)
+    reference = sample("app_mention.events_api.org_install.json")["body"]
+    assert set(reference) <= set(org.sent)
+    assert org.sent["authorizations"][0] == {**reference["authorizations"][0], "user_id": "UROOMUSERS"} | {
+        "enterprise_id": "E0ORG"
+    }
+    assert org.sent["event"]["user"] == ORG_USER
+    connect = await slack.mention("demo-1", user="W0OTHER", from_team="T0OTHER", from_enterprise="E0OTHER")
+    assert (connect.sent["team_id"], connect.sent["enterprise_id"]) == ("T0OTHER", "E0OTHER")
+    assert connect.sent["authorizations"][0]["team_id"] == slack.identity.team_id  # the installing team
+    assert connect.sent["event"]["user_team"] == "T0OTHER"
+    bot = await slack.mention("demo-1", bot_id="B0OTHER")
+    assert "user" not in bot.sent["event"] and bot.sent["event"]["bot_profile"]["id"] == "B0OTHER"
+    edited = await slack.edit_mention(plain, "demo-2")
+    assert edited.sent["event"]["ts"] == plain.sent["event"]["ts"]
+    assert edited.sent["event_id"] != plain.sent["event_id"]
+    assert edited.sent["event"]["edited"]["user"] == "U0ALICE"
+    assert "demo-2" in edited.sent["event"]["text"]
+
+
+async def test_org_install_click_shape_matches_slacks_sample(slack, client, app):
+    posted = await client.chat_postMessage(channel="C0OPS", text="page 1", blocks=PAGE)
+    message = slack.message(posted["ts"])
+    assert message is not None
+    clicked = await slack.click(message, "next", user_id=ORG_USER, org=True)
+    reference = sample("block_actions.ephemeral.org_install.json")["payload"]
+    assert set(reference) <= set(clicked.sent)
+    assert clicked.sent["team"] is None and clicked.sent["enterprise"]["id"] == "E0ORG"
+    assert clicked.sent["is_enterprise_install"] is True
+    assert clicked.sent["user"]["team_id"] == slack.identity.team_id
+
+
+async def test_mentions_come_only_from_conversations_the_bot_is_in(slack, app):
+    slack.add_conversation("C0ELSEWHERE", bot_member=False)
+    with pytest.raises(LookupError, match="not in C0ELSEWHERE"):
+        await slack.mention("demo-1", channel="C0ELSEWHERE")

@@ -238,6 +238,7 @@ class SocketModeHub:
         connection.acks.append(envelope.envelope_id)
         if envelope.ack_count > 1:
             self._ws.warn(f"{envelope.type} envelope {envelope.envelope_id} acked {envelope.ack_count} times")
+            await self._ws.changed()
             return
         payload = frame.get("payload")
         if payload is not None and not envelope.frame["accepts_response_payload"]:
