@@ -81,6 +81,7 @@ async def test_export_of_an_ephemeral_answer_goes_to_a_direct_message(local: Loc
     await local.slack.click(answer, "roomusers_export")
     confirmation = await local.slack.next_message()
     assert "direct messages" in all_text(confirmation)
+    assert ":white_check_mark:" in all_text(confirmation) and ":warning:" not in all_text(confirmation)
     (upload,) = local.slack.files
     assert upload.channel_id is not None and upload.channel_id.startswith("D")
     expected = (
@@ -95,7 +96,10 @@ async def test_export_of_a_mention_answer_goes_to_its_thread(local: LocalStack):
     mention = await local.slack.mention("demo-120")
     answer = await local.slack.next_message()
     await local.slack.click(answer, "roomusers_export")
-    await local.slack.next_message()
+    notice = await local.slack.next_message()
+    # The click's notice goes where the answer is: the mention's thread (it has replies, so it is shown).
+    assert notice.ephemeral and notice.thread_ts == mention.sent["event"]["ts"]
+    assert "Exported" in all_text(notice)
     (upload,) = local.slack.files
     assert upload.channel_id == "C0OPS"
     assert upload.thread_ts == mention.sent["event"]["ts"]
