@@ -1,4 +1,5 @@
-"""End to end: signed Slack requests into the real Bolt app over HTTP; answers read from the Slack stand-in."""
+"""End to end, in both modes: signed Slack requests into the real Bolt app over HTTP, or envelopes over its Socket
+Mode WebSocket; answers read from the Slack stand-in."""
 
 from __future__ import annotations
 

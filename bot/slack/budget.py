@@ -6,7 +6,8 @@ budget admits progress edits only while at least `reserve` slots of the window a
 (`hold`) stops everyone until its Retry-After has passed. The interval between a message's progress edits
 grows with the number of messages loading, so they share the budget instead of racing for it.
 
-In process: with N replicas, each has its own budget (construct it with `limit=45 // N`).
+In process: with N replicas, each has its own budget (`UpdateBudget(limit=45 // N)` would keep them under
+Slack's limit together; a budget shared through Redis is not implemented).
 """
 
 from __future__ import annotations
