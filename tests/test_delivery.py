@@ -113,3 +113,50 @@ async def test_a_thread_post_waits_out_rate_limits(slack):
     delivery = await post_in_thread(MESSAGE, to)
     assert (delivery.route, delivery.channel) == ("thread", "C0OPS")
     assert [m.text for m in slack.thread("C0OPS", str(root["ts"]))] == [MESSAGE.text]
+
+
+class Sequenced(Respond):
+    """A response_url whose successive posts answer or fail as listed."""
+
+    def __init__(self, *outcomes: int | BaseException) -> None:
+        super().__init__()
+        self.outcomes = list(outcomes)
+
+    async def __call__(self, **payload: Any) -> WebhookResponse:
+        outcome = self.outcomes.pop(0)
+        self.status, self.error = (outcome, None) if isinstance(outcome, int) else (200, outcome)
+        return await super().__call__(**payload)
+
+
+@pytest.mark.parametrize(
+    ("first", "outcome", "said"),
+    [(TimeoutError(), "share_unconfirmed", "may already be"), (500, "share_failed", "try Share again")],
+)
+async def test_a_share_that_timed_out_is_unconfirmed_and_only_a_refused_one_says_try_again(
+    sandbox, first, outcome, said
+):
+    from bot.dev.local_stack import local_replicas
+    from bot.observability.audit import AuditRecord
+    from bot.roster.view import RoomView
+    from bot.slack.listeners.actions import _Click, share
+    from bot.slack.render.buttons import encode_view
+
+    from .conftest import FAST_RETRY
+
+    async with local_replicas(1, sandbox=sandbox, retry=FAST_RETRY) as local:
+        deps = local.replicas[0].running.deps
+        client = AsyncWebClient(token=local.slack_settings.bot_token, base_url=local.slack.api_base_url)
+        body = {
+            "user": {"id": "U0ALICE"},
+            "channel": {"id": "C0OPS"},
+            "container": {"type": "message", "message_ts": "1.000001", "channel_id": "C0OPS", "is_ephemeral": True},
+        }
+        click = _Click(body, {"action_id": "roomusers_share", "value": encode_view(RoomView("demo-12"))}, client)
+        respond = Sequenced(first, 200)
+        record = AuditRecord("action:roomusers_share", "U0ALICE", "C0OPS")
+        await share(click, deps, respond, client, record)  # type: ignore[arg-type]
+    assert record.emitted == outcome
+    shared, notice = respond.sent
+    assert shared["response_type"] == "in_channel" and shared["replace_original"] is False
+    assert said in str(notice["blocks"]) and notice["response_type"] == "ephemeral"
+    assert [c.method for c in local.slack.api_calls if c.method != "auth.test"] == []  # no fallback post
