@@ -242,3 +242,11 @@ async def test_metrics_count_commands_zim_codes_and_cache_in_prometheus_format(l
         "roomusers_limiter_wait_seconds_count",
     ):
         assert sample in text, sample
+
+
+async def test_a_command_whose_text_contains_payload_is_answered(local: LocalStack):
+    """Bolt takes any form body containing "payload" for a click's `payload=` field (HTTP mode only)."""
+    local.sandbox.add_room("payload-7", 7)
+    answer = await answer_to(local, "payload-7")
+    assert "7 users" in all_text(answer)
+    assert len(listed_user_ids(answer)) == 7

@@ -7,10 +7,13 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.observability.metrics import exposition
@@ -75,6 +78,8 @@ def make_web_app(
             return _malformed(len(raw))
         if not isinstance(bolt_request.body, dict):  # e.g. a JSON array
             return _malformed(len(raw))
+        if not bolt_request.body and text:
+            _repair_command_body(bolt_request, text)
         bolt_response = await app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
@@ -82,6 +87,15 @@ def make_web_app(
     web_app.router.add_post(EVENTS_PATH, slack_events)
     add_ops_routes(web_app, health)
     return web_app
+
+
+def _repair_command_body(bolt_request: AsyncBoltRequest, text: str) -> None:
+    """Bolt reads any form body that merely contains the text "payload" as an interactivity payload, finds no
+    `payload=` field and dispatches `{}`: `/roomusers payload-7` would never be answered. Give it the command."""
+    form = dict(parse_qsl(text, keep_blank_values=True))
+    if "command" in form and "payload" not in form:
+        bolt_request.body = form
+        bolt_request.context = build_async_context(AsyncBoltContext({}), form)
 
 
 def _malformed(size: int) -> web.Response:
