@@ -159,6 +159,19 @@ async def test_a_failing_post_of_a_mention_reply_is_answered_in_the_dm_and_audit
     assert (line["outcome"], line["delivered_via"]) == ("ok", "dm")
 
 
+async def test_a_dropped_connection_posting_a_mention_reply_is_retried_and_audited_once(local: LocalStack, audit):
+    local.slack.drop_next_api_calls("chat.postMessage")
+    sent = await local.slack.mention("demo-12")
+    ts = str(sent.sent["event"]["ts"])
+    answer = await wait_for_message(local.slack, lambda: next(iter(replies(local, ts)), None))
+    assert len(listed_user_ids(answer)) == 12
+    (line,) = await until_audited(audit, 1)
+    assert (line["outcome"], line["delivered_via"]) == ("ok", "thread")
+    posts = [c.error for c in local.slack.api_calls if c.method == "chat.postMessage"]
+    assert posts == ["connection_dropped", None]
+    assert not [r for r in audit.records if r.exc_info]
+
+
 # -- big rooms: one final outcome, the shared update budget, clicks during loading ---------------------------
 
 

@@ -29,6 +29,7 @@ class Faults:
         self._response_failures: deque[int] = deque()
         self._response_delays: deque[float] = deque()
         self._api_faults: dict[str, deque[ApiFault]] = {}
+        self._api_drops: dict[str, int] = {}
 
     def fail_response_urls(self, status: int, count: int) -> None:
         self._response_failures.extend([status] * count)
@@ -38,6 +39,17 @@ class Faults:
 
     def fail_api_calls(self, method: str, fault: ApiFault, count: int) -> None:
         self._api_faults.setdefault(method, deque()).extend([fault] * count)
+
+    def drop_api_calls(self, method: str, count: int) -> None:
+        self._api_drops[method] = self._api_drops.get(method, 0) + count
+
+    def take_api_drop(self, method: str) -> bool:
+        """Whether the next call of `method` loses its connection before any answer (a network failure)."""
+        for key in (method, ANY_METHOD):
+            if self._api_drops.get(key):
+                self._api_drops[key] -= 1
+                return True
+        return False
 
     def take_response_delay(self) -> float:
         return self._response_delays.popleft() if self._response_delays else 0.0

@@ -210,6 +210,10 @@ class SlackStandIn(AppDriver):
         """HTTP 429 + Retry-After for the next `count` calls of `method` ("*" = any method)."""
         self.faults.fail_api_calls(method, ApiFault(429, "ratelimited", retry_after), count)
 
+    def drop_next_api_calls(self, method: str, count: int = 1) -> None:
+        """Close the connection of the next `count` calls of `method` ("*" = any) without answering."""
+        self.faults.drop_api_calls(method, count)
+
     def fail_next_api_calls(self, method: str, error: str, count: int = 1, status: int = 200) -> None:
         """Answer the next `count` calls of `method` ("*" = any) with `{"ok": false, "error": error}`."""
         self.faults.fail_api_calls(method, ApiFault(status, error), count)
@@ -220,6 +224,13 @@ class SlackStandIn(AppDriver):
         method = request.match_info["method"]
         args = await _read_args(request)
         at = self._monotonic()
+        if self.faults.take_api_drop(method):
+            # The connection drops before Slack answers (whether Slack acted is unknown to the caller).
+            self.workspace.api_calls.append(ApiCall(method, args or {}, 0, "connection_dropped", at))
+            await self.workspace.changed()
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=500)  # never sent: the connection is gone
         status, body, headers = self._answer_api(method, args, request.headers.get("Authorization"))
         error = None if body["ok"] else body.get("error")
         self.workspace.api_calls.append(ApiCall(method, args or {}, status, error, at))
