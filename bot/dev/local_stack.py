@@ -7,6 +7,7 @@ load balancer does; `route(i)` sends the stand-in's next requests to replica i.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -21,11 +22,13 @@ from bot.runtime import RunningApp, compose_app
 from bot.settings import DEFAULT_PROFILE, SlackSettings, ZegoProfiles, ZegoSettings
 from bot.slack.access import AccessPolicy
 from bot.slack.http import EVENTS_PATH, start_http
+from bot.slack.pending import PendingAnswers
 from bot.state import SharedState, build_shared_state, memory_state
 from bot.state.snapshots import SnapshotStore
 from bot.zim import RetryPolicy
 
 LOOPBACK = "127.0.0.1"
+IDLE_TURNS = 20
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,10 @@ class LocalReplicas:
         """Deliver the stand-in's next requests to replica `index` (a load balancer's choice)."""
         self.slack.app_url = self.replicas[index].app_url
 
+    async def until_idle(self, *, within: float = 10.0) -> None:
+        """Wait until no replica has an answer in progress."""
+        await until_idle([replica.running.deps.pending for replica in self.replicas], within=within)
+
 
 @dataclass(frozen=True)
 class LocalStack:
@@ -54,6 +61,28 @@ class LocalStack:
     rosters: ZegoApps
     app_url: str
     slack_settings: SlackSettings
+    pending: PendingAnswers
+
+    async def until_idle(self, *, within: float = 10.0) -> None:
+        """Wait until the app has no answer in progress: everything it took on has been answered."""
+        await until_idle([self.pending], within=within)
+
+
+async def until_idle(trackers: list[PendingAnswers], *, within: float = 10.0) -> None:
+    """Wait until no replica has an answer in progress.
+
+    Idle must hold across several turns of the event loop, so a listener that Bolt has just scheduled (and that
+    has not reached its tracked part yet) is not missed.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    quiet_turns = 0
+    while quiet_turns < IDLE_TURNS:
+        busy = sum(len(tracker) for tracker in trackers)
+        quiet_turns = 0 if busy else quiet_turns + 1
+        if loop.time() > deadline:
+            raise TimeoutError(f"the app still had {busy} answers in progress after {within} s")
+        await asyncio.sleep(0.01 if busy else 0)
 
 
 def sandbox_profile(sandbox: ZimSandbox, *, name: str = DEFAULT_PROFILE, qps: float = 20.0) -> ZegoSettings:
@@ -141,4 +170,5 @@ async def local_stack(
             rosters=only.running.zego_apps,
             app_url=only.app_url,
             slack_settings=local.slack_settings,
+            pending=only.running.deps.pending,
         )

@@ -120,7 +120,6 @@ class PackedUsers(Sequence[RoomUser]):
         return f"PackedUsers({len(self)} users)"
 
 
-
 class ReversedUsers(Sequence[RoomUser]):
     """A newest-first view of a user sequence, without copying it."""
 
