@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
+from bot.dev.zim_sandbox.protocol import MembersParams, parse_members_params
 from bot.zim import InvalidUserIds, RoomNotFound, ZimInvalidRequest, ZimRejected
 from bot.zim.members import (
     MAX_MEMBERS_PER_CALL,
@@ -72,6 +73,9 @@ def test_any_valid_ids_reach_the_server_exactly_as_given(ids, room_id):
     query = URL(f"http://zim.test/?{sent}").query
     assert query.getall("UserId[]") == ids
     assert query.getall("RoomId") == [room_id]
+    params = parse_members_params(query)
+    assert isinstance(params, MembersParams), params
+    assert params.user_ids == tuple(ids)
 
 
 def test_validation_sentences():
