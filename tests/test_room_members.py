@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from bot.dev.zim_sandbox import SANDBOX_APP_ID, SANDBOX_SERVER_SECRET, Fault, ZimSandbox
+from bot.dev.zim_sandbox.ratelimit import RoomWindows
 from bot.dev.zim_sandbox.rooms import HOSTILE_NAMES
 from bot.state.pacer import SmoothPacer
 from bot.zim import (
@@ -319,3 +320,14 @@ async def test_sandbox_members_calls_count_toward_the_apps_window_too(clocked, h
     assert (await raw(sandbox, http, signed("demo-500", ["u000001"])))["Code"] == 660300006
     assert sandbox.stats.max_in_window() == 21
     assert sandbox.stats.members_requests == 21
+
+
+def test_per_room_windows_forget_idle_rooms():
+    windows = RoomWindows()
+    for i in range(RoomWindows.PRUNE_EVERY - 1):
+        assert windows.arrive(f"room-{i}", 0.0) == 1
+    assert windows.arrive("room-0", 0.5) == 2
+    # The next new room, a second later, prunes every window with nothing left in it.
+    assert windows.arrive("late", 1.2) == 1
+    assert len(windows) == 2  # "room-0" (arrival at 0.5) and "late"
+    assert windows.arrive("room-0", 1.2) == 2
