@@ -203,3 +203,8 @@ def test_garbage_is_transient(status, body):
 def test_a_non_json_4xx_names_the_setting_to_check():
     with pytest.raises(ZimRejected, match="ZEGO_API_BASE_URL"):
         decode_members(404, b"not found", room_id="r", asked=("a",))
+
+
+def test_one_string_is_not_taken_for_a_list_of_ids():
+    with pytest.raises(TypeError, match="not one string"):
+        validate_user_ids("alice")

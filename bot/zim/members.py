@@ -109,6 +109,8 @@ def user_id_problem(user_id: str) -> str | None:
 
 def validate_user_ids(user_ids: Iterable[str]) -> tuple[str, ...]:
     """The IDs to ask about, duplicates dropped (first kept), or InvalidUserIds with one clear sentence."""
+    if isinstance(user_ids, str):  # would be asked character by character
+        raise TypeError("user_ids must be a collection of user IDs, not one string")
     asked = tuple(dict.fromkeys(user_ids))
     if not asked:
         raise InvalidUserIds("Give at least one user ID to look for.")

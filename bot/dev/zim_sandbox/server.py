@@ -71,7 +71,7 @@ _SHUTDOWN_GRACE_S = 1.0
 
 
 class ZimSandbox:
-    """A strict local ZIM QueryRoomUserList server; see the module docstring.
+    """A strict local ZIM QueryRoomUserList and QueryRoomMembers server; see the module docstring.
 
     `clock` is the wall clock for the ±600 s Timestamp check; `monotonic` times arrivals for the QPS
     window and `stats.arrivals`. Inject either in tests instead of sleeping.
