@@ -15,6 +15,7 @@ from bot.state import build_shared_state
 from bot.state.connection import connect
 from bot.state.pacer import FallbackPacer, RedisPacer, SmoothPacer
 from bot.zim.pacing import DEFAULT_HEADROOM
+from tests.redis_server import RedisServer
 
 SLACK_US = 2e-6  # slots are whole microseconds
 
@@ -152,3 +153,18 @@ async def test_shared_state_pacers_carry_the_background_share(redis_url):
     local = memory.pacer_for("zim:7", qps=40)
     assert isinstance(local, SmoothPacer)
     assert local.background_interval == pytest.approx(10 * local.interval)
+
+
+async def test_background_callers_fall_back_to_the_local_pacer_when_redis_goes_away(caplog):
+    with RedisServer() as server:
+        state = await build_shared_state(server.url, probe_interval=60)
+        try:
+            pacer = state.pacer_for("zim:9", qps=50)
+            assert await pacer.wait_background_turn() >= 0  # through Redis
+            server.stop()
+            assert await pacer.wait_background_turn() >= 0  # the local SmoothPacer, at the same share
+            assert await pacer.wait_turn() >= 0
+            assert await state.health() == {"redis": "unreachable"}
+            assert sum("Redis is unreachable" in r.getMessage() for r in caplog.records) == 1
+        finally:
+            await state.aclose()
