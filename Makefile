@@ -36,7 +36,13 @@ redis-server:
 
 test: lint typecheck unit
 
-bench: $(STAMP) redis-server
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) redis-server
 	$(PY) -m benchmarks.run_all
 
 clean:

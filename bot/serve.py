@@ -27,7 +27,9 @@ async def serve(*, http: bool, host: str, port: int) -> None:
     runtime = load_runtime_settings()
     access = AccessPolicy.from_env(os.environ)
     try:
-        state = await build_shared_state(runtime.redis_url, snapshot_ttl=runtime.snapshot_ttl)
+        state = await build_shared_state(
+            runtime.redis_url, snapshot_ttl=runtime.snapshot_ttl, background_share=runtime.watch_qps_share
+        )
     except SharedStateUnavailable as error:
         raise ConfigError(str(error)) from None
     log.info("ZEGO app profiles: %s (default %s)", ", ".join(profiles.by_name), profiles.default)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -218,14 +219,32 @@ def parse_seconds(raw: str | None, name: str, default: float) -> float:
     return value
 
 
+WATCH_QPS_SHARE_SETTING = "ROOMUSERS_WATCH_QPS_SHARE"
+DEFAULT_WATCH_QPS_SHARE = 0.25
+
+
+def parse_watch_qps_share(raw: str | None, name: str = WATCH_QPS_SHARE_SETTING) -> float:
+    """The share of each ZEGO app's ZEGO_QPS that background (watch) traffic may use: in (0, 1], default 0.25."""
+    if raw is None or not raw.strip():
+        return DEFAULT_WATCH_QPS_SHARE
+    try:
+        share = float(raw)
+    except ValueError:
+        share = math.nan
+    if not 0 < share <= 1:  # also refuses nan
+        raise ConfigError(f"{name} must be a number in (0, 1], the share of ZEGO_QPS watches may use, such as 0.25.")
+    return share
+
+
 @dataclass(frozen=True)
 class RuntimeSettings:
-    """How this replica runs: shared state, ops endpoints, shutdown grace, snapshot lifetime."""
+    """How this replica runs: shared state, ops endpoints, shutdown grace, snapshot lifetime, watch share."""
 
     redis_url: str | None = field(default=None, repr=False)  # may carry a password
     metrics_port: int | None = None
     shutdown_grace: float = 20.0
     snapshot_ttl: float = 300.0
+    watch_qps_share: float = DEFAULT_WATCH_QPS_SHARE
 
 
 def load_runtime_settings(env: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -235,4 +254,5 @@ def load_runtime_settings(env: Mapping[str, str] | None = None) -> RuntimeSettin
         metrics_port=parse_port(env.get("METRICS_PORT"), "METRICS_PORT"),
         shutdown_grace=parse_seconds(env.get("SHUTDOWN_GRACE_SECONDS"), "SHUTDOWN_GRACE_SECONDS", 20.0),
         snapshot_ttl=parse_seconds(env.get("SNAPSHOT_TTL_SECONDS"), "SNAPSHOT_TTL_SECONDS", 300.0) or 300.0,
+        watch_qps_share=parse_watch_qps_share(env.get(WATCH_QPS_SHARE_SETTING)),
     )

@@ -1,6 +1,6 @@
 import pytest
 
-from bot.settings import ConfigError, load_zego_settings, log_level
+from bot.settings import ConfigError, load_runtime_settings, load_zego_settings, log_level, parse_watch_qps_share
 
 SECRET = "0123456789abcdef0123456789abcdef"
 
@@ -104,3 +104,20 @@ def test_profile_errors_name_the_variable(overrides, variable):
 
     with pytest.raises(ConfigError, match=variable):
         load_zego_profiles(env(**overrides))
+
+
+def test_watch_qps_share_defaults_to_a_quarter_and_accepts_the_range():
+    assert load_runtime_settings({}).watch_qps_share == 0.25
+    assert load_runtime_settings({"ROOMUSERS_WATCH_QPS_SHARE": " "}).watch_qps_share == 0.25
+    for raw, share in (("0.1", 0.1), ("1", 1.0), (" 0.5 ", 0.5), ("1e-3", 0.001)):
+        assert parse_watch_qps_share(raw) == share
+
+
+@pytest.mark.parametrize("raw", ["0", "-0.1", "1.01", "2", "nan", "inf", "-inf", "a quarter", "25%"])
+def test_a_bad_watch_qps_share_is_one_sentence_naming_the_variable(raw):
+    with pytest.raises(ConfigError) as raised:
+        load_runtime_settings({"ROOMUSERS_WATCH_QPS_SHARE": raw})
+    message = str(raised.value)
+    assert message == (
+        "ROOMUSERS_WATCH_QPS_SHARE must be a number in (0, 1], the share of ZEGO_QPS watches may use, such as 0.25."
+    )

@@ -146,7 +146,7 @@ def api(client: httpx.AsyncClient, sandbox: ZimSandbox) -> Api:
     [
         ("Action", None, 100000006),
         ("Action", "", 100000006),
-        ("Action", "QueryRoomMembers", 100000007),
+        ("Action", "QueryUserOnlineState", 100000007),  # not served (QueryRoomMembers is)
         ("AppId", None, 100000001),
         ("AppId", "abc", 100000001),
         ("AppId", "-1", 100000001),

@@ -7,6 +7,7 @@ load balancer does; `route(i)` sends the stand-in's next requests to replica i.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -24,12 +25,14 @@ from bot.settings import DEFAULT_PROFILE, SlackSettings, ZegoProfiles, ZegoSetti
 from bot.slack.access import AccessPolicy
 from bot.slack.budget import UpdateBudget
 from bot.slack.http import EVENTS_PATH, start_http, start_ops_server
+from bot.slack.pending import PendingAnswers
 from bot.slack.socket import connect_socket_mode
 from bot.state import SharedState, build_shared_state, memory_state
 from bot.state.snapshots import SnapshotStore
 from bot.zim import RetryPolicy
 
 LOOPBACK = "127.0.0.1"
+IDLE_TURNS = 20
 # "http": Slack POSTs to the app's /slack/events (signed). "socket": the app connects to Slack (Socket Mode).
 Mode = Literal["http", "socket"]
 
@@ -55,6 +58,10 @@ class LocalReplicas:
             raise RuntimeError("in Socket Mode Slack picks the connection; route() is HTTP-only")
         self.slack.app_url = self.replicas[index].app_url
 
+    async def until_idle(self, *, within: float = 10.0) -> None:
+        """Wait until no replica has an answer in progress."""
+        await until_idle([replica.running.deps.pending for replica in self.replicas], within=within)
+
 
 @dataclass(frozen=True)
 class LocalStack:
@@ -64,8 +71,30 @@ class LocalStack:
     rosters: ZegoApps
     app_url: str | None
     slack_settings: SlackSettings
+    pending: PendingAnswers
     ops_url: str = ""
     mode: Mode = "http"
+
+    async def until_idle(self, *, within: float = 10.0) -> None:
+        """Wait until the app has no answer in progress: everything it took on has been answered."""
+        await until_idle([self.pending], within=within)
+
+
+async def until_idle(trackers: list[PendingAnswers], *, within: float = 10.0) -> None:
+    """Wait until no replica has an answer in progress.
+
+    Idle must hold across several turns of the event loop, so a listener that Bolt has just scheduled (and that
+    has not reached its tracked part yet) is not missed.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    quiet_turns = 0
+    while quiet_turns < IDLE_TURNS:
+        busy = sum(len(tracker) for tracker in trackers)
+        quiet_turns = 0 if busy else quiet_turns + 1
+        if loop.time() > deadline:
+            raise TimeoutError(f"the app still had {busy} answers in progress after {within} s")
+        await asyncio.sleep(0.01 if busy else 0)
 
 
 def sandbox_profile(sandbox: ZimSandbox, *, name: str = DEFAULT_PROFILE, qps: float = 20.0) -> ZegoSettings:
@@ -194,6 +223,7 @@ async def local_stack(
             rosters=only.running.zego_apps,
             app_url=only.app_url,
             slack_settings=local.slack_settings,
+            pending=only.running.deps.pending,
             ops_url=only.ops_url,
             mode=mode,
         )

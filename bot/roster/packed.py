@@ -119,11 +119,6 @@ class PackedUsers(Sequence[RoomUser]):
     def __repr__(self) -> str:
         return f"PackedUsers({len(self)} users)"
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the packed data (what a cached user costs, less the fixed object overhead)."""
-        return len(self._ids) + len(self._names) + self._id_ends.itemsize * (len(self._id_ends) + len(self._name_ends))
-
 
 class ReversedUsers(Sequence[RoomUser]):
     """A newest-first view of a user sequence, without copying it."""

@@ -2,7 +2,8 @@
 
     snapshots.py   SnapshotStore: MemorySnapshotStore (TTLCache bounded by users held), RedisSnapshotStore
                    (compressed packed rosters with a TTL and a size cap), FallbackSnapshotStore
-    pacer.py       the ZIM rate limit: SmoothPacer (one process), RedisPacer (Lua on Redis's clock), FallbackPacer
+    pacer.py       the ZIM rate limit: SmoothPacer (one process), RedisPacer (Lua on Redis's clock), FallbackPacer;
+                   two priorities on one schedule: interactive first, background (watches) within a share
     leases.py      FetchLeases, who reads a room: LocalLeases, RedisLeases (renewed), FallbackLeases
     once.py        event dedupe and the replay guard: Memory…, Redis… (SET NX EX), Fallback…
     health.py      RedisHealth: one circuit breaker (one warning per outage, periodic probe, recovery);

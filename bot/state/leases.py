@@ -18,11 +18,11 @@ Intended use, around the snapshot store (`newer_than` is the wall-clock time the
         if lease is not None:
             await lease.release()
 
-The Redis lease is `SET <prefix>lock:<key> <token> NX PX ttl`, renewed every ttl/3 while held so a long
-fetch keeps it, and released with a compare-and-delete script so a replica never deletes a lease that
-expired and was taken by another. Renewal stops when the task that acquired the lease finishes: a fetch
-that crashes or is cancelled without releasing must not hold the room for ever, so acquire the lease in the
-task that does the fetch. A replica that dies stops renewing and its lease expires after `lease_ttl`.
+The Redis lease is a redis-py `Lock` on `<prefix>lock:<key>` (`SET key token NX PX ttl`), renewed every ttl/3
+while held so a long fetch keeps it, and released with the lock's compare-and-delete script so a replica never
+deletes a lease that expired and was taken by another. Renewal stops when the task that acquired the lease
+finishes: a fetch that crashes or is cancelled without releasing must not hold the room for ever, so acquire
+the lease in the task that does the fetch. A replica that dies stops renewing and its lease expires after `lease_ttl`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError, LockNotOwnedError
 
 from bot.roster.model import Roster
 from bot.state.connection import DEFAULT_PREFIX
@@ -99,28 +101,21 @@ DEFAULT_LEASE_TTL = 15.0
 DEFAULT_POLL_INTERVAL = 0.1
 
 
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
 class RedisLease:
-    """A held lease; renews itself in the background until released or its owning task ends."""
+    """A held lease (a redis-py `Lock`); renews itself in the background until released or its owning task ends."""
 
-    def __init__(self, coordinator: RedisLeases, redis_key: str, token: str) -> None:
+    def __init__(self, coordinator: RedisLeases, lock: Lock) -> None:
         self._coordinator = coordinator
-        self.redis_key = redis_key
-        self.token = token
+        self._lock = lock
         self._renewal: asyncio.Task[None] | None = None
         self._owner: asyncio.Task[object] | None = None
 
+    @property
+    def redis_key(self) -> str:
+        return str(self._lock.name)
+
     def _start_renewing(self, owner: asyncio.Task[object] | None) -> None:
-        self._renewal = asyncio.create_task(self._coordinator._keep(self), name=f"lease {self.redis_key}")
+        self._renewal = asyncio.create_task(self._keep(), name=f"lease {self.redis_key}")
         self._coordinator._leases.add(self)
         if owner is not None:
             self._owner = owner
@@ -144,13 +139,30 @@ class RedisLease:
         """Give the lease up (only if it is still ours). Never raises for Redis trouble: it would expire anyway."""
         self.abandon()
         try:
-            await self._coordinator._release(keys=[self.redis_key], args=[self.token])
+            await self._lock.release()
+        except LockError:
+            log.debug("lease %s had already expired or been taken over", self.redis_key)
         except REDIS_UNAVAILABLE as exc:
             log.debug("could not release lease %s (%s); it expires by itself", self.redis_key, exc)
 
+    async def _keep(self) -> None:
+        while True:
+            await asyncio.sleep(self._coordinator.renew_every)
+            try:
+                await self._lock.reacquire()  # back to the full TTL, only if the token is still ours
+            except LockNotOwnedError:
+                # It ran out while Redis was unreachable or this loop stalled, or Redis restarted empty. At worst
+                # another replica fetches the same room too; the outage itself was already reported once.
+                log.info("lease %s was lost while held; another replica may fetch the same room", self.redis_key)
+                self._coordinator._leases.discard(self)
+                return
+            except REDIS_UNAVAILABLE as exc:
+                # Keep trying: Redis may be back before the lease runs out.
+                log.debug("could not renew lease %s (%s)", self.redis_key, exc)
+
 
 class RedisLeases:
-    """`FetchLeases` over Redis leases. Redis errors from acquire/wait_for_leader propagate;
+    """`FetchLeases` over Redis locks. Redis errors from acquire/wait_for_leader propagate;
     `build_shared_state` wraps it so they fall back to `LocalLeases`."""
 
     def __init__(
@@ -164,12 +176,10 @@ class RedisLeases:
         if lease_ttl <= 0 or poll_interval <= 0:
             raise ValueError("lease_ttl and poll_interval must be positive")
         self._redis = redis
-        self._ttl_ms = max(1, round(lease_ttl * 1000))
-        self._renew_every = lease_ttl / 3
+        self._ttl = lease_ttl
+        self.renew_every = lease_ttl / 3
         self._poll_interval = poll_interval
         self._prefix = f"{prefix}lock:"
-        self._renew = redis.register_script(_RENEW)
-        self._release = redis.register_script(_RELEASE)
         self._leases: set[RedisLease] = set()
 
     def redis_key(self, key: str) -> str:
@@ -177,13 +187,15 @@ class RedisLeases:
 
     async def acquire(self, key: str) -> RedisLease | None:
         redis_key = self.redis_key(key)
+        lock = Lock(self._redis, redis_key, timeout=self._ttl, blocking=False, thread_local=False)
         token = secrets.token_hex(16)
-        taken = await self._redis.set(redis_key, token, nx=True, px=self._ttl_ms)
-        # A connection error after Redis ran the SET makes redis-py retry it, and the retry finds our own
-        # token: that is still our lease.
-        if not taken and await self._redis.get(redis_key) != token.encode():
-            return None
-        lease = RedisLease(self, redis_key, token)
+        if not await lock.acquire(token=token):
+            # A connection error after Redis ran the SET makes redis-py retry it, and the retry finds our own
+            # token: that is still our lease.
+            if await self._redis.get(redis_key) != token.encode():
+                return None
+            lock.local.token = token.encode()
+        lease = RedisLease(self, lock)
         lease._start_renewing(asyncio.current_task())
         return lease
 
@@ -215,22 +227,6 @@ class RedisLeases:
         unable to reach Redis to delete them)."""
         for lease in list(self._leases):
             lease.abandon()
-
-    async def _keep(self, lease: RedisLease) -> None:
-        while True:
-            await asyncio.sleep(self._renew_every)
-            try:
-                still_ours = await self._renew(keys=[lease.redis_key], args=[lease.token, self._ttl_ms])
-            except REDIS_UNAVAILABLE as exc:
-                # Keep trying: Redis may be back before the lease runs out.
-                log.debug("could not renew lease %s (%s)", lease.redis_key, exc)
-                continue
-            if not still_ours:
-                # It ran out while Redis was unreachable or this loop stalled, or Redis restarted empty. At worst
-                # another replica fetches the same room too; the outage itself was already reported once.
-                log.info("lease %s was lost while held; another replica may fetch the same room", lease.redis_key)
-                self._leases.discard(lease)
-                return
 
 
 class FallbackLeases(Fallback[FetchLeases]):

@@ -5,6 +5,11 @@ so slots are spaced 1 / (qps * headroom) apart and never bunched), with the "nex
 Redis key and reserved by a Lua script. Redis's `TIME` is the only clock, so replicas whose clocks
 disagree still agree on the schedule. The caller sleeps the returned delay locally; reservation is first
 come, first served across every replica, which also shares the rate fairly between concurrent fetches.
+
+Background (watch) callers use the same schedule at a lower priority (see bot/zim/pacing.py): a slot is
+theirs only if the schedule is free *now* and their own, slower schedule allows it. In Redis that is a second
+script over the interactive key (unchanged in name and format, so replicas of the old version keep sharing
+it during a rolling deploy) and a new `<key>:background` key holding the next background slot.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 
 from bot.state.health import Fallback
-from bot.zim.pacing import DEFAULT_HEADROOM, LATE_FRACTION, Pacer
+from bot.zim.pacing import DEFAULT_BACKGROUND_SHARE, DEFAULT_HEADROOM, LATE_FRACTION, Pacer
 
 # The key holds the next free slot in microseconds of Redis time. It expires one second after that slot
 # has passed, so an idle limiter leaves nothing behind (and an old slot could not delay anyone anyway).
@@ -51,6 +56,31 @@ return 0
 """
 )
 
+# Background: a slot only when both the shared schedule (KEYS[1]) and the background one (KEYS[2]) are free
+# now; it is taken at `now` on both, so it is spaced from every interactive slot like any other slot.
+# Returns {1, slot} when taken, {0, microseconds until it may be free} otherwise (nothing is written then).
+_BACKGROUND = (
+    _PRELUDE
+    + """
+local next_background = tonumber(redis.call('GET', KEYS[2])) or 0
+local free_at = math.max(next_slot, next_background)
+if free_at > now then
+  return {0, free_at - now}
+end
+local interval = tonumber(ARGV[1])
+local background_interval = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], string.format('%.0f', now + interval), 'PX', string.format('%.0f', interval / 1000 + 1000))
+redis.call('SET', KEYS[2], string.format('%.0f', now + background_interval), 'PX',
+  string.format('%.0f', background_interval / 1000 + 1000))
+return {1, now}
+"""
+)
+
+
+def _check_share(background_share: float) -> None:
+    if not 0 < background_share <= 1:
+        raise ValueError("background_share must be in (0, 1]")
+
 
 class RedisPacer:
     """`Pacer` whose slots are shared by every replica using the same Redis key.
@@ -59,22 +89,45 @@ class RedisPacer:
     `SmoothPacer` at the same rate.
     """
 
-    def __init__(self, redis: Redis, *, qps: float, headroom: float = DEFAULT_HEADROOM, key: str) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        qps: float,
+        headroom: float = DEFAULT_HEADROOM,
+        key: str,
+        background_share: float = DEFAULT_BACKGROUND_SHARE,
+    ) -> None:
         if not (qps > 0 and math.isfinite(qps)) or not 0 < headroom <= 1:
             raise ValueError("qps must be positive and headroom in (0, 1]")
+        _check_share(background_share)
         self._interval = 1.0 / (qps * headroom)
         self._interval_us = max(1, round(self._interval * 1_000_000))
+        self._background_interval = self._interval / background_share
+        self._background_interval_us = max(1, round(self._background_interval * 1_000_000))
         self._key = key
+        self._background_key = f"{key}:background"
         self._reserve = redis.register_script(_RESERVE)
         self._hold = redis.register_script(_HOLD)
+        self._background = redis.register_script(_BACKGROUND)
+        # One background caller of this replica at a time asks Redis (first come, first served); the rest queue.
+        self._background_lock = asyncio.Lock()
 
     @property
     def interval(self) -> float:
         return self._interval
 
     @property
+    def background_interval(self) -> float:
+        return self._background_interval
+
+    @property
     def key(self) -> str:
         return self._key
+
+    @property
+    def background_key(self) -> str:
+        return self._background_key
 
     async def reserve(self) -> tuple[float, float]:
         """Reserve the next slot without waiting. Returns (the slot on Redis's clock, in seconds since the
@@ -94,6 +147,31 @@ class RedisPacer:
             if loop.time() - due <= self.interval * LATE_FRACTION:
                 return loop.time() - started
 
+    async def reserve_background(self) -> tuple[float | None, float]:
+        """Try to take a background slot now, without waiting. Returns (the slot on Redis's clock, 0.0) when
+        taken, else (None, seconds until one may be free)."""
+        taken, value_us = await self._background(
+            keys=[self._key, self._background_key], args=[self._interval_us, self._background_interval_us]
+        )
+        if int(taken):
+            return int(value_us) / 1_000_000, 0.0
+        return None, int(value_us) / 1_000_000
+
+    async def take_background_slot(self) -> float:
+        """Wait until a background slot is taken; return it on Redis's clock. `wait_background_turn` is this."""
+        async with self._background_lock:
+            while True:
+                slot, wait = await self.reserve_background()
+                if slot is not None:
+                    return slot
+                await asyncio.sleep(wait)
+
+    async def wait_background_turn(self) -> float:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await self.take_background_slot()
+        return loop.time() - started
+
     async def cool_down(self, seconds: float) -> None:
         if seconds > 0:
             await self._hold(keys=[self._key], args=[max(1, round(seconds * 1_000_000))])
@@ -102,26 +180,44 @@ class RedisPacer:
 class SmoothPacer:
     """Evenly spaced send slots for one event loop's worth of requests."""
 
-    __slots__ = ("_clock", "_interval", "_next_slot", "_sleep")
+    __slots__ = (
+        "_background_interval",
+        "_background_lock",
+        "_clock",
+        "_interval",
+        "_next_background",
+        "_next_slot",
+        "_sleep",
+    )
 
     def __init__(
         self,
         qps: float,
         *,
         headroom: float = DEFAULT_HEADROOM,
+        background_share: float = DEFAULT_BACKGROUND_SHARE,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if qps <= 0 or not 0 < headroom <= 1:
             raise ValueError("qps must be positive and headroom in (0, 1]")
+        _check_share(background_share)
         self._interval = 1.0 / (qps * headroom)
+        self._background_interval = self._interval / background_share
         self._clock = clock
         self._sleep = sleep
         self._next_slot = float("-inf")
+        self._next_background = float("-inf")
+        # One background caller at a time watches the schedule (first come, first served); the rest queue.
+        self._background_lock = asyncio.Lock()
 
     @property
     def interval(self) -> float:
         return self._interval
+
+    @property
+    def background_interval(self) -> float:
+        return self._background_interval
 
     async def wait_turn(self) -> float:
         started = self._clock()
@@ -136,6 +232,20 @@ class SmoothPacer:
                 return max(0.0, slot - started)
             # Otherwise give the slot up and queue again.
 
+    async def wait_background_turn(self) -> float:
+        started = self._clock()
+        async with self._background_lock:
+            while True:
+                now = self._clock()
+                # A later `_next_slot` means an interactive caller holds a slot (or a cool-down runs): wait.
+                free_at = max(self._next_slot, self._next_background)
+                if free_at <= now:
+                    # Taken at `now` and sent at once: no sleep between the slot and the send, so never late.
+                    self._next_slot = now + self._interval
+                    self._next_background = now + self._background_interval
+                    return now - started
+                await self._sleep(free_at - now)
+
     async def cool_down(self, seconds: float) -> None:
         self._next_slot = max(self._next_slot, self._clock() + seconds)
 
@@ -145,6 +255,9 @@ class FallbackPacer(Fallback[Pacer]):
 
     async def wait_turn(self) -> float:
         return await self._call(lambda pacer: pacer.wait_turn())
+
+    async def wait_background_turn(self) -> float:
+        return await self._call(lambda pacer: pacer.wait_background_turn())
 
     async def cool_down(self, seconds: float) -> None:
         await self._call(lambda pacer: pacer.cool_down(seconds))

@@ -33,7 +33,7 @@ from bot.state.snapshots import (
     RedisSnapshotStore,
     SnapshotStore,
 )
-from bot.zim.pacing import Pacer
+from bot.zim.pacing import DEFAULT_BACKGROUND_SHARE, Pacer
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,15 @@ class _RedisParts:
 class SharedState:
     """What replicas must share. `backend` says where it lives; the app only uses the protocols.
 
-    Pacers are made per ZEGO app (`pacer_for`), each with that app's own limit.
+    Pacers are made per ZEGO app (`pacer_for`), each with that app's own limit, of which background (watch)
+    traffic may use `background_share` (ROOMUSERS_WATCH_QPS_SHARE).
     """
 
     store: SnapshotStore
     deduper: EventDeduper
     leases: FetchLeases
     backend: Backend
+    background_share: float = DEFAULT_BACKGROUND_SHARE
     _redis: _RedisParts | None = field(default=None, repr=False)
 
     async def health(self) -> dict[str, str]:
@@ -69,10 +71,12 @@ class SharedState:
 
     def pacer_for(self, name: str, *, qps: float) -> Pacer:
         """The pacer of one ZEGO app (`name`), shared by every replica when the state is in Redis."""
+        share = self.background_share
         if self._redis is None:
-            return SmoothPacer(qps)
-        shared = RedisPacer(self._redis.client, qps=qps, key=f"{self._redis.prefix}pacer:{name}")
-        return FallbackPacer(shared, SmoothPacer(qps), self._redis.health)
+            return SmoothPacer(qps, background_share=share)
+        key = f"{self._redis.prefix}pacer:{name}"
+        shared = RedisPacer(self._redis.client, qps=qps, key=key, background_share=share)
+        return FallbackPacer(shared, SmoothPacer(qps, background_share=share), self._redis.health)
 
     async def aclose(self) -> None:
         if self._redis is not None:
@@ -80,12 +84,15 @@ class SharedState:
             await self._redis.client.aclose()
 
 
-def memory_state(*, snapshot_ttl: float = DEFAULT_TTL_SECONDS) -> SharedState:
+def memory_state(
+    *, snapshot_ttl: float = DEFAULT_TTL_SECONDS, background_share: float = DEFAULT_BACKGROUND_SHARE
+) -> SharedState:
     return SharedState(
         store=MemorySnapshotStore(ttl=snapshot_ttl),
         deduper=MemoryEventDeduper(),
         leases=LocalLeases(),
         backend="memory",
+        background_share=background_share,
     )
 
 
@@ -96,13 +103,14 @@ async def build_shared_state(
     probe_interval: float = DEFAULT_PROBE_INTERVAL,
     lease_ttl: float = DEFAULT_LEASE_TTL,
     prefix: str = DEFAULT_PREFIX,
+    background_share: float = DEFAULT_BACKGROUND_SHARE,
 ) -> SharedState:
     """In-process state when `redis_url` is None or empty; otherwise Redis-backed state with local fallbacks.
 
     Raises SharedStateUnavailable (one sentence naming REDIS_URL, password redacted) if Redis is configured
     but malformed or unreachable now: a replica that silently ran alone would break the global rate limit.
     """
-    local = memory_state(snapshot_ttl=snapshot_ttl)
+    local = memory_state(snapshot_ttl=snapshot_ttl, background_share=background_share)
     if not redis_url or not redis_url.strip():
         return local
     shown = redact_url(redis_url)
@@ -137,5 +145,6 @@ async def build_shared_state(
         ),
         leases=FallbackLeases(leases, local.leases, health),
         backend="redis",
+        background_share=background_share,
         _redis=_RedisParts(redis, health, leases, prefix),
     )

@@ -2,6 +2,7 @@
 
 ZimError
 ├── InvalidRoomId           the room ID breaks ZIM's rule; refused locally, nothing was sent
+├── InvalidUserIds          user IDs to look for break ZIM's rule (QueryRoomMembers); refused locally
 ├── ZimRejected             ZIM answered with a non-zero, non-retryable Code
 │   ├── RoomNotFound        660300001
 │   ├── RoomUnavailable     660300007 (ZIM could not load the room)
@@ -33,6 +34,10 @@ class InvalidRoomId(ZimError, ValueError):
     def __init__(self, message: str, *, room_id: str) -> None:
         super().__init__(message)
         self.room_id = room_id
+
+
+class InvalidUserIds(ZimError, ValueError):
+    """The user IDs given to QueryRoomMembers cannot be sent (none, more than 10, empty, over 32 bytes)."""
 
 
 class ZimRejected(ZimError):

@@ -3,11 +3,17 @@
 ZIM counts request *arrivals* in any one-second window, so a token bucket's burst would trip it. The pacer
 hands out evenly spaced send slots instead: one every 1 / (qps * headroom) seconds, first come first served,
 which also shares the rate fairly between concurrent fetches. A rate-limit answer pauses every sender.
+
+Two priorities share one schedule. Interactive callers (a person is waiting) reserve slots exactly as above.
+Background callers (watches) take a slot only when the schedule is free now (no interactive caller holds a
+later slot) and at most `background_share` of the rate, spaced evenly too: interactive requests always go
+first, and the total arrivals at ZIM stay one smooth schedule. An interactive caller arriving just after a
+background send waits at most one interval for it.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol
 
 # Slots 1 / (0.93 × qps) apart leave ~75 ms per one-second window for arrivals to bunch (network jitter, a
 # paused event loop) before qps + 1 land together; 0.95 (53 ms) was measured to be overrun by 50-80 ms GC pauses.
@@ -15,11 +21,18 @@ DEFAULT_HEADROOM = 0.93
 # A sender that wakes later than this fraction of an interval after its slot (an event-loop pause, a GC)
 # must not send: it would land next to the following slots and put qps + 1 arrivals in one second.
 LATE_FRACTION = 0.25
+# The share of each ZEGO app's rate that background (watch) traffic may use: ROOMUSERS_WATCH_QPS_SHARE.
+DEFAULT_BACKGROUND_SHARE = 0.25
+
+Priority = Literal["interactive", "background"]
 
 
 class Pacer(Protocol):
     async def wait_turn(self) -> float:
         """Wait for this request's send slot; return the seconds waited."""
+
+    async def wait_background_turn(self) -> float:
+        """Wait for a background slot: after every waiting interactive caller, within the background share."""
 
     async def cool_down(self, seconds: float) -> None:
         """Hold every sender for `seconds` (after ZIM said we were too fast)."""

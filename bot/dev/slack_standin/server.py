@@ -192,6 +192,9 @@ class SlackStandIn(AppDriver):
     async def next_message(self, timeout: float = 5.0) -> StoredMessage:  # noqa: ASYNC109 - see Workspace
         return await self.workspace.next_message(timeout)
 
+    def unread(self) -> list[StoredMessage]:
+        return self.workspace.unread()
+
     def new_response_url(self, context: ResponseContext) -> str:
         return self._urls.mint(context)
 

@@ -222,6 +222,10 @@ class Workspace:
             except TimeoutError:
                 raise TimeoutError(f"Slack stand-in: condition still false after {timeout} s") from None
 
+    def unread(self) -> list[StoredMessage]:
+        """The messages that arrived and `next_message` has not handed out yet (without waiting)."""
+        return self._arrivals[self._next_arrival :]
+
     async def next_message(self, timeout: float = 5.0) -> StoredMessage:  # noqa: ASYNC109
         """The app's next new or replaced message (a snapshot), in the order Slack received them."""
         await self.wait_for(lambda: len(self._arrivals) > self._next_arrival, timeout)

@@ -1,4 +1,4 @@
-"""A faithful local ZIM QueryRoomUserList server for tests, benchmarks and demos (see server.py)."""
+"""A faithful local ZIM server (QueryRoomUserList, QueryRoomMembers) for tests, benchmarks and demos (see server.py)."""
 
 from __future__ import annotations
 

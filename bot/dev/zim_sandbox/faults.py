@@ -3,8 +3,9 @@
 Faults come in two phases, so a fault's `count` is only spent on requests it can actually affect:
 
 * transport faults (`code`, `http_status`, `drop`, `garbage`, `delay`) are consulted for every request that
-  passed the signature and QPS checks, before its business parameters are read (their `room_id`/`mode`
-  filters compare against the raw query values). Because they come after the QPS check, a faulted request
+  passed the signature and QPS checks, before its business parameters are read (their `room_id`/`mode`/
+  `action` filters compare against the raw query values; a QueryRoomMembers request has no mode, so a fault
+  with a `mode` filter never selects one). Because they come after the QPS check, a faulted request
   still counts as an arrival in the rate window, as a real overloaded gateway's would.
 * page faults (`repeat_cursor`, `endless_cursor`, `count_drift`, `short_page`) are consulted only when a
   successful page is about to be sent, and only where they change that page (see `page_fault_applies`).
@@ -52,6 +53,7 @@ CODE_MESSAGES: dict[int, str] = {
     660300008: "room has no users",
 }
 DEFAULT_GARBAGE = "<html>upstream error</html>"
+_ACTIONS = (None, "QueryRoomUserList", "QueryRoomMembers")
 
 
 @dataclass
@@ -59,15 +61,16 @@ class Fault:
     """One scripted fault.
 
     Common: `kind`; `count` = how many matching requests it affects (then it is removed); optional
-    `room_id` and `mode` filters. Kind-specific: `code` and `message` (kind "code"); `status` and `body`
-    (kind "http_status"; `body` also for "garbage"); `seconds` ("delay"); `delta` ("count_drift");
-    `size` ("short_page": users returned instead of Limit).
+    `room_id`, `mode` and `action` (QueryRoomUserList or QueryRoomMembers) filters. Kind-specific: `code`
+    and `message` (kind "code"); `status` and `body` (kind "http_status"; `body` also for "garbage");
+    `seconds` ("delay"); `delta` ("count_drift"); `size` ("short_page": users returned instead of Limit).
     """
 
     kind: FaultKind
     count: int = 1
     room_id: str | None = None
     mode: int | None = None
+    action: str | None = None
     code: int = 1
     message: str | None = None
     status: int = 503
@@ -80,13 +83,16 @@ class Fault:
         _check(self.kind in FAULT_KINDS, f"kind must be one of {', '.join(FAULT_KINDS)}")
         _check(self.count >= 1, "count must be at least 1")
         _check(self.mode in (None, 0, 1), "mode must be 0, 1 or null")
+        _check(self.action in _ACTIONS, "action must be QueryRoomUserList, QueryRoomMembers or null")
         _check(100 <= self.status <= 599, "status must be an HTTP status (100-599)")
         _check(math.isfinite(self.seconds) and self.seconds >= 0, "seconds must be >= 0")
         _check(self.size >= 1, "size must be at least 1")
 
-    def matches(self, room_id: str | None, mode: int | None) -> bool:
-        """Whether this fault's filters select a request for `room_id` in `mode`."""
+    def matches(self, room_id: str | None, mode: int | None, action: str | None = None) -> bool:
+        """Whether this fault's filters select a request for `room_id` in `mode` (of `action`, if known)."""
         if self.room_id is not None and self.room_id != room_id:
+            return False
+        if self.action is not None and action is not None and self.action != action:
             return False
         return self.mode is None or self.mode == mode
 
@@ -132,6 +138,7 @@ _FIELD_TYPES: dict[str, Callable[[object], bool]] = {
     "count": _is_int,
     "room_id": _optional(_is_str),
     "mode": _optional(_is_int),
+    "action": _optional(_is_str),
     "code": _is_int,
     "message": _optional(_is_str),
     "status": _is_int,
@@ -184,11 +191,12 @@ class FaultPlan:
         *,
         room_id: str | None,
         mode: int | None,
+        action: str | None = None,
         applies: Callable[[Fault], bool] | None = None,
     ) -> Fault | None:
         """Spend one use of the first active fault of `kinds` that matches; None if there is none."""
         for index, fault in enumerate(self.faults):
-            if fault.kind in kinds and fault.matches(room_id, mode) and (applies is None or applies(fault)):
+            if fault.kind in kinds and fault.matches(room_id, mode, action) and (applies is None or applies(fault)):
                 fault.count -= 1
                 if fault.count <= 0:
                     del self.faults[index]

@@ -110,6 +110,8 @@ class SandboxRoom:
         self._users = list(users)
         self._encoded: dict[bool, list[bytes]] = {}
         self._encoded_len = -1
+        self._names: dict[str, str] | None = None
+        self._names_len = -1
 
     @property
     def users(self) -> list[tuple[str, str]]:
@@ -144,9 +146,20 @@ class SandboxRoom:
         return False
 
     def invalidate(self) -> None:
-        """Forget the cached encoding after the member list changed."""
+        """Forget the cached encoding (and name index) after the member list changed."""
         self._encoded.clear()
         self._encoded_len = -1
+        self._names = None
+        self._names_len = -1
+
+    def name_of(self, user_id: str) -> str | None:
+        """The user's name if they are in the room, else None; the index is built once per membership change."""
+        if self._names is None or self._names_len != len(self._users):
+            self._names = {}
+            for uid, name in self._users:
+                self._names.setdefault(uid, name)
+            self._names_len = len(self._users)
+        return self._names.get(user_id)
 
     def encoded(self, *, reverse: bool) -> list[bytes]:
         """Members as JSON fragments, in join order or reversed; built once per membership change."""

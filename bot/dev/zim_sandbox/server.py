@@ -1,9 +1,15 @@
-"""A local ZIM server that speaks QueryRoomUserList over real HTTP, for tests, benchmarks and demos.
+"""A local ZIM server that speaks QueryRoomUserList and QueryRoomMembers over real HTTP, for tests,
+benchmarks and demos.
 
 Faithful where the client can tell: the same signature, parameter checks and return codes as zim-api.md §4,
 an opaque cursor, a 20 req/s sliding-window limit, and HTTP 200 JSON for every ZIM-level error. Stricter
 where the real service is vague (a forged NextFlag or Limit=0 is 660000002 here), so a client that passes
 against the sandbox relies on nothing undocumented.
+
+QueryRoomMembers (§5c) has its own window of 5 requests per second per room on top of the app's 20/s
+(the docs do not say whether it also counts toward the app's limit; here it does, the harsher reading), the
+limit of 10 user IDs, UserList (snake_case) / ErrorList with SubCodes 660300012 (not in the room) and
+660200001 (not registered or logged out: a user in no room of the sandbox and not in `logged_in`).
 
 Answers are computed synchronously from precomputed JSON fragments (a 500-user page costs microseconds);
 only simulated latency and `delay` faults await, and both end at once when the sandbox stops.
@@ -35,14 +41,28 @@ from bot.dev.zim_sandbox.faults import (
     FaultPlan,
     page_fault_applies,
 )
-from bot.dev.zim_sandbox.protocol import ListParams, Rejection, check_signed, parse_list_params, request_mode
-from bot.dev.zim_sandbox.ratelimit import ArrivalWindow
+from bot.dev.zim_sandbox.protocol import (
+    ACTIONS,
+    MEMBERS_ACTION,
+    ListParams,
+    MembersParams,
+    Rejection,
+    check_signed,
+    members_room_key,
+    parse_list_params,
+    parse_members_params,
+    request_mode,
+)
+from bot.dev.zim_sandbox.ratelimit import ArrivalWindow, RoomWindows
 from bot.dev.zim_sandbox.rooms import MAX_LOAD_USERS, RoomState, SandboxRoom, generated_users, load_room, seed_rooms
 from bot.dev.zim_sandbox.stats import SandboxStats
-from bot.dev.zim_sandbox.wire import Reply, code_reply, success_reply
+from bot.dev.zim_sandbox.wire import Reply, code_reply, members_reply, success_reply
 from bot.web import http_url, start_site
 from bot.zim.codes import ROOM_EMPTY, ROOM_NOT_FOUND, ROOM_RATE_LIMITED, ROOM_UNAVAILABLE
 from bot.zim.room_id import room_id_problem
+
+NOT_IN_ROOM = 660300012  # QueryRoomMembers SubCodes (zim-api.md §5c)
+NOT_REGISTERED = 660200001
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8710
@@ -51,13 +71,16 @@ _SHUTDOWN_GRACE_S = 1.0
 
 
 class ZimSandbox:
-    """A strict local ZIM QueryRoomUserList server; see the module docstring.
+    """A strict local ZIM QueryRoomUserList and QueryRoomMembers server; see the module docstring.
 
     `clock` is the wall clock for the ±600 s Timestamp check; `monotonic` times arrivals for the QPS
     window and `stats.arrivals`. Inject either in tests instead of sleeping.
 
     `done_flag` is the NextFlag of a list's last page: "" by default (the newer docs), settable to "0"
     (what the older docs and both examples show) to check that a client accepts either.
+
+    `members_qps` is QueryRoomMembers' limit per room; `logged_in` holds user IDs that are logged in to ZIM
+    without being in any room (everyone in a room is logged in; anyone else is "not registered").
     """
 
     def __init__(
@@ -66,6 +89,7 @@ class ZimSandbox:
         app_id: int = SANDBOX_APP_ID,
         secret: str = SANDBOX_SERVER_SECRET,
         qps: int = 20,
+        members_qps: int = 5,
         latency_ms: float = 0.0,
         jitter_ms: float = 0.0,
         rooms: dict[str, SandboxRoom] | None = None,
@@ -75,6 +99,8 @@ class ZimSandbox:
         self.app_id = app_id
         self.secret = secret
         self.qps = qps
+        self.members_qps = members_qps
+        self.logged_in: set[str] = set()
         self.rooms = seed_rooms() if rooms is None else rooms
         self.faults = FaultPlan(latency_ms=latency_ms, jitter_ms=jitter_ms)
         self.stats = SandboxStats()
@@ -82,6 +108,7 @@ class ZimSandbox:
         self._clock = clock
         self._monotonic = monotonic
         self._window = ArrivalWindow()  # check_signed admits only this sandbox's AppId: one window
+        self._members_windows = RoomWindows()
         self._cursors = CursorCodec()
         # Unique 18-digit numeric RequestIds, like the real service's.
         self._request_ids = itertools.count(10**17 + secrets.randbelow(8 * 10**17))
@@ -116,7 +143,7 @@ class ZimSandbox:
 
     def authenticate(self, query: MultiMapping[str]) -> Reply | None:
         """Common-parameter checks, then the QPS window; None when the request may go on."""
-        checked = check_signed(query, app_id=self.app_id, secret=self.secret, now=self._clock())
+        checked = check_signed(query, app_id=self.app_id, secret=self.secret, now=self._clock(), actions=ACTIONS)
         if isinstance(checked, Rejection):
             return self._code(checked.code, checked.message)
         self.stats.record_nonce(checked.nonce)
@@ -140,6 +167,51 @@ class ZimSandbox:
         if room.state == "destroying" or not room.users:
             return self._code(ROOM_EMPTY, "room has no users", Count=0, UserList=[])
         return self._page(room, params)
+
+    def limit_members(self, query: MultiMapping[str]) -> Reply | None:
+        """QueryRoomMembers' own window, 5 requests/s per room; None when the request may go on.
+
+        Every arrival naming one room counts, refused ones included (as in the app's window); a request
+        naming no single room cannot be counted against one and fails its parameter check next.
+        """
+        room_key = members_room_key(query)
+        if room_key is not None and self._members_windows.arrive(room_key, self._monotonic()) > self.members_qps:
+            return self._code(ROOM_RATE_LIMITED, f"QPS limit exceeded ({self.members_qps}/s)")
+        return None
+
+    def query_members(self, query: MultiMapping[str]) -> Reply:
+        """QueryRoomMembers for an authenticated, admitted request: parameter checks, room state, the lists."""
+        params = parse_members_params(query)
+        if isinstance(params, Rejection):
+            return self._code(params.code, params.message)
+        room = self.find_room(params.room_id)
+        if room is None:
+            return self._code(ROOM_NOT_FOUND, "room not exist")
+        if room.state == "unavailable":
+            return self._code(ROOM_UNAVAILABLE, "failed to get room")
+        if room.state == "destroying" or not room.users:
+            # Undocumented for QueryRoomMembers; answered as QueryRoomUserList does (a Code != 0 with an empty
+            # ErrorList, which a client must not read as "all in"), the harsher reading.
+            return self._code(ROOM_EMPTY, "room has no users", UserList=[], ErrorList=[])
+        return self._members(room, params)
+
+    def _members(self, room: SandboxRoom, params: MembersParams) -> Reply:
+        present: list[tuple[str, str]] = []
+        absent: list[tuple[str, int]] = []
+        for user_id in params.user_ids:
+            name = room.name_of(user_id)
+            if name is not None:
+                present.append((user_id, name))
+            else:
+                absent.append((user_id, NOT_IN_ROOM if self._logged_in(user_id) else NOT_REGISTERED))
+        if not absent:
+            return members_reply(0, "success", self._request_id(), present, absent)
+        # The docs: Code != 0 with a non-empty ErrorList when none is in. For "some in" they are silent; a
+        # non-zero Code is sent then too (the harsher reading: a client must trust the lists, not the Code).
+        return members_reply(absent[0][1], "some users are not in the room", self._request_id(), present, absent)
+
+    def _logged_in(self, user_id: str) -> bool:
+        return user_id in self.logged_in or any(room.name_of(user_id) is not None for room in self.rooms.values())
 
     def find_room(self, room_id: str) -> SandboxRoom | None:
         """A known room, or a `load-<N>` room created now and kept for later pages."""
@@ -202,10 +274,19 @@ class ZimSandbox:
         room_id = query.get("RoomId")
         if room_id is not None:
             self.stats.per_room[room_id] += 1
+        action = query.get("Action")
+        members = action == MEMBERS_ACTION
+        if members:
+            self.stats.members_requests += 1
         rejection = self.authenticate(query)
         if rejection is not None:
             return rejection
-        fault = self.faults.take(TRANSPORT_KINDS, room_id=room_id, mode=request_mode(query))
+        if members:
+            rejection = self.limit_members(query)
+            if rejection is not None:
+                return rejection
+        mode = None if members else request_mode(query)
+        fault = self.faults.take(TRANSPORT_KINDS, room_id=room_id, mode=mode, action=action)
         if fault is not None:
             self.stats.faults_applied[fault.kind] += 1
             if fault.kind == "drop":
@@ -213,7 +294,7 @@ class ZimSandbox:
             if fault.kind != "delay":
                 return self._fault_reply(fault)
             await self._pause(fault.seconds)
-        return self.list_users(query)
+        return self.query_members(query) if members else self.list_users(query)
 
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
         reply = await self._decide(request.query)

@@ -16,6 +16,7 @@ class SandboxStats:
     """
 
     requests: int = 0
+    members_requests: int = 0  # QueryRoomMembers among `requests`
     by_code: Counter[int | str] = field(default_factory=Counter)
     rate_limited: int = 0
     arrivals: list[float] = field(default_factory=list)
@@ -53,7 +54,7 @@ class SandboxStats:
 
     def reset(self) -> None:
         """Zero every counter in place, so references to this object stay valid."""
-        self.requests = self.rate_limited = self.duplicate_nonces = 0
+        self.requests = self.members_requests = self.rate_limited = self.duplicate_nonces = 0
         for counter in (self.by_code, self.per_room, self.faults_applied):
             counter.clear()
         self.arrivals.clear()

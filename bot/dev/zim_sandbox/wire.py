@@ -51,3 +51,25 @@ def code_reply(code: int, message: str, request_id: str, **extra: object) -> Rep
     """A ZIM error answer: HTTP 200 with a non-zero Code, as the real gateway sends."""
     payload: dict[str, object] = {"Code": code, "Message": message, "RequestId": request_id, **extra}
     return Reply(body=json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(), stat_key=code)
+
+
+def members_reply(
+    code: int,
+    message: str,
+    request_id: str,
+    present: list[tuple[str, str]],
+    absent: list[tuple[str, int]],
+) -> Reply:
+    """A QueryRoomMembers answer: `UserList` in snake_case (avatar and extra null, as ZIM may send them) and
+    `ErrorList` in PascalCase with each absent user's SubCode, as zim-api.md §5c documents them."""
+    payload: dict[str, object] = {
+        "Code": code,
+        "Message": message,
+        "RequestId": request_id,
+        "UserList": [
+            {"user_id": user_id, "user_name": user_name, "avatar": None, "extra": None}
+            for user_id, user_name in present
+        ],
+        "ErrorList": [{"UserId": user_id, "SubCode": sub_code} for user_id, sub_code in absent],
+    }
+    return Reply(body=json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(), stat_key=code)

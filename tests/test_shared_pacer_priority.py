@@ -1,0 +1,170 @@
+"""Priority in the Redis pacer, against a real redis-server: interactive first, background within its share,
+one schedule for every replica, and the interactive key exactly as the previous version writes it.
+
+Assertions are on Redis's clock (the slots the scripts hand out), not on how fast anything ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+from bot.state import build_shared_state
+from bot.state.connection import connect
+from bot.state.pacer import FallbackPacer, RedisPacer, SmoothPacer
+from bot.zim.pacing import DEFAULT_HEADROOM
+from tests.redis_server import RedisServer
+
+SLACK_US = 2e-6  # slots are whole microseconds
+
+
+@pytest.fixture
+async def clients(redis_url):
+    """`clients()` → a new Redis client (its own connection pool), as a separate replica would have."""
+    made = []
+
+    def make():
+        client = connect(redis_url)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.aclose()
+
+
+def gaps(slots):
+    ordered = sorted(slots)
+    return [b - a for a, b in itertools.pairwise(ordered)]
+
+
+async def test_reserved_interactive_slots_keep_background_out_and_write_nothing(clients):
+    pacer = RedisPacer(clients(), qps=50, key="t:busy")
+    watcher = clients()
+    reserved = [await pacer.reserve() for _ in range(10)]
+    last_slot = reserved[-1][0]
+    assert last_slot - reserved[0][0] == pytest.approx(9 * pacer.interval, abs=SLACK_US * 10)
+    slot, wait = await pacer.reserve_background()
+    assert slot is None
+    # It may try again once the last interactive slot's interval has passed, not before: the ten slots
+    # started about now (the first was free), so that is at most ten intervals away.
+    assert reserved[0][1] == 0
+    assert 8 * pacer.interval <= wait <= 10 * pacer.interval + SLACK_US
+    assert await watcher.exists("t:busy:background") == 0
+    # The interactive key is as the old version wrote it: the next free slot, whole microseconds.
+    assert int(await watcher.get("t:busy")) == round(last_slot * 1_000_000) + round(pacer.interval * 1_000_000)
+
+
+async def test_a_background_slot_is_a_slot_of_the_shared_schedule(clients):
+    """Old replicas (interactive only) and new ones share one key: a background slot pushes both."""
+    new, old = RedisPacer(clients(), qps=50, key="t:mixed"), RedisPacer(clients(), qps=50, key="t:mixed")
+    watcher = clients()
+    background_slot, wait = await new.reserve_background()
+    assert background_slot is not None
+    assert wait == 0
+    interactive_slot, _ = await old.reserve()  # the old version's script, unchanged
+    assert interactive_slot - background_slot == pytest.approx(new.interval, abs=SLACK_US)
+    raw = await watcher.get("t:mixed:background")
+    assert int(raw) == round(background_slot * 1_000_000) + round(new.background_interval * 1_000_000)
+    assert 0 < await watcher.pttl("t:mixed:background") <= 1_000 + new.background_interval * 1000 + 1
+    assert 0 < await watcher.pttl("t:mixed") <= 1_000 + 2 * new.interval * 1000 + 1
+    # And the background schedule holds the next background caller for its own, longer interval.
+    slot, wait = await new.reserve_background()
+    assert slot is None
+    assert wait > new.interval
+
+
+async def test_cool_down_holds_background_callers(clients):
+    pacer = RedisPacer(clients(), qps=50, key="t:cool-bg")
+    await pacer.cool_down(0.3)
+    slot, wait = await pacer.reserve_background()
+    assert slot is None
+    assert 0.25 <= wait <= 0.3
+
+
+async def test_two_replicas_interactive_first_background_within_its_share(clients):
+    qps, share = 20.0, 0.25
+    replicas = [RedisPacer(clients(), qps=qps, key="t:priority", background_share=share) for _ in range(2)]
+    interactive_slots: list[float] = []
+    background_slots: list[float] = []
+    started = asyncio.Event()  # set once every person holds a slot: then the watches start asking
+
+    async def person(replica: RedisPacer, sends: int) -> None:
+        # Like wait_turn, recording the slot: reserve, sleep until it, send.
+        for _ in range(sends):
+            slot, delay = await replica.reserve()
+            interactive_slots.append(slot)
+            if len(interactive_slots) == 4:
+                started.set()
+            await asyncio.sleep(max(delay, 0.0))
+
+    async def people() -> None:
+        # Four people, each always holding a reserved slot: the schedule never has a free "now".
+        await asyncio.gather(*(person(replicas[i % 2], 6) for i in range(4)))
+
+    async def watch(replica: RedisPacer) -> None:
+        await started.wait()
+        for _ in range(2):
+            background_slots.append(await replica.take_background_slot())
+
+    await asyncio.gather(people(), *(watch(replicas[i % 2]) for i in range(2)))
+
+    interval = replicas[0].interval
+    assert interval == pytest.approx(1 / (qps * DEFAULT_HEADROOM))
+    assert replicas[0].background_interval == pytest.approx(interval / share)
+    # Interactive first: no background slot until the last interactive one had passed.
+    assert min(background_slots) >= max(interactive_slots) + interval - SLACK_US
+    # One schedule: nothing bunched, interactive and background together.
+    assert min(gaps(interactive_slots + background_slots)) >= interval - SLACK_US
+    # Background within its share, evenly spaced on its own schedule across both replicas.
+    assert min(gaps(background_slots)) >= replicas[0].background_interval - SLACK_US
+    assert len(background_slots) == 4
+
+
+async def test_background_alone_across_replicas_never_exceeds_its_share(clients):
+    replicas = [RedisPacer(clients(), qps=50, key="t:bg-only", background_share=0.5) for _ in range(2)]
+
+    async def watch(replica: RedisPacer) -> list[float]:
+        return [await replica.take_background_slot() for _ in range(3)]
+
+    slots = [slot for taken in await asyncio.gather(*(watch(r) for r in replicas)) for slot in taken]
+    assert len(slots) == 6
+    assert min(gaps(slots)) >= replicas[0].background_interval - SLACK_US
+
+
+async def test_shared_state_pacers_carry_the_background_share(redis_url):
+    state = await build_shared_state(redis_url, background_share=0.5)
+    try:
+        pacer = state.pacer_for("zim:7", qps=40)
+        assert isinstance(pacer, FallbackPacer)
+        assert isinstance(pacer.shared, RedisPacer)
+        assert pacer.shared.key == "roomusers:pacer:zim:7"  # the name the previous version uses
+        assert pacer.shared.background_key == "roomusers:pacer:zim:7:background"
+        assert pacer.shared.background_interval == pytest.approx(2 * pacer.shared.interval)
+        assert isinstance(pacer.local, SmoothPacer)
+        assert pacer.local.background_interval == pytest.approx(2 * pacer.local.interval)
+        assert await pacer.wait_background_turn() >= 0
+        assert await pacer.wait_turn() >= 0
+    finally:
+        await state.aclose()
+    memory = await build_shared_state(None, background_share=0.1)
+    local = memory.pacer_for("zim:7", qps=40)
+    assert isinstance(local, SmoothPacer)
+    assert local.background_interval == pytest.approx(10 * local.interval)
+
+
+async def test_background_callers_fall_back_to_the_local_pacer_when_redis_goes_away(caplog):
+    with RedisServer() as server:
+        state = await build_shared_state(server.url, probe_interval=60)
+        try:
+            pacer = state.pacer_for("zim:9", qps=50)
+            assert await pacer.wait_background_turn() >= 0  # through Redis
+            server.stop()
+            assert await pacer.wait_background_turn() >= 0  # the local SmoothPacer, at the same share
+            assert await pacer.wait_turn() >= 0
+            assert await state.health() == {"redis": "unreachable"}
+            assert sum("Redis is unreachable" in r.getMessage() for r in caplog.records) == 1
+        finally:
+            await state.aclose()
