@@ -90,6 +90,11 @@ async def test_a_response_url_that_never_connected_falls_back(slack):
     assert delivery.route == "ephemeral"
 
 
+async def test_any_other_response_url_failure_falls_back(slack):
+    delivery = await deliver(Respond(error=ValueError("no response_url")), MESSAGE, alice(slack))  # type: ignore[arg-type]
+    assert delivery.route == "ephemeral"
+
+
 async def test_a_channel_post_does_not_fall_back(slack):
     delivery = await deliver(Respond(500), MESSAGE, alice(slack), response_type="in_channel", fall_back=False)  # type: ignore[arg-type]
     assert (delivery.ok, delivery.unconfirmed, delivery.error) == (False, False, "http_500")

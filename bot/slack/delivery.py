@@ -151,6 +151,9 @@ async def deliver(
             # The post was sent and may still land: posting again could show the answer twice.
             log.warning("response_url did not answer (%s); not posting the answer a second time", type(error).__name__)
             return Delivery(None, "timeout", unconfirmed=True)
+        except Exception as error:  # anything else about a dead response_url must not lose the answer
+            first_error = type(error).__name__
+            log.warning("response_url failed: %s", first_error)
         else:
             if response.status_code == 200:
                 return Delivery("response_url")
