@@ -150,3 +150,16 @@ async def test_refresh_requested_while_answers_are_in_flight_loses_and_duplicate
     await local.slack.wait_for(complete, timeout=30)
     assert len(answers_to(local.slack, "U0BOB")) == 1 and len(answers_to(local.slack, "U0CAROL")) == 1
     assert old.closed_by == "client"
+
+
+@pytest.mark.socket_only
+async def test_an_envelope_racing_a_disconnect_is_acked_once_and_answered_once(local: LocalStack):
+    socket = hub(local.slack)
+    sent, _ = await asyncio.gather(local.slack.send_command("demo-12"), socket.disconnect("refresh_requested"))
+    assert sent.status == 200 and sent.acked_in_time
+    await socket.wait_for_connections(opened=2, live=1, timeout=10)
+    answer = await wait_for_message(local.slack, lambda: next(iter(answers_to(local.slack, "U0ALICE")), None))
+    assert "12 users" in all_text(answer)
+    await local.until_idle()
+    assert [envelope.ack_count for envelope in socket.envelopes.values()] == [1]
+    assert len(answers_to(local.slack, "U0ALICE")) == 1
