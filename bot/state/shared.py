@@ -22,8 +22,12 @@ from bot.state.once import (
     EVENT_TTL_SECONDS,
     EventDeduper,
     FallbackEventDeduper,
+    FallbackReplayGuard,
     MemoryEventDeduper,
+    MemoryReplayGuard,
     RedisEventDeduper,
+    RedisReplayGuard,
+    ReplayGuard,
 )
 from bot.state.pacer import FallbackPacer, RedisPacer, SmoothPacer
 from bot.state.snapshots import (
@@ -59,6 +63,7 @@ class SharedState:
     deduper: EventDeduper
     leases: FetchLeases
     backend: Backend
+    replay_guard: ReplayGuard = field(default_factory=MemoryReplayGuard)
     _redis: _RedisParts | None = field(default=None, repr=False)
 
     async def health(self) -> dict[str, str]:
@@ -137,5 +142,6 @@ async def build_shared_state(
         ),
         leases=FallbackLeases(leases, local.leases, health),
         backend="redis",
+        replay_guard=FallbackReplayGuard(RedisReplayGuard(redis, prefix=prefix), local.replay_guard, health),
         _redis=_RedisParts(redis, health, leases, prefix),
     )
