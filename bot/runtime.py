@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Literal
 
 import httpx
 from slack_bolt.async_app import AsyncApp
@@ -18,14 +19,17 @@ from bot.slack.access import AccessPolicy
 from bot.slack.answers import RoomAnswers
 from bot.slack.app import build_app
 from bot.slack.deps import SlackDeps
+from bot.slack.link import SlackLink
 from bot.state import SharedState
 from bot.state.leases import FetchLeases
 from bot.state.pacer import SmoothPacer
 from bot.state.snapshots import MemorySnapshotStore, SnapshotStore
 from bot.zim import Pacer, RetryPolicy, ZimClient, fetch_roster, new_http_client
 from bot.zim.paging import FetchProgress
+from bot.zim.probe import CredentialProbe
 
 PacerFactory = Callable[[ZegoSettings], Pacer]
+PROBE_RETRY = RetryPolicy(max_attempts=2, total_budget=5.0)
 
 
 def local_pacer(settings: ZegoSettings) -> Pacer:
@@ -49,13 +53,26 @@ def _zego_app(
         retry=retry,
         settings_prefix=settings.env_prefix,
     )
+    # The probe's own client: the same credentials, HTTP client and pacer (inside the shared budget), one user
+    # a page and a short retry budget, so a ZIM outage gives "no verdict" within seconds.
+    probe_client = ZimClient(
+        app_id=settings.app_id,
+        server_secret=settings.server_secret,
+        base_url=settings.base_url,
+        pacer=pacer,
+        http=http,
+        retry=PROBE_RETRY,
+        page_limit=1,
+        settings_prefix=settings.env_prefix,
+    )
 
     async def fetch(room_id: str, progress: FetchProgress) -> Roster:
         return await fetch_roster(client, room_id, progress=progress)
 
     # The namespace keeps apps apart in a shared store; the same room ID in two apps is two rooms.
     snapshots = SnapshotService(store=store, fetch=fetch, namespace=f"zim:{settings.app_id}", leases=leases)
-    return ZegoApp(profile=settings.profile, client=client, snapshots=snapshots)
+    probe = CredentialProbe(probe_client, profile=settings.profile)
+    return ZegoApp(profile=settings.profile, client=client, snapshots=snapshots, probe=probe)
 
 
 @asynccontextmanager
@@ -97,6 +114,7 @@ class RunningApp:
     zego_apps: ZegoApps
     deps: SlackDeps
     state: SharedState
+    link: SlackLink
 
 
 @asynccontextmanager
@@ -107,6 +125,7 @@ async def compose_app(
     state: SharedState,
     access: AccessPolicy | None = None,
     retry: RetryPolicy | None = None,
+    mode: Literal["http", "socket"] = "http",
 ) -> AsyncIterator[RunningApp]:
     """The Slack app over `state` (in-process, or Redis shared by every replica)."""
 
@@ -117,5 +136,6 @@ async def compose_app(
     async with open_zego_apps(
         profiles, store=state.store, pacer_for=pacer_for, leases=state.leases, retry=retry
     ) as rosters:
+        link = SlackLink(mode)
         deps = SlackDeps(answers=RoomAnswers(rosters), access=access or AccessPolicy(), deduper=state.deduper)
-        yield RunningApp(app=build_app(slack, deps), zego_apps=rosters, deps=deps, state=state)
+        yield RunningApp(app=build_app(slack, deps), zego_apps=rosters, deps=deps, state=state, link=link)

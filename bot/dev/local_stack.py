@@ -16,6 +16,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.dev.slack_standin import SlackStandIn
 from bot.dev.zim_sandbox import ZimSandbox
+from bot.observability.health import LoopLagMonitor, ProcessHealth
 from bot.roster.apps import ZegoApps
 from bot.runtime import RunningApp, compose_app
 from bot.settings import DEFAULT_PROFILE, SlackSettings, ZegoProfiles, ZegoSettings
@@ -101,8 +102,12 @@ async def local_replicas(
             running = await stack.enter_async_context(
                 compose_app(profiles, slack_settings, state=replica_state, access=access, retry=retry)
             )
+            # As `serve` does: auth.test against the stand-in (the installation the access rules compare with),
+            # and the ops endpoints on the app's port. No credential probes: they would add ZIM requests.
+            await running.link.verify_bot_token(running.app.client)
+            ops = ProcessHealth(link=running.link, lag=LoopLagMonitor(), state=replica_state, probes={})
             runner, port = await start_http(
-                running.app, LOOPBACK, 0, replica_state.health, signing_secret=signing_secret
+                running.app, LOOPBACK, 0, ops, signing_secret=signing_secret, replay_guard=replica_state.replay_guard
             )
             stack.push_async_callback(runner.cleanup)
             replicas.append(Replica(running=running, app_url=f"http://{LOOPBACK}:{port}{EVENTS_PATH}"))
