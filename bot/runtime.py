@@ -14,7 +14,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.roster.apps import ZegoApp, ZegoApps
 from bot.roster.model import Roster
 from bot.roster.service import SnapshotService
-from bot.settings import SlackSettings, ZegoProfiles, ZegoSettings
+from bot.settings import LimitSettings, SlackSettings, ZegoProfiles, ZegoSettings
 from bot.slack.access import AccessPolicy
 from bot.slack.answers import RoomAnswers
 from bot.slack.app import build_app
@@ -23,6 +23,7 @@ from bot.slack.link import SlackLink
 from bot.state import SharedState
 from bot.state.leases import FetchLeases
 from bot.state.pacer import SmoothPacer
+from bot.state.ratelimit import MemoryUserRate
 from bot.state.snapshots import MemorySnapshotStore, SnapshotStore
 from bot.zim import Pacer, RetryPolicy, ZimClient, fetch_roster, new_http_client
 from bot.zim.paging import FetchProgress
@@ -43,6 +44,7 @@ def _zego_app(
     pacer: Pacer,
     leases: FetchLeases | None,
     retry: RetryPolicy | None,
+    limits: LimitSettings,
 ) -> ZegoApp:
     client = ZimClient(
         app_id=settings.app_id,
@@ -70,7 +72,16 @@ def _zego_app(
         return await fetch_roster(client, room_id, progress=progress)
 
     # The namespace keeps apps apart in a shared store; the same room ID in two apps is two rooms.
-    snapshots = SnapshotService(store=store, fetch=fetch, namespace=f"zim:{settings.app_id}", leases=leases)
+    snapshots = SnapshotService(
+        store=store,
+        fetch=fetch,
+        namespace=f"zim:{settings.app_id}",
+        leases=leases,
+        profile=settings.profile,
+        max_concurrent_reads=limits.max_concurrent_reads,
+        read_deadline=limits.read_deadline,
+        refresh_min=limits.refresh_min,
+    )
     probe = CredentialProbe(probe_client, profile=settings.profile)
     return ZegoApp(profile=settings.profile, client=client, snapshots=snapshots, probe=probe)
 
@@ -83,12 +94,13 @@ async def open_zego_apps(
     pacer_for: PacerFactory = local_pacer,
     leases: FetchLeases | None = None,
     retry: RetryPolicy | None = None,
+    limits: LimitSettings | None = None,
 ) -> AsyncIterator[ZegoApps]:
     """A ZegoApp per profile sharing one HTTP client and one store; each app gets its own pacer (its own limit)."""
     shared_store = store or MemorySnapshotStore()
     async with new_http_client() as http:
         apps = {
-            name: _zego_app(settings, http, shared_store, pacer_for(settings), leases, retry)
+            name: _zego_app(settings, http, shared_store, pacer_for(settings), leases, retry, limits or LimitSettings())
             for name, settings in profiles.by_name.items()
         }
         try:
@@ -126,6 +138,7 @@ async def compose_app(
     access: AccessPolicy | None = None,
     retry: RetryPolicy | None = None,
     mode: Literal["http", "socket"] = "http",
+    limits: LimitSettings | None = None,
 ) -> AsyncIterator[RunningApp]:
     """The Slack app over `state` (in-process, or Redis shared by every replica)."""
 
@@ -134,8 +147,13 @@ async def compose_app(
         return state.pacer_for(f"zim:{settings.app_id}", qps=settings.qps)
 
     async with open_zego_apps(
-        profiles, store=state.store, pacer_for=pacer_for, leases=state.leases, retry=retry
+        profiles, store=state.store, pacer_for=pacer_for, leases=state.leases, retry=retry, limits=limits
     ) as rosters:
         link = SlackLink(mode)
-        deps = SlackDeps(answers=RoomAnswers(rosters), access=access or AccessPolicy(), deduper=state.deduper)
+        deps = SlackDeps(
+            answers=RoomAnswers(rosters),
+            access=access or AccessPolicy(),
+            deduper=state.deduper,
+            user_rate=MemoryUserRate((limits or LimitSettings()).user_rate),
+        )
         yield RunningApp(app=build_app(slack, deps), zego_apps=rosters, deps=deps, state=state, link=link)

@@ -19,7 +19,7 @@ from bot.dev.zim_sandbox import ZimSandbox
 from bot.observability.health import LoopLagMonitor, ProcessHealth
 from bot.roster.apps import ZegoApps
 from bot.runtime import RunningApp, compose_app
-from bot.settings import DEFAULT_PROFILE, SlackSettings, ZegoProfiles, ZegoSettings
+from bot.settings import DEFAULT_PROFILE, LimitSettings, SlackSettings, ZegoProfiles, ZegoSettings
 from bot.slack.access import AccessPolicy
 from bot.slack.http import EVENTS_PATH, start_http
 from bot.state import SharedState, build_shared_state, memory_state
@@ -27,6 +27,9 @@ from bot.state.snapshots import SnapshotStore
 from bot.zim import RetryPolicy
 
 LOOPBACK = "127.0.0.1"
+# The product's limits, except that every Refresh reads the room again (ROOMUSERS_REFRESH_MIN_SECONDS=0): a
+# demo or test clicking Refresh right after a read expects a new read. Pass `limits` to test the limits.
+DEV_LIMITS = LimitSettings(refresh_min=0.0)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ async def local_replicas(
     store: SnapshotStore | None = None,
     access: AccessPolicy | None = None,
     retry: RetryPolicy | None = None,
+    limits: LimitSettings = DEV_LIMITS,
 ) -> AsyncIterator[LocalReplicas]:
     """Start everything on free loopback ports; stop it all on exit. Fresh demo secrets each time.
 
@@ -100,7 +104,7 @@ async def local_replicas(
                 replica_state = replace(replica_state, store=store)
             stack.push_async_callback(replica_state.aclose)
             running = await stack.enter_async_context(
-                compose_app(profiles, slack_settings, state=replica_state, access=access, retry=retry)
+                compose_app(profiles, slack_settings, state=replica_state, access=access, retry=retry, limits=limits)
             )
             # As `serve` does: auth.test against the stand-in (the installation the access rules compare with),
             # and the ops endpoints on the app's port. No credential probes: they would add ZIM requests.
@@ -126,6 +130,7 @@ async def local_stack(
     store: SnapshotStore | None = None,
     access: AccessPolicy | None = None,
     retry: RetryPolicy | None = None,
+    limits: LimitSettings = DEV_LIMITS,
 ) -> AsyncIterator[LocalStack]:
     """One replica with in-process state: the product as `make demo` runs it."""
     async with local_replicas(
@@ -137,6 +142,7 @@ async def local_stack(
         store=store,
         access=access,
         retry=retry,
+        limits=limits,
     ) as local:
         (only,) = local.replicas
         yield LocalStack(

@@ -7,6 +7,7 @@ exposes its own numbers and Prometheus sums them.
 from __future__ import annotations
 
 import platform
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -103,6 +104,17 @@ def timed_ack(surface: str) -> Iterator[None]:
         ACK_SECONDS.labels(surface).observe(took)
         if took > ACK_DEADLINE_SECONDS:
             ACK_DEADLINE_MISSES.labels(surface).inc()
+
+
+_ERROR_CODE = re.compile(r"[a-z_]{1,40}")
+
+
+def slack_error_label(code: object, status: int | None = None) -> str:
+    """Slack's error code as a label value: a known shape, else `http_<status>` or `other` (bounded cardinality)."""
+    text = str(code or "").strip()
+    if _ERROR_CODE.fullmatch(text):
+        return text
+    return f"http_{status}" if status is not None and status != 200 else "other"
 
 
 def exposition() -> tuple[bytes, str]:

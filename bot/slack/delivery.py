@@ -9,6 +9,7 @@ from slack_bolt.async_app import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.observability.metrics import SLACK_API_ERRORS, slack_error_label
 from bot.slack.render.blocks import Message
 
 log = logging.getLogger(__name__)
@@ -28,13 +29,16 @@ async def deliver(
         if response.status_code == 200:
             return True
         log.warning("response_url answered HTTP %s: %s", response.status_code, (response.body or "")[:200])
+        SLACK_API_ERRORS.labels("response_url", slack_error_label(response.body, response.status_code)).inc()
     except TimeoutError:
+        SLACK_API_ERRORS.labels("response_url", "timeout").inc()
         # The post was sent and may still land: posting again could show the answer twice. Slack answers
         # response_urls in well under Bolt's 30 s timeout, so this is rare; a duplicate would be worse.
         log.warning("response_url did not answer in time; not posting the answer a second time")
         return False
     except Exception as error:  # a dead response_url must not lose the answer
         log.warning("response_url failed: %s", type(error).__name__)
+        SLACK_API_ERRORS.labels("response_url", "connection").inc()
     if fallback is None:
         return False
     client, channel, user = fallback

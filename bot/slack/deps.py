@@ -8,7 +8,9 @@ from bot.slack.access import AccessPolicy
 from bot.slack.answers import RoomAnswers
 from bot.slack.pending import PendingAnswers
 from bot.slack.render.blocks import Message, problem_message
+from bot.slack.render.text import rate_limited_sentence
 from bot.state.once import EventDeduper
+from bot.state.ratelimit import MemoryUserRate, UserRate
 
 RESTARTING = "roomusers is restarting and could not finish this answer; please try again in a moment."
 
@@ -23,3 +25,9 @@ class SlackDeps:
     access: AccessPolicy
     deduper: EventDeduper
     pending: PendingAnswers = field(default_factory=PendingAnswers)
+    user_rate: UserRate = field(default_factory=lambda: MemoryUserRate(0))  # 0: no limit
+
+    def over_rate(self, team_id: str, user_id: str) -> str | None:
+        """None when this person may make one more request now; else the polite refusal (counted as taken)."""
+        wait = self.user_rate.take(f"{team_id}:{user_id}")
+        return rate_limited_sentence(self.user_rate.rate, wait) if wait > 0 else None

@@ -20,7 +20,7 @@ from bot.slack.answers import Answer
 from bot.slack.delivery import deliver
 from bot.slack.deps import SlackDeps, restarting_message
 from bot.slack.export import ExportTarget, upload_roster_csv
-from bot.slack.listeners.commands import NOT_ALLOWED
+from bot.slack.listeners.commands import NOT_ALLOWED, SLOW_DOWN
 from bot.slack.render.blocks import problem_message
 from bot.slack.render.buttons import StaleButton, decode_view
 
@@ -40,6 +40,7 @@ class _Click:
         self.action_id = str(action.get("action_id", ""))
         self.value = str(action.get("value", ""))
         self.user = str((body.get("user") or {}).get("id", ""))
+        self.team = str((body.get("user") or {}).get("team_id") or (body.get("team") or {}).get("id") or "")
         container = body.get("container") or {}
         self.channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
         self.ephemeral = bool(container.get("is_ephemeral"))
@@ -60,6 +61,12 @@ async def _start(
         record.emit("stale_button")
         return None, record
     record.note(room=ref.room_id, profile=ref.profile or None, page=ref.page)
+    limited = deps.over_rate(click.team, click.user)
+    if limited is not None:
+        message = problem_message(limited, title=SLOW_DOWN)
+        await deliver(respond, message, fallback=fallback, response_type="ephemeral", replace_original=False)
+        record.emit("rate_limited")
+        return None, record
     refusal = await deps.access.refusal(user_id=click.user, channel_id=click.channel, client=client)
     if refusal is not None:
         message = problem_message(refusal, title=NOT_ALLOWED)

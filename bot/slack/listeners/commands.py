@@ -16,6 +16,7 @@ from bot.slack.render.blocks import loading_text, problem_message, usage_message
 
 COMMAND = "/roomusers"
 NOT_ALLOWED = "Not allowed"
+SLOW_DOWN = "Too many requests"
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
@@ -34,6 +35,12 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         if isinstance(request, InvalidRequest):
             await ack(**problem_message(request.problem).to_payload())
             record.emit("invalid_input")
+            return
+        limited = deps.over_rate(str(command.get("team_id", "")), user)
+        if limited is not None:  # answered in the ack: costs nothing, and says when to try again
+            await ack(**problem_message(limited, title=SLOW_DOWN).to_payload())
+            record.note(room=request.room_id)
+            record.emit("rate_limited")
             return
         await ack(text=loading_text(request.room_id))
         record.note(room=request.room_id, profile=request.profile or None, filter=bool(request.filter_text))
@@ -67,5 +74,5 @@ async def answer_command(
         # A command's own response_url can't replace its answer: later pages come with clicks. Only a
         # failure to read the rest is worth a second message.
         final = await deps.answers.finish(request, answer.pending, shareable=True)
-        if final.outcome not in ("ok", "empty"):
+        if final.outcome not in ("ok", "empty") or answer.queued:  # a queued answer showed no page yet
             await deliver(respond, final.message, fallback=fallback, replace_original=False)

@@ -18,7 +18,7 @@ from bot.roster.service import RoomRead
 from bot.roster.view import RoomView
 from bot.slack.answers import Answer
 from bot.slack.deps import SlackDeps, restarting_message
-from bot.slack.listeners.commands import NOT_ALLOWED
+from bot.slack.listeners.commands import NOT_ALLOWED, SLOW_DOWN
 from bot.slack.parsing import HelpRequest, InvalidRequest, parse_command_text, strip_mention
 from bot.slack.render.blocks import Message, problem_message, usage_message
 
@@ -49,6 +49,16 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             record.emit("invalid_input")
             return
         record.note(room=request.room_id, profile=request.profile or None, filter=bool(request.filter_text))
+        limited = deps.over_rate(str(body.get("team_id") or ""), user)
+        if limited is not None:
+            await client.chat_postEphemeral(
+                channel=channel,
+                user=user,
+                thread_ts=thread_ts,
+                **problem_message(limited, title=SLOW_DOWN).to_payload(),
+            )
+            record.emit("rate_limited")
+            return
         refusal = await deps.access.refusal(user_id=user, channel_id=channel, client=client)
         if refusal is not None:
             # Only the person who asked needs to see the refusal.
