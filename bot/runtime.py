@@ -15,7 +15,7 @@ from bot.roster.apps import ZegoApp, ZegoApps
 from bot.roster.model import Roster
 from bot.roster.service import SnapshotService
 from bot.settings import LimitSettings, SlackSettings, ZegoProfiles, ZegoSettings
-from bot.slack.access import AccessPolicy
+from bot.slack.access import AccessPolicy, AccessRules
 from bot.slack.answers import RoomAnswers
 from bot.slack.app import build_app
 from bot.slack.deps import SlackDeps
@@ -135,7 +135,7 @@ async def compose_app(
     slack: SlackSettings,
     *,
     state: SharedState,
-    access: AccessPolicy | None = None,
+    access: AccessPolicy | AccessRules | None = None,
     retry: RetryPolicy | None = None,
     mode: Literal["http", "socket"] = "http",
     limits: LimitSettings | None = None,
@@ -152,7 +152,7 @@ async def compose_app(
         link = SlackLink(mode)
         deps = SlackDeps(
             answers=RoomAnswers(rosters),
-            access=access or AccessPolicy(),
+            access=access if isinstance(access, AccessRules) else AccessRules(access, default_profile=profiles.default),
             deduper=state.deduper,
             user_rate=MemoryUserRate((limits or LimitSettings()).user_rate),
         )

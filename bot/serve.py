@@ -27,7 +27,7 @@ from bot.settings import (
     load_slack_settings,
     load_zego_profiles,
 )
-from bot.slack.access import AccessPolicy
+from bot.slack.access import AccessRules
 from bot.slack.http import EVENTS_PATH, install_stop_signal, start_http, start_ops_server
 from bot.slack.link import TimedSocketModeHandler
 from bot.state import SharedStateUnavailable, build_shared_state
@@ -46,7 +46,9 @@ async def serve(*, http: bool, host: str, port: int, timings: Timings | None = N
     runtime = load_runtime_settings()
     if http and runtime.metrics_port == port:
         raise ConfigError(f"METRICS_PORT must differ from --port (both {port}).")
-    access = AccessPolicy.from_env(os.environ)
+    access = AccessRules.from_env(
+        os.environ, profiles=profiles.by_name, default_profile=profiles.default, allow_external=runtime.allow_external
+    )
     try:
         state = await build_shared_state(runtime.redis_url, snapshot_ttl=runtime.snapshot_ttl)
     except SharedStateUnavailable as error:

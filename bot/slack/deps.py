@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.slack.access import AccessPolicy
+from bot.slack.access import AccessRules
 from bot.slack.answers import RoomAnswers
 from bot.slack.pending import PendingAnswers
 from bot.slack.render.blocks import Message, problem_message
@@ -22,7 +22,7 @@ def restarting_message() -> Message:
 @dataclass(frozen=True)
 class SlackDeps:
     answers: RoomAnswers
-    access: AccessPolicy
+    access: AccessRules
     deduper: EventDeduper
     pending: PendingAnswers = field(default_factory=PendingAnswers)
     user_rate: UserRate = field(default_factory=lambda: MemoryUserRate(0))  # 0: no limit

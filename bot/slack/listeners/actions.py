@@ -11,11 +11,12 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.observability.audit import AuditRecord
 from bot.roster.view import RoomView
+from bot.slack.access import Installation, Requester
 from bot.slack.answers import Answer
 from bot.slack.delivery import deliver
 from bot.slack.deps import SlackDeps, restarting_message
@@ -36,7 +37,9 @@ STALE_BUTTON = (
 class _Click:
     """The parts of a block_actions payload the handlers use."""
 
-    def __init__(self, body: dict[str, Any], action: dict[str, Any]) -> None:
+    def __init__(self, body: dict[str, Any], action: dict[str, Any], home: Installation | None = None) -> None:
+        self.who = Requester.from_action(body)
+        self.home = home
         self.action_id = str(action.get("action_id", ""))
         self.value = str(action.get("value", ""))
         self.user = str((body.get("user") or {}).get("id", ""))
@@ -67,10 +70,13 @@ async def _start(
         await deliver(respond, message, fallback=fallback, response_type="ephemeral", replace_original=False)
         record.emit("rate_limited")
         return None, record
-    refusal = await deps.access.refusal(user_id=click.user, channel_id=click.channel, client=client)
+    refusal = await deps.access.refusal(
+        click.who, channel_id=click.channel, profile=ref.profile, installation=click.home, client=client
+    )
     if refusal is not None:
-        message = problem_message(refusal, title=NOT_ALLOWED)
+        message = problem_message(refusal.sentence, title=NOT_ALLOWED)
         await deliver(respond, message, fallback=fallback, response_type="ephemeral", replace_original=False)
+        record.note(refusal=refusal.kind)
         record.emit("refused")
         return None, record
     return ref, record
@@ -84,10 +90,15 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         """Ack at once, then do `work` as a tracked job that a shutdown finishes or turns into "try again"."""
 
         async def handle(
-            ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+            ack: AsyncAck,
+            body: dict[str, Any],
+            action: dict[str, Any],
+            respond: AsyncRespond,
+            client: AsyncWebClient,
+            context: AsyncBoltContext,
         ) -> None:
             await ack()
-            click = _Click(body, action)
+            click = _Click(body, action, Installation.of(context.authorize_result))
 
             async def tell_to_retry() -> None:
                 fallback = (client, click.channel, click.user)

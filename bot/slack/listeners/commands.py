@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.observability.audit import AuditRecord
 from bot.roster.view import RoomView
+from bot.slack.access import Installation, Requester
 from bot.slack.delivery import deliver
 from bot.slack.deps import SlackDeps, restarting_message
 from bot.slack.parsing import HelpRequest, InvalidRequest, parse_command_text
@@ -22,7 +23,11 @@ SLOW_DOWN = "Too many requests"
 def register(app: AsyncApp, deps: SlackDeps) -> None:
     @app.command(COMMAND)
     async def roomusers_command(
-        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+        ack: AsyncAck,
+        command: dict[str, Any],
+        respond: AsyncRespond,
+        client: AsyncWebClient,
+        context: AsyncBoltContext,
     ) -> None:
         user, channel = str(command.get("user_id", "")), str(command.get("channel_id", ""))
         record = AuditRecord("command", user, channel)
@@ -50,7 +55,12 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await deliver(respond, restarting_message(), fallback=fallback, replace_original=False)
             record.emit("interrupted")
 
-        await deps.pending.run(lambda: answer_command(deps, request, respond, fallback, record), tell_to_retry)
+        who, home = Requester.from_command(command), Installation.of(context.authorize_result)
+
+        async def answer() -> None:
+            await answer_command(deps, request, respond, fallback, record, who=who, home=home)
+
+        await deps.pending.run(answer, tell_to_retry)
 
 
 async def answer_command(
@@ -59,11 +69,17 @@ async def answer_command(
     respond: AsyncRespond,
     fallback: tuple[AsyncWebClient, str, str],
     record: AuditRecord,
+    *,
+    who: Requester,
+    home: Installation | None,
 ) -> None:
-    client, channel, user = fallback
-    refusal = await deps.access.refusal(user_id=user, channel_id=channel, client=client)
+    client, channel, _ = fallback
+    refusal = await deps.access.refusal(
+        who, channel_id=channel, profile=request.profile, installation=home, client=client
+    )
     if refusal is not None:
-        await deliver(respond, problem_message(refusal, title=NOT_ALLOWED), fallback=fallback)
+        await deliver(respond, problem_message(refusal.sentence, title=NOT_ALLOWED), fallback=fallback)
+        record.note(refusal=refusal.kind)
         record.emit("refused")
         return
     answer = await deps.answers.first_page(request, shareable=True)

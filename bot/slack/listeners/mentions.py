@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.observability.audit import AuditRecord
 from bot.roster.service import RoomRead
 from bot.roster.view import RoomView
+from bot.slack.access import Installation, Requester
 from bot.slack.answers import Answer
 from bot.slack.deps import SlackDeps, restarting_message
 from bot.slack.listeners.commands import NOT_ALLOWED, SLOW_DOWN
@@ -59,15 +60,22 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             )
             record.emit("rate_limited")
             return
-        refusal = await deps.access.refusal(user_id=user, channel_id=channel, client=client)
+        refusal = await deps.access.refusal(
+            Requester.from_event(body),
+            channel_id=channel,
+            profile=request.profile,
+            installation=Installation.of(context.authorize_result),
+            client=client,
+        )
         if refusal is not None:
             # Only the person who asked needs to see the refusal.
             await client.chat_postEphemeral(
                 channel=channel,
                 user=user,
                 thread_ts=thread_ts,
-                **problem_message(refusal, title=NOT_ALLOWED).to_payload(),
+                **problem_message(refusal.sentence, title=NOT_ALLOWED).to_payload(),
             )
+            record.note(refusal=refusal.kind)
             record.emit("refused")
             return
 
