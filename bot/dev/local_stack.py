@@ -20,7 +20,7 @@ from bot.observability.health import LoopLagMonitor, ProcessHealth
 from bot.roster.apps import ZegoApps
 from bot.runtime import RunningApp, compose_app
 from bot.settings import DEFAULT_PROFILE, LimitSettings, SlackSettings, ZegoProfiles, ZegoSettings
-from bot.slack.access import AccessPolicy
+from bot.slack.access import AccessPolicy, AccessRules
 from bot.slack.http import EVENTS_PATH, start_http
 from bot.state import SharedState, build_shared_state, memory_state
 from bot.state.snapshots import SnapshotStore
@@ -76,7 +76,7 @@ async def local_replicas(
     redis_url: str | None = None,
     state: SharedState | None = None,
     store: SnapshotStore | None = None,
-    access: AccessPolicy | None = None,
+    access: AccessPolicy | AccessRules | None = None,
     retry: RetryPolicy | None = None,
     limits: LimitSettings = DEV_LIMITS,
 ) -> AsyncIterator[LocalReplicas]:
@@ -128,7 +128,7 @@ async def local_stack(
     qps: float = 20.0,
     state: SharedState | None = None,
     store: SnapshotStore | None = None,
-    access: AccessPolicy | None = None,
+    access: AccessPolicy | AccessRules | None = None,
     retry: RetryPolicy | None = None,
     limits: LimitSettings = DEV_LIMITS,
 ) -> AsyncIterator[LocalStack]:
