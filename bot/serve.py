@@ -50,7 +50,11 @@ async def serve(*, http: bool, host: str, port: int, timings: Timings | None = N
         os.environ, profiles=profiles.by_name, default_profile=profiles.default, allow_external=runtime.allow_external
     )
     try:
-        state = await build_shared_state(runtime.redis_url, snapshot_ttl=runtime.snapshot_ttl)
+        state = await build_shared_state(
+            runtime.redis_url,
+            snapshot_ttl=runtime.snapshot_ttl,
+            snapshot_budget_bytes=runtime.snapshot_budget_mb * 1024 * 1024,
+        )
     except SharedStateUnavailable as error:
         raise ConfigError(str(error)) from None
     log.info("ZEGO app profiles: %s (default %s)", ", ".join(profiles.by_name), profiles.default)

@@ -31,6 +31,7 @@ from bot.state.once import (
 )
 from bot.state.pacer import FallbackPacer, RedisPacer, SmoothPacer
 from bot.state.snapshots import (
+    DEFAULT_BUDGET_BYTES,
     DEFAULT_TTL_SECONDS,
     FallbackSnapshotStore,
     MemorySnapshotStore,
@@ -101,6 +102,7 @@ async def build_shared_state(
     probe_interval: float = DEFAULT_PROBE_INTERVAL,
     lease_ttl: float = DEFAULT_LEASE_TTL,
     prefix: str = DEFAULT_PREFIX,
+    snapshot_budget_bytes: int = DEFAULT_BUDGET_BYTES,
 ) -> SharedState:
     """In-process state when `redis_url` is None or empty; otherwise Redis-backed state with local fallbacks.
 
@@ -136,7 +138,11 @@ async def build_shared_state(
     leases = RedisLeases(redis, lease_ttl=lease_ttl, prefix=prefix)
     log.info("shared state in Redis at %s", shown)
     return SharedState(
-        store=FallbackSnapshotStore(RedisSnapshotStore(redis, ttl=snapshot_ttl, prefix=prefix), local.store, health),
+        store=FallbackSnapshotStore(
+            RedisSnapshotStore(redis, ttl=snapshot_ttl, prefix=prefix, budget_bytes=snapshot_budget_bytes),
+            local.store,
+            health,
+        ),
         deduper=FallbackEventDeduper(
             RedisEventDeduper(redis, ttl=EVENT_TTL_SECONDS, prefix=prefix), local.deduper, health
         ),
