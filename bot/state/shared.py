@@ -8,6 +8,7 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
+from bot.observability.metrics import SHARED_STATE_FALLBACK
 from bot.state.connection import (
     DEFAULT_PREFIX,
     REDIS_URL_SETTING,
@@ -84,6 +85,7 @@ class SharedState:
         if self._redis is not None:
             await self._redis.leases.aclose()
             await self._redis.client.aclose()
+            SHARED_STATE_FALLBACK.set(0)  # closed: no longer running on a fallback
 
 
 def memory_state(*, snapshot_ttl: float = DEFAULT_TTL_SECONDS) -> SharedState:
