@@ -23,10 +23,11 @@ import pytest
 from aiohttp import web
 
 from bot.dev.slack_standin import SlackStandIn
-from bot.dev.zim_sandbox import ZimSandbox
+from bot.dev.zim_sandbox import Fault, ZimSandbox
 from bot.web import start_site
 
 from .redis_server import free_port
+from .slack_helpers import all_text
 from .test_shutdown import OWN_SETTINGS, until
 
 BOT_TOKEN = "xoxb-startup-test-0000"
@@ -353,3 +354,27 @@ async def test_rejected_zim_credentials_of_one_profile_make_the_replica_unready(
         assert metrics is not None
         assert 'roomusers_zim_credentials_rejected{profile="staging"} 1.0' in metrics[1]
         assert 'roomusers_zim_credentials_rejected{profile="default"} 0.0' in metrics[1]
+
+
+async def test_readyz_is_503_shutting_down_while_answers_drain(
+    sandbox: ZimSandbox, slack: SlackStandIn, tmp_path: Path
+):
+    sandbox.add_room("slow", 300)
+    sandbox.inject(Fault(kind="delay", seconds=4.0, room_id="slow", count=1))
+    metrics_port, port = free_port(), free_port()
+    env = base_env(sandbox, slack.api_base_url, METRICS_PORT=str(metrics_port), SHUTDOWN_GRACE_SECONDS="10")
+    readyz = f"http://127.0.0.1:{metrics_port}/readyz"
+    async with serving(serve_http(port), env, tmp_path) as process:
+        status, _ = await wait_for_answer(readyz, process, until_not="checking")
+        assert status == 200
+        slack.app_url = f"http://127.0.0.1:{port}/slack/events"
+        await slack.send_command("slow")
+        await until(lambda: sandbox.stats.faults_applied["delay"] == 1, within=10, what="the slow read to start")
+        process.send_signal(signal.SIGTERM)
+        await until(lambda: any("shutting down" in line for line in process.log), within=5, what="SIGTERM seen")
+        answer = await get_json(readyz)
+        assert process.returncode is None  # still draining
+        assert answer is not None and answer[0] == 503
+        assert answer[1]["ready"] is False and answer[1]["checks"]["process"] == "shutting down"
+        assert await asyncio.wait_for(process.wait(), 20) == 0
+    assert any("300 users" in all_text(m) for m in slack.ephemerals("U0ALICE"))  # the answer still came
