@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from bot.roster.apps import ZegoApp, ZegoApps
+from bot.roster.cpu import off_loop
 from bot.roster.model import Roster
 from bot.roster.service import RoomRead, Snapshot
 from bot.roster.view import RoomView
@@ -83,7 +84,7 @@ class RoomAnswers:
         async def answer(stack: ZegoApp) -> Answer:
             begun = await stack.snapshots.begin(request.room_id)
             if isinstance(begun, Snapshot):
-                return self._render(begun, ref, shareable=shareable)
+                return await self._render(begun, ref, shareable=shareable)
             await begun.first_page_or_end()
             queued = self._queued(begun)
             if queued is not None:
@@ -93,7 +94,7 @@ class RoomAnswers:
                 partial = self._partial(begun, ref)
                 if partial is not None:
                     return partial
-            return self._render(Snapshot(await begun.roster(), from_cache=False), ref, shareable=shareable)
+            return await self._render(Snapshot(await begun.roster(), from_cache=False), ref, shareable=shareable)
 
         return await self._safely(ref, answer)
 
@@ -102,7 +103,7 @@ class RoomAnswers:
         ref = _first_page_ref(request)
 
         async def answer(_: ZegoApp) -> Answer:
-            return self._render(Snapshot(await pending.roster(), from_cache=False), ref, shareable=shareable)
+            return await self._render(Snapshot(await pending.roster(), from_cache=False), ref, shareable=shareable)
 
         return await self._safely(ref, answer)
 
@@ -117,7 +118,7 @@ class RoomAnswers:
         async def answer(stack: ZegoApp) -> Answer:
             if refresh:
                 fresh = await stack.snapshots.get(ref.room_id, refresh=True)
-                rendered = self._render(fresh, ref, shareable=shareable, shared_by=shared_by)
+                rendered = await self._render(fresh, ref, shareable=shareable, shared_by=shared_by)
                 if fresh.refresh_declined:
                     age = self._clock() - fresh.roster.fetched_at
                     note = refresh_declined_note(age, stack.snapshots.refresh_min)
@@ -125,7 +126,7 @@ class RoomAnswers:
                 return rendered
             roster = await stack.snapshots.cached(ref.room_id)
             if roster is not None:
-                rendered = self._render(Snapshot(roster, True), ref, shareable=shareable, shared_by=shared_by)
+                rendered = await self._render(Snapshot(roster, True), ref, shareable=shareable, shared_by=shared_by)
                 if ref.fetched_at and int(roster.fetched_at) != int(ref.fetched_at):
                     return replace(rendered, message=with_note(rendered.message, "The list was refreshed since."))
                 return rendered
@@ -133,7 +134,7 @@ class RoomAnswers:
             # snapshot expired (read it again, and say so).
             expired = stack.snapshots.read_under_way(ref.room_id) is None and bool(ref.fetched_at)
             whole = Snapshot(await stack.snapshots.start_read(ref.room_id).roster(), from_cache=False)
-            rendered = self._render(whole, ref, shareable=shareable, shared_by=shared_by)
+            rendered = await self._render(whole, ref, shareable=shareable, shared_by=shared_by)
             if expired:
                 note = "The earlier list had expired, so the room was read again."
                 return replace(rendered, message=with_note(rendered.message, note))
@@ -174,8 +175,11 @@ class RoomAnswers:
     def _profile_label(self, profile: str) -> str:
         return (profile or self._rosters.default) if self._rosters.several else profile
 
-    def _render(self, snapshot: Snapshot, ref: RoomView, *, shareable: bool, shared_by: str = "") -> Answer:
-        message = roster_message(
+    async def _render(self, snapshot: Snapshot, ref: RoomView, *, shareable: bool, shared_by: str = "") -> Answer:
+        # Filtering a big room is CPU work: off the loop, so other requests are still acked in time.
+        message = await off_loop(
+            len(snapshot.roster.users) if ref.filter_text else 0,
+            roster_message,
             snapshot.roster,
             page=ref.page,
             newest_first=ref.newest_first,
