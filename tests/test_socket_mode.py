@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -32,6 +33,8 @@ APP_TOKEN = "xapp-1-socket-test"
 class FakeSocketSlack:
     def __init__(self) -> None:
         self.accepting = True
+        self.refusal = "internal_error"  # what apps.connections.open answers while not accepting
+        self.opens = 0  # apps.connections.open calls
         self.sockets: list[web.WebSocketResponse] = []
         self.acks: list[dict[str, Any]] = []
         self.port = 0
@@ -43,8 +46,9 @@ class FakeSocketSlack:
             if method == "auth.test" and token == f"Bearer {BOT_TOKEN}":
                 return web.json_response({"ok": True, "team_id": "T0SOCK", "user_id": "U0BOT", "bot_id": "B0BOT"})
             if method == "apps.connections.open" and token == f"Bearer {APP_TOKEN}":
+                self.opens += 1
                 if not self.accepting:
-                    return web.json_response({"ok": False, "error": "internal_error"})
+                    return web.json_response({"ok": False, "error": self.refusal})
                 url = f"ws://127.0.0.1:{self.port}/link/?ticket={secrets.token_hex(8)}"
                 return web.json_response({"ok": True, "url": url})
             return web.json_response({"ok": False, "error": "invalid_auth"})
@@ -161,3 +165,31 @@ async def test_socket_mode_acks_are_timed_and_a_dead_connection_turns_unready_th
             await asyncio.gather(*tasks, return_exceptions=True)
             await handler.close_async()
             await runner.cleanup()
+
+
+async def test_a_token_rejected_on_reconnect_is_one_warning_naming_SLACK_APP_TOKEN_not_a_traceback_loop(
+    sandbox: ZimSandbox, fake: FakeSocketSlack, caplog: pytest.LogCaptureFixture
+):
+    default = sandbox_profile(sandbox)
+    profiles = ZegoProfiles(default="default", by_name={"default": default})
+    slack = SlackSettings(bot_token=BOT_TOKEN, app_token=APP_TOKEN, api_base_url=f"http://127.0.0.1:{fake.port}/api/")
+    async with compose_app(profiles, slack, state=memory_state(), mode="socket") as running:
+        handler = TimedSocketModeHandler(running.app, APP_TOKEN, ping_interval=0.2)
+        try:
+            assert await running.link.open_socket(handler, APP_TOKEN)
+            fake.refusal = "invalid_auth"  # the app token was revoked while connected
+            await fake.drop_everyone()
+            async with asyncio.timeout(20):
+                while not any("SLACK_APP_TOKEN" in r.getMessage() for r in caplog.records):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            opens = fake.opens
+            async with asyncio.timeout(20):  # the SDK keeps retrying every 0.2 s meanwhile
+                while fake.opens < opens + 3:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+        finally:
+            await handler.close_async()
+    warnings = [r for r in caplog.records if "SLACK_APP_TOKEN" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+    assert not [r for r in caplog.records if r.exc_info and "invalid_auth" in str(r.exc_info[1])]
+    assert not [r for r in caplog.records if r.getMessage().startswith("Failed to retrieve WSS URL")]
+    assert APP_TOKEN not in caplog.text

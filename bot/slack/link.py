@@ -268,11 +268,58 @@ class SlackLink:
             self.fatal.set_result(error)
 
 
+def _rejected_code(record: logging.LogRecord) -> str | None:
+    """The fatal code of an SDK log line about apps.connections.open being refused, else None."""
+    error = record.exc_info[1] if record.exc_info else None
+    if isinstance(error, SlackApiError):
+        code = str(error.response.get("error") or "")
+        return code if code in FATAL_TOKEN_ERRORS and "apps.connections.open" in str(error) else None
+    message = str(record.msg)
+    if "apps.connections.open" not in message:
+        return None
+    return next((code for code in FATAL_TOKEN_ERRORS if f"'error': '{code}'" in message), None)
+
+
+class RejectedTokenFilter(logging.Filter):
+    """Turns the SDK's reconnect tracebacks for a token Slack now rejects into one warning a minute that names
+    the variable (the SDK retries such a reconnect forever, logging the full SlackApiError each time)."""
+
+    def __init__(self, *, every: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._every = every
+        self._clock = clock
+        self._last = -float("inf")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        code = _rejected_code(record)
+        if code is None:
+            return True
+        now = self._clock()
+        if now - self._last < self._every:
+            return False
+        self._last = now
+        record.msg = (
+            "Slack rejects SLACK_APP_TOKEN on reconnect (apps.connections.open: %s); this replica is not ready, "
+            "and not live once it has been down for the liveness limit"
+        )
+        record.args = (code,)
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = record.exc_text = None
+        return True
+
+
 SURFACES = {"slash_commands": "command", "interactive": "action", "events_api": "event"}
 
 
 class TimedSocketModeHandler(AsyncSocketModeHandler):
-    """Bolt's Socket Mode handler, timing each request until its ack is sent (roomusers_ack_seconds)."""
+    """Bolt's Socket Mode handler, timing each request until its ack is sent (roomusers_ack_seconds); the SDK
+    client's reconnect tracebacks for a rejected token become one warning a minute (RejectedTokenFilter)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        logger = self.client.logger
+        if not any(isinstance(f, RejectedTokenFilter) for f in logger.filters):
+            logger.addFilter(RejectedTokenFilter())
 
     async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
         started = time.time()
