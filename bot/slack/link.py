@@ -12,7 +12,6 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
@@ -25,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.observability.metrics import SLACK_CONNECTED, timed_ack
 from bot.settings import StartupError
+from bot.slack.access import Installation
 
 log = logging.getLogger(__name__)
 
@@ -80,23 +80,6 @@ def backoff(
     while True:
         yield delay * rng.uniform(1 - jitter, 1 + jitter)
         delay = min(cap, delay * 2)
-
-
-@dataclass(frozen=True)
-class Installation:
-    """Who installed the app, as auth.test says: the workspace (and the organisation on Enterprise Grid)."""
-
-    team_id: str | None
-    enterprise_id: str | None
-    org_wide: bool = False
-
-    @classmethod
-    def from_auth_test(cls, data: dict[str, Any]) -> Installation:
-        return cls(
-            team_id=str(data.get("team_id") or "") or None,
-            enterprise_id=str(data.get("enterprise_id") or "") or None,
-            org_wide=bool(data.get("is_enterprise_install")),
-        )
 
 
 State = Literal["verifying", "unreachable", "connecting", "connected", "down"]
@@ -163,7 +146,9 @@ class SlackLink:
         except (SlackUnreachable, TimeoutError) as error:
             self._unreachable(error.reason if isinstance(error, SlackUnreachable) else "auth.test: timeout")
             return False
-        self.identity = Installation.from_auth_test(data)
+        self.identity = Installation(
+            str(data.get("team_id") or "") or None, str(data.get("enterprise_id") or "") or None
+        )
         log.info(
             "Slack accepted SLACK_BOT_TOKEN (team %s%s)",
             self.identity.team_id,
