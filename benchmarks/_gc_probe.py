@@ -26,7 +26,7 @@ async def probe() -> dict[str, float]:
     slack = SlackSettings(bot_token="xoxb-probe", signing_secret="0" * 32, api_base_url=UNUSED_URL + "/api/")
     state = memory_state()
     async with compose_app(profiles, slack, state=state) as running:
-        runner, _ = await start_http(running.app, "127.0.0.1", 0, state.health)
+        runner, _ = await start_http(running.app, "127.0.0.1", 0)
         try:
             result = {"tracked_objects": len(gc.get_objects()), "full_collection_ms": full_collection_ms(SAMPLES)}
             gc.freeze()

@@ -60,7 +60,7 @@ async def measure(rooms: int, users: int, qps: float, budget: bool = True) -> di
             sandbox.add_room(name, users)
         # --no-budget: what the app did before issue 11 (every mention edits every 3 s, whatever the others do).
         app_budget = None if budget else UpdateBudget(limit=10**6, reserve=0)
-        async with local_stack(sandbox=sandbox, qps=qps, limits=RateLimits(), updates=app_budget) as local:
+        async with local_stack(sandbox=sandbox, qps=qps, slack_limits=RateLimits(), updates=app_budget) as local:
             slack = local.slack
             log(f"{rooms} mentions of {users:,}-user rooms at {qps:g} ZIM requests/s")
             started = time.monotonic()

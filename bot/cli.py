@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from bot.observability.logs import configure_logging, log_format
 from bot.query import run_query
-from bot.settings import ConfigError, load_dotenv_file, log_level
+from bot.settings import ConfigError, load_dotenv_file, log_level, parse_cli_port
 from bot.zim import ZimError, validate_room_id
 
 EXIT_FAILED = 1
@@ -25,7 +25,7 @@ EPILOG = """examples:
   python -m bot demo                          a scripted Slack conversation on the sandbox (no credentials)
   python -m bot console                       type /roomusers or @roomusers lines yourself (no credentials)
   python -m bot serve                         run the Slack app in Socket Mode
-  python -m bot serve --http --port 3000      run it over HTTP (POST /slack/events, GET /healthz)
+  python -m bot serve --http --port 3000      run it over HTTP (POST /slack/events, GET /healthz, /readyz)
   python -m bot sandbox                       run a local ZIM stand-in and print its credentials
   python -m bot query demo-120                list a room's users as a table
   python -m bot query 'room#1+a&b' --json     the same as one JSON object
@@ -42,7 +42,9 @@ in Slack:
 
 settings come from the environment or .env (see .env.example and README.md): ZEGO_APP_ID, ZEGO_SERVER_SECRET,
 ZEGO_API_BASE_URL or ZEGO_REGION, ZEGO_QPS, ZEGO_PROFILES, SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_SIGNING_SECRET,
-ROOMUSERS_ALLOWED_CHANNELS/USERS/USERGROUPS, LOG_LEVEL."""
+ROOMUSERS_ALLOWED_CHANNELS/USERS/USERGROUPS, ROOMUSERS_ALLOW_EXTERNAL, ROOMUSERS_USER_RATE,
+ROOMUSERS_MAX_CONCURRENT_READS, ROOMUSERS_READ_DEADLINE_SECONDS, ROOMUSERS_REFRESH_MIN_SECONDS, REDIS_URL,
+METRICS_PORT (/healthz, /readyz, /metrics), LOG_LEVEL."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the Slack app (Socket Mode by default)")
     serve.add_argument("--http", action="store_true", help="serve Slack's requests over HTTP at POST /slack/events")
     serve.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on (default 0.0.0.0)")  # noqa: S104
-    serve.add_argument("--port", type=int, default=3000, help="HTTP mode: port (default 3000)")
+    # A string, checked by parse_cli_port: a bad port is one sentence (exit 2), not argparse's usage text.
+    serve.add_argument("--port", default="3000", help="HTTP mode: port (default 3000)")
 
     commands.add_parser("demo", help="play a short Slack conversation against the sandbox; needs no credentials")
     commands.add_parser("console", help="talk to the app interactively against the sandbox; needs no credentials")
@@ -93,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.command == "serve":
             from bot.serve import serve
 
-            asyncio.run(serve(http=args.http, host=args.host, port=args.port))
+            asyncio.run(serve(http=args.http, host=args.host, port=parse_cli_port(args.port)))
         elif args.command == "demo":
             from bot.dev.demo import run_demo
 

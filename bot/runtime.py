@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import httpx
 from slack_bolt.async_app import AsyncApp
@@ -13,20 +14,24 @@ from slack_bolt.async_app import AsyncApp
 from bot.roster.apps import ZegoApp, ZegoApps
 from bot.roster.model import Roster
 from bot.roster.service import SnapshotService
-from bot.settings import SlackSettings, ZegoProfiles, ZegoSettings
-from bot.slack.access import AccessPolicy
+from bot.settings import LimitSettings, SlackSettings, ZegoProfiles, ZegoSettings
+from bot.slack.access import AccessPolicy, AccessRules
 from bot.slack.answers import RoomAnswers
 from bot.slack.app import build_app
 from bot.slack.budget import UpdateBudget
 from bot.slack.deps import SlackDeps
+from bot.slack.link import SlackLink
 from bot.state import SharedState
 from bot.state.leases import FetchLeases
 from bot.state.pacer import SmoothPacer
+from bot.state.ratelimit import MemoryUserRate
 from bot.state.snapshots import MemorySnapshotStore, SnapshotStore
 from bot.zim import Pacer, RetryPolicy, ZimClient, fetch_roster, new_http_client
 from bot.zim.paging import FetchProgress
+from bot.zim.probe import CredentialProbe
 
 PacerFactory = Callable[[ZegoSettings], Pacer]
+PROBE_RETRY = RetryPolicy(max_attempts=2, total_budget=5.0)
 
 
 def local_pacer(settings: ZegoSettings) -> Pacer:
@@ -40,6 +45,7 @@ def _zego_app(
     pacer: Pacer,
     leases: FetchLeases | None,
     retry: RetryPolicy | None,
+    limits: LimitSettings,
 ) -> ZegoApp:
     client = ZimClient(
         app_id=settings.app_id,
@@ -50,13 +56,35 @@ def _zego_app(
         retry=retry,
         settings_prefix=settings.env_prefix,
     )
+    # The probe's own client: the same credentials, HTTP client and pacer (inside the shared budget), one user
+    # a page and a short retry budget, so a ZIM outage gives "no verdict" within seconds.
+    probe_client = ZimClient(
+        app_id=settings.app_id,
+        server_secret=settings.server_secret,
+        base_url=settings.base_url,
+        pacer=pacer,
+        http=http,
+        retry=PROBE_RETRY,
+        page_limit=1,
+        settings_prefix=settings.env_prefix,
+    )
 
     async def fetch(room_id: str, progress: FetchProgress) -> Roster:
         return await fetch_roster(client, room_id, progress=progress)
 
     # The namespace keeps apps apart in a shared store; the same room ID in two apps is two rooms.
-    snapshots = SnapshotService(store=store, fetch=fetch, namespace=f"zim:{settings.app_id}", leases=leases)
-    return ZegoApp(profile=settings.profile, client=client, snapshots=snapshots)
+    snapshots = SnapshotService(
+        store=store,
+        fetch=fetch,
+        namespace=f"zim:{settings.app_id}",
+        leases=leases,
+        profile=settings.profile,
+        max_concurrent_reads=limits.max_concurrent_reads,
+        read_deadline=limits.read_deadline,
+        refresh_min=limits.refresh_min,
+    )
+    probe = CredentialProbe(probe_client, profile=settings.profile)
+    return ZegoApp(profile=settings.profile, client=client, snapshots=snapshots, probe=probe)
 
 
 @asynccontextmanager
@@ -67,12 +95,13 @@ async def open_zego_apps(
     pacer_for: PacerFactory = local_pacer,
     leases: FetchLeases | None = None,
     retry: RetryPolicy | None = None,
+    limits: LimitSettings | None = None,
 ) -> AsyncIterator[ZegoApps]:
     """A ZegoApp per profile sharing one HTTP client and one store; each app gets its own pacer (its own limit)."""
     shared_store = store or MemorySnapshotStore()
     async with new_http_client() as http:
         apps = {
-            name: _zego_app(settings, http, shared_store, pacer_for(settings), leases, retry)
+            name: _zego_app(settings, http, shared_store, pacer_for(settings), leases, retry, limits or LimitSettings())
             for name, settings in profiles.by_name.items()
         }
         try:
@@ -98,6 +127,7 @@ class RunningApp:
     zego_apps: ZegoApps
     deps: SlackDeps
     state: SharedState
+    link: SlackLink
 
 
 @asynccontextmanager
@@ -106,10 +136,12 @@ async def compose_app(
     slack: SlackSettings,
     *,
     state: SharedState,
-    access: AccessPolicy | None = None,
+    access: AccessPolicy | AccessRules | None = None,
     retry: RetryPolicy | None = None,
     updates: UpdateBudget | None = None,
     progress_every: float | None = None,
+    mode: Literal["http", "socket"] = "http",
+    limits: LimitSettings | None = None,
 ) -> AsyncIterator[RunningApp]:
     """The Slack app over `state` (in-process, or Redis shared by every replica). `updates`/`progress_every`
     override the chat.update budget and the progress interval (tests and benchmarks)."""
@@ -119,9 +151,15 @@ async def compose_app(
         return state.pacer_for(f"zim:{settings.app_id}", qps=settings.qps)
 
     async with open_zego_apps(
-        profiles, store=state.store, pacer_for=pacer_for, leases=state.leases, retry=retry
+        profiles, store=state.store, pacer_for=pacer_for, leases=state.leases, retry=retry, limits=limits
     ) as rosters:
-        deps = SlackDeps(answers=RoomAnswers(rosters), access=access or AccessPolicy(), deduper=state.deduper)
+        link = SlackLink(mode)
+        deps = SlackDeps(
+            answers=RoomAnswers(rosters),
+            access=access if isinstance(access, AccessRules) else AccessRules(access, default_profile=profiles.default),
+            deduper=state.deduper,
+            user_rate=MemoryUserRate((limits or LimitSettings()).user_rate),
+        )
         if updates is not None or progress_every is not None:
             deps = replace(deps, updates=updates or deps.updates, progress_every=progress_every or deps.progress_every)
-        yield RunningApp(app=build_app(slack, deps), zego_apps=rosters, deps=deps, state=state)
+        yield RunningApp(app=build_app(slack, deps), zego_apps=rosters, deps=deps, state=state, link=link)

@@ -1,77 +1,217 @@
 """`python -m bot serve`: compose settings, shared state, rosters and the Slack app; run one mode until SIGTERM.
 
-On SIGINT/SIGTERM the replica stops taking requests, lets answers in progress finish for up to
-SHUTDOWN_GRACE_SECONDS, tells the requesters of any that can't finish to try again, and exits cleanly.
+Start-up fails fast with one sentence (exit 2) for what only the operator can fix: a token Slack rejects, a port
+that can't be listened on. Slack merely unreachable is not fatal: the replica retries with backoff and stays
+not-ready. On SIGINT/SIGTERM (at any point, start-up included) the replica stops taking requests, lets answers in
+progress finish for up to SHUTDOWN_GRACE_SECONDS, tells the requesters of any that can't finish to try again,
+and exits cleanly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
+from collections.abc import Awaitable
+from typing import TypeVar
 
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
+from bot.observability.health import LoopLagMonitor, ProcessHealth, Timings
 from bot.runtime import RunningApp, compose_app
-from bot.settings import ConfigError, load_runtime_settings, load_slack_settings, load_zego_profiles
-from bot.slack.access import AccessPolicy
-from bot.slack.http import EVENTS_PATH, start_http, start_ops_server, wait_for_stop_signal
+from bot.settings import (
+    ConfigError,
+    RuntimeSettings,
+    SlackSettings,
+    StartupError,
+    load_runtime_settings,
+    load_slack_settings,
+    load_zego_profiles,
+)
+from bot.slack.access import AccessRules
+from bot.slack.http import EVENTS_PATH, install_stop_signal, start_http, start_ops_server
+from bot.slack.link import TimedSocketModeHandler
 from bot.state import SharedStateUnavailable, build_shared_state
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+LINK_TASK = "slack-link"
 
-async def serve(*, http: bool, host: str, port: int) -> None:
+
+async def serve(*, http: bool, host: str, port: int, timings: Timings | None = None) -> None:
+    timings = timings or Timings()
+    stop = install_stop_signal()
     profiles = load_zego_profiles()
     slack = load_slack_settings(http_mode=http)
     runtime = load_runtime_settings()
-    access = AccessPolicy.from_env(os.environ)
+    if http and runtime.metrics_port == port:
+        raise ConfigError(f"METRICS_PORT must differ from --port (both {port}).")
+    access = AccessRules.from_env(
+        os.environ, profiles=profiles.by_name, default_profile=profiles.default, allow_external=runtime.allow_external
+    )
     try:
         state = await build_shared_state(
-            runtime.redis_url, snapshot_ttl=runtime.snapshot_ttl, background_share=runtime.watch_qps_share
+            runtime.redis_url,
+            snapshot_ttl=runtime.snapshot_ttl,
+            snapshot_budget_bytes=runtime.snapshot_budget_mb * 1024 * 1024,
+            background_share=runtime.watch_qps_share,
         )
     except SharedStateUnavailable as error:
         raise ConfigError(str(error)) from None
     log.info("ZEGO app profiles: %s (default %s)", ", ".join(profiles.by_name), profiles.default)
     log.info("shared state: %s; %s", state.backend, access.describe())
     try:
-        async with compose_app(profiles, slack, state=state, access=access) as running:
-            # Everything built so far lives as long as the process: keep it out of the collector's full
-            # passes, which otherwise pause the event loop long enough to show in ack latency.
-            gc.collect()
-            gc.freeze()
-            if http:
-                await _serve_http(running, host, port, slack.signing_secret)
-            else:
-                await _serve_socket_mode(running, slack.app_token or "", host, runtime.metrics_port)
-            await running.deps.pending.drain(runtime.shutdown_grace)
+        async with compose_app(
+            profiles, slack, state=state, access=access, mode="http" if http else "socket", limits=runtime.limits
+        ) as running:
+            lag = LoopLagMonitor(interval=timings.lag_interval, window=timings.lag_window)
+            probes = {name: app.probe for name, app in running.zego_apps.by_profile.items() if app.probe}
+            health = ProcessHealth(link=running.link, lag=lag, state=state, probes=probes, timings=timings)
+            background = [asyncio.create_task(lag.run(), name="loop-lag")]
+            background += [asyncio.create_task(probe.run(), name=f"zim-probe-{name}") for name, probe in probes.items()]
+            try:
+                if http:
+                    await _serve_http(running, health, runtime, slack, stop, background, host=host, port=port)
+                else:
+                    await _serve_socket_mode(running, health, runtime, slack, stop, background, host=host)
+            finally:
+                for task in background:
+                    task.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
     finally:
         await state.aclose()
     log.info("stopped")
 
 
-async def _serve_http(running: RunningApp, host: str, port: int, signing_secret: str | None) -> None:
-    runner, bound = await start_http(running.app, host, port, running.state.health, signing_secret=signing_secret)
-    log.info("roomusers listening on http://%s:%d%s (also /healthz, /metrics)", host, bound, EVENTS_PATH)
+async def _until_stopped(stop: asyncio.Event, step: Awaitable[T]) -> tuple[bool, T | None]:
+    """Run a start-up step unless SIGTERM comes first: (stopped, result). Errors of the step propagate."""
+    task = asyncio.ensure_future(step)
+    waiter = asyncio.ensure_future(stop.wait())
     try:
-        await wait_for_stop_signal()
-        log.info("shutting down: no new requests")
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        await runner.cleanup()
+        waiter.cancel()
+    if task.done():
+        return False, task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return True, None
 
 
-async def _serve_socket_mode(running: RunningApp, app_token: str, host: str, metrics_port: int | None) -> None:
-    ops = None
-    if metrics_port is not None:
-        ops, bound = await start_ops_server(host, metrics_port, running.state.health)
-        log.info("metrics on http://%s:%d/metrics", host, bound)
-    handler = AsyncSocketModeHandler(running.app, app_token)
+async def _until_stop_or_fatal(stop: asyncio.Event, running: RunningApp) -> StartupError | None:
+    """Serve until SIGTERM, or until a background retry met a token Slack rejects (returned)."""
+    fatal = running.link.fatal
+    waiter = asyncio.ensure_future(stop.wait())
+    failed = asyncio.ensure_future(_outcome(fatal))
     try:
-        await handler.connect_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
-        log.info("roomusers connected to Slack in Socket Mode")
-        await wait_for_stop_signal()
-        log.info("shutting down: disconnecting from Slack")
-        await handler.close_async()  # type: ignore[no-untyped-call]
+        await asyncio.wait([waiter, failed], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        failed.cancel()
+    return fatal.result() if fatal.done() else None
+
+
+async def _serve_http(
+    running: RunningApp,
+    health: ProcessHealth,
+    runtime: RuntimeSettings,
+    slack: SlackSettings,
+    stop: asyncio.Event,
+    background: list[asyncio.Task[None]],
+    *,
+    host: str,
+    port: int,
+) -> None:
+    ops = None
+    if runtime.metrics_port is not None:
+        ops, ops_port = await start_ops_server(host, runtime.metrics_port, health)
+        log.info("health and metrics on http://%s:%d (/healthz, /readyz, /metrics)", host, ops_port)
+    fatal: StartupError | None = None
+    try:
+        stopped, verified = await _until_stopped(stop, running.link.verify_bot_token(running.app.client))
+        if stopped:
+            log.info("shutting down: stopped during start-up")
+            return
+        if not verified:
+            background.append(asyncio.create_task(running.link.keep_verifying(running.app.client), name=LINK_TASK))
+        runner, bound = await start_http(
+            running.app,
+            host,
+            port,
+            None if ops is not None else health,
+            signing_secret=slack.signing_secret,
+            replay_guard=running.state.replay_guard,
+        )
+        also = "" if ops is not None else " (also /healthz, /readyz, /metrics)"
+        log.info("roomusers listening on http://%s:%d%s%s", host, bound, EVENTS_PATH, also)
+        _freeze_heap()
+        try:
+            fatal = await _until_stop_or_fatal(stop, running)
+            health.draining = True
+            log.info("shutting down: no new requests")
+        finally:
+            await runner.cleanup()
+        await running.deps.pending.drain(runtime.shutdown_grace)
     finally:
         if ops is not None:
             await ops.cleanup()
+    if fatal is not None:
+        raise fatal
+
+
+async def _serve_socket_mode(
+    running: RunningApp,
+    health: ProcessHealth,
+    runtime: RuntimeSettings,
+    slack: SlackSettings,
+    stop: asyncio.Event,
+    background: list[asyncio.Task[None]],
+    *,
+    host: str,
+) -> None:
+    ops = None
+    if runtime.metrics_port is not None:
+        ops, ops_port = await start_ops_server(host, runtime.metrics_port, health)
+        log.info("health and metrics on http://%s:%d (/healthz, /readyz, /metrics)", host, ops_port)
+    else:
+        log.info("no METRICS_PORT: /healthz, /readyz and /metrics are not served in Socket Mode without it")
+    link, client = running.link, running.app.client
+    app_token = slack.app_token or ""
+    handler = TimedSocketModeHandler(running.app, app_token)
+    fatal: StartupError | None = None
+    try:
+        stopped, verified = await _until_stopped(stop, link.verify_bot_token(client))
+        connected: bool | None = False
+        if not stopped and verified:
+            stopped, connected = await _until_stopped(stop, link.open_socket(handler, app_token))
+        if not stopped:
+            if not connected:
+                background.append(asyncio.create_task(link.keep_opening(handler, app_token, client), name=LINK_TASK))
+            watch = link.watch_socket(handler, every=health.timings.socket_poll)
+            background.append(asyncio.create_task(watch, name=LINK_TASK))
+            _freeze_heap()
+            fatal = await _until_stop_or_fatal(stop, running)
+        health.draining = True
+        log.info("shutting down: disconnecting from Slack")
+        for task in background:
+            if task.get_name() == LINK_TASK:  # the link's retries and watch end before the connection closes
+                task.cancel()
+        await handler.close_async()  # type: ignore[no-untyped-call]
+        await running.deps.pending.drain(runtime.shutdown_grace)
+    finally:
+        if ops is not None:
+            await ops.cleanup()
+    if fatal is not None:
+        raise fatal
+
+
+async def _outcome(future: asyncio.Future[StartupError]) -> bool:
+    await asyncio.shield(future)  # giving up waiting must not cancel the future itself
+    return True
+
+
+def _freeze_heap() -> None:
+    # Everything built so far lives as long as the process: keep it out of the collector's full passes, which
+    # otherwise pause the event loop long enough to show in ack latency.
+    gc.collect()
+    gc.freeze()

@@ -20,6 +20,10 @@ class ConfigError(Exception):
     """A missing or malformed setting; the message names the variable and never echoes a secret."""
 
 
+class StartupError(ConfigError):
+    """A start-up step failed for a reason only the operator can fix (a rejected token, a port in use): exit 2."""
+
+
 @dataclass(frozen=True)
 class ZegoSettings:
     app_id: int
@@ -207,6 +211,33 @@ def parse_port(raw: str | None, name: str) -> int | None:
     return int(raw)
 
 
+def parse_cli_port(raw: str, name: str = "--port") -> int:
+    """A port given on the command line (1..65535), as one sentence instead of argparse's usage error."""
+    value = raw.strip()
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        shown = value if len(value) <= 20 else value[:19] + "…"
+        raise ConfigError(f"{name} must be a TCP port number between 1 and 65535 (got {shown!r}).")
+    return int(value)
+
+
+def parse_int(raw: str | None, name: str, *, default: int, low: int, high: int, meaning: str) -> int:
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip()
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise ConfigError(f"{name} must be a whole number {meaning} from {low} to {high}.")
+    return int(value)
+
+
+def parse_bool(raw: str | None, name: str, *, default: bool) -> bool:
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().lower()
+    if value not in ("true", "false"):
+        raise ConfigError(f"{name} must be true or false.")
+    return value == "true"
+
+
 def parse_seconds(raw: str | None, name: str, default: float) -> float:
     if raw is None or not raw.strip():
         return default
@@ -237,14 +268,54 @@ def parse_watch_qps_share(raw: str | None, name: str = WATCH_QPS_SHARE_SETTING) 
 
 
 @dataclass(frozen=True)
+class LimitSettings:
+    """Limits on what one person (or everyone at once) can make a replica do."""
+
+    user_rate: int = 30  # commands and clicks per person per minute; 0 = off
+    max_concurrent_reads: int = 4  # full ZIM reads at once per ZEGO app (per replica); the rest queue
+    read_deadline: float = 300.0  # a read still going after this ends as incomplete
+    refresh_min: float = 10.0  # a Refresh of a younger snapshot answers from it
+
+
+def load_limit_settings(env: Mapping[str, str] | None = None) -> LimitSettings:
+    env = os.environ if env is None else env
+    deadline = parse_seconds(env.get("ROOMUSERS_READ_DEADLINE_SECONDS"), "ROOMUSERS_READ_DEADLINE_SECONDS", 300.0)
+    if deadline <= 0:
+        raise ConfigError("ROOMUSERS_READ_DEADLINE_SECONDS must be more than 0 seconds.")
+    return LimitSettings(
+        user_rate=parse_int(
+            env.get("ROOMUSERS_USER_RATE"),
+            "ROOMUSERS_USER_RATE",
+            default=30,
+            low=0,
+            high=10_000,
+            meaning="of requests per minute (0 turns the limit off)",
+        ),
+        max_concurrent_reads=parse_int(
+            env.get("ROOMUSERS_MAX_CONCURRENT_READS"),
+            "ROOMUSERS_MAX_CONCURRENT_READS",
+            default=4,
+            low=1,
+            high=64,
+            meaning="of reads",
+        ),
+        read_deadline=deadline,
+        refresh_min=parse_seconds(env.get("ROOMUSERS_REFRESH_MIN_SECONDS"), "ROOMUSERS_REFRESH_MIN_SECONDS", 10.0),
+    )
+
+
+@dataclass(frozen=True)
 class RuntimeSettings:
-    """How this replica runs: shared state, ops endpoints, shutdown grace, snapshot lifetime, watch share."""
+    """How this replica runs: shared state, ops endpoints, shutdown grace, snapshot lifetime, limits, watch share."""
 
     redis_url: str | None = field(default=None, repr=False)  # may carry a password
     metrics_port: int | None = None
     shutdown_grace: float = 20.0
     snapshot_ttl: float = 300.0
     watch_qps_share: float = DEFAULT_WATCH_QPS_SHARE
+    allow_external: bool = False
+    snapshot_budget_mb: int = 128
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
 
 def load_runtime_settings(env: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -255,4 +326,44 @@ def load_runtime_settings(env: Mapping[str, str] | None = None) -> RuntimeSettin
         shutdown_grace=parse_seconds(env.get("SHUTDOWN_GRACE_SECONDS"), "SHUTDOWN_GRACE_SECONDS", 20.0),
         snapshot_ttl=parse_seconds(env.get("SNAPSHOT_TTL_SECONDS"), "SNAPSHOT_TTL_SECONDS", 300.0) or 300.0,
         watch_qps_share=parse_watch_qps_share(env.get(WATCH_QPS_SHARE_SETTING)),
+        allow_external=parse_bool(env.get("ROOMUSERS_ALLOW_EXTERNAL"), "ROOMUSERS_ALLOW_EXTERNAL", default=False),
+        snapshot_budget_mb=parse_int(
+            env.get("SNAPSHOT_REDIS_MAX_MB"), "SNAPSHOT_REDIS_MAX_MB", default=128, low=1, high=65536, meaning="of MB"
+        ),
+        limits=load_limit_settings(env),
     )
+
+
+# Every variable the product reads (besides the per-profile ZEGO_<NAME>_* ones); the deploy files are checked
+# against this list.
+KNOWN_VARIABLES: tuple[str, ...] = (
+    "ZEGO_APP_ID",
+    "ZEGO_SERVER_SECRET",
+    "ZEGO_API_BASE_URL",
+    "ZEGO_REGION",
+    "ZEGO_QPS",
+    "ZEGO_PROFILE_NAME",
+    "ZEGO_PROFILES",
+    "SLACK_BOT_TOKEN",
+    "SLACK_APP_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_API_BASE_URL",
+    "ROOMUSERS_ALLOWED_CHANNELS",
+    "ROOMUSERS_ALLOWED_USERS",
+    "ROOMUSERS_ALLOWED_USERGROUPS",
+    "ROOMUSERS_ALLOW_EXTERNAL",
+    "ROOMUSERS_USER_RATE",
+    "ROOMUSERS_MAX_CONCURRENT_READS",
+    "ROOMUSERS_READ_DEADLINE_SECONDS",
+    "ROOMUSERS_REFRESH_MIN_SECONDS",
+    "REDIS_URL",
+    "METRICS_PORT",
+    "SHUTDOWN_GRACE_SECONDS",
+    "SNAPSHOT_TTL_SECONDS",
+    "SNAPSHOT_REDIS_MAX_MB",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+)
+PROFILE_VARIABLE = re.compile(
+    r"ZEGO_[A-Z0-9_]+_(APP_ID|SERVER_SECRET|API_BASE_URL|REGION|QPS|ALLOWED_USERS|ALLOWED_USERGROUPS|ALLOWED_CHANNELS)"
+)

@@ -124,11 +124,11 @@ async def test_answers_continue_when_redis_stops_and_recover_when_it_returns(
         assert health == {"redis": "ok"}
 
 
-async def test_healthz_reports_redis(sandbox: ZimSandbox, redis_url: str):
+async def test_readyz_reports_redis(sandbox: ZimSandbox, redis_url: str):
     import aiohttp
 
     async with local_replicas(1, sandbox=sandbox, redis_url=redis_url, retry=FAST_RETRY) as local:
-        url = local.replicas[0].ops_url + "/healthz"
+        url = local.replicas[0].ops_url + "/readyz"
         async with aiohttp.ClientSession() as session, session.get(url) as response:
             assert response.status == 200
-            assert await response.json() == {"ok": True, "redis": "ok"}
+            assert await response.json() == {"ready": True, "checks": {"slack": "connected", "redis": "ok"}}

@@ -194,7 +194,7 @@ async def test_many_loading_mentions_share_one_update_budget_and_all_end_complet
     limits = RateLimits(update_limit=10, update_window=5.0)
     budget = UpdateBudget(limit=8, window=5.0, reserve=3)
     async with local_stack(
-        mode=mode, sandbox=sandbox, retry=FAST_RETRY, limits=limits, updates=budget, progress_every=0.2
+        mode=mode, sandbox=sandbox, retry=FAST_RETRY, slack_limits=limits, updates=budget, progress_every=0.2
     ) as local:
         sent = await asyncio.gather(*(local.slack.mention(room) for room in rooms))
         threads = [str(response.sent["event"]["ts"]) for response in sent]

@@ -19,10 +19,11 @@ from slack_bolt.async_app import AsyncApp
 from bot.dev.slack_standin import SlackStandIn
 from bot.dev.slack_standin.ratelimits import RateLimits
 from bot.dev.zim_sandbox import ZimSandbox
+from bot.observability.health import LoopLagMonitor, ProcessHealth
 from bot.roster.apps import ZegoApps
 from bot.runtime import RunningApp, compose_app
-from bot.settings import DEFAULT_PROFILE, SlackSettings, ZegoProfiles, ZegoSettings
-from bot.slack.access import AccessPolicy
+from bot.settings import DEFAULT_PROFILE, LimitSettings, SlackSettings, ZegoProfiles, ZegoSettings
+from bot.slack.access import AccessPolicy, AccessRules
 from bot.slack.budget import UpdateBudget
 from bot.slack.http import EVENTS_PATH, start_http, start_ops_server
 from bot.slack.pending import PendingAnswers
@@ -35,6 +36,9 @@ LOOPBACK = "127.0.0.1"
 IDLE_TURNS = 20
 # "http": Slack POSTs to the app's /slack/events (signed). "socket": the app connects to Slack (Socket Mode).
 Mode = Literal["http", "socket"]
+# The product's limits, except that every Refresh reads the room again (ROOMUSERS_REFRESH_MIN_SECONDS=0): a
+# demo or test clicking Refresh right after a read expects a new read. Pass `limits` to test the limits.
+DEV_LIMITS = LimitSettings(refresh_min=0.0)
 
 
 @dataclass(frozen=True)
@@ -113,17 +117,18 @@ async def local_replicas(
     redis_url: str | None = None,
     state: SharedState | None = None,
     store: SnapshotStore | None = None,
-    access: AccessPolicy | None = None,
+    access: AccessPolicy | AccessRules | None = None,
     retry: RetryPolicy | None = None,
     mode: Mode = "http",
-    limits: RateLimits | None = None,
+    slack_limits: RateLimits | None = None,
+    limits: LimitSettings = DEV_LIMITS,
     updates: UpdateBudget | None = None,
     progress_every: float | None = None,
 ) -> AsyncIterator[LocalReplicas]:
     """Start everything on free loopback ports; stop it all on exit. Fresh demo secrets each time.
 
-    `limits` are the stand-in's rate limits (Slack's by default); `updates` / `progress_every` the app's
-    chat.update budget and progress interval.
+    `slack_limits` are the stand-in's rate limits (Slack's by default); `limits` the app's own abuse limits;
+    `updates` / `progress_every` the app's chat.update budget and progress interval.
 
     Each replica gets its own shared-state client (`redis_url`, or in-process state when None), as separate
     processes would; `state`/`store` override that for a single replica.
@@ -135,7 +140,7 @@ async def local_replicas(
         signing_secret = secrets.token_hex(16)
         app_token = f"xapp-local-{secrets.token_hex(8)}" if mode == "socket" else None
         slack = await stack.enter_async_context(
-            SlackStandIn(signing_secret=signing_secret, bot_token=bot_token, app_token=app_token, limits=limits)
+            SlackStandIn(signing_secret=signing_secret, bot_token=bot_token, app_token=app_token, limits=slack_limits)
         )
         if profiles is None:
             default = sandbox_profile(sandbox, qps=qps)
@@ -160,18 +165,29 @@ async def local_replicas(
                     state=replica_state,
                     access=access,
                     retry=retry,
+                    mode=mode,
+                    limits=limits,
                     updates=updates,
                     progress_every=progress_every,
                 )
             )
+            # As `serve` does: auth.test against the stand-in (the installation the access rules compare with),
+            # and the ops endpoints. No credential probes: they would add ZIM requests.
+            await running.link.verify_bot_token(running.app.client)
+            ops = ProcessHealth(link=running.link, lag=LoopLagMonitor(), state=replica_state, probes={})
             if app_token is None:
                 runner, port = await start_http(
-                    running.app, LOOPBACK, 0, replica_state.health, signing_secret=signing_secret
+                    running.app,
+                    LOOPBACK,
+                    0,
+                    ops,
+                    signing_secret=signing_secret,
+                    replay_guard=replica_state.replay_guard,
                 )
                 stack.push_async_callback(runner.cleanup)
                 app_url: str | None = f"http://{LOOPBACK}:{port}{EVENTS_PATH}"
             else:
-                runner, port = await start_ops_server(LOOPBACK, 0, replica_state.health)
+                runner, port = await start_ops_server(LOOPBACK, 0, ops)
                 stack.push_async_callback(runner.cleanup)
                 connection = await connect_socket_mode(running.app, app_token)
                 stack.push_async_callback(connection.close)  # closed before the stand-in stops (LIFO)
@@ -193,10 +209,11 @@ async def local_stack(
     qps: float = 20.0,
     state: SharedState | None = None,
     store: SnapshotStore | None = None,
-    access: AccessPolicy | None = None,
+    access: AccessPolicy | AccessRules | None = None,
     retry: RetryPolicy | None = None,
     mode: Mode = "http",
-    limits: RateLimits | None = None,
+    slack_limits: RateLimits | None = None,
+    limits: LimitSettings = DEV_LIMITS,
     updates: UpdateBudget | None = None,
     progress_every: float | None = None,
 ) -> AsyncIterator[LocalStack]:
@@ -211,6 +228,7 @@ async def local_stack(
         access=access,
         retry=retry,
         mode=mode,
+        slack_limits=slack_limits,
         limits=limits,
         updates=updates,
         progress_every=progress_every,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.roster.service import SnapshotService
 from bot.zim import ZimClient
+from bot.zim.probe import CredentialProbe
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,7 @@ class ZegoApp:
     profile: str
     client: ZimClient
     snapshots: SnapshotService
+    probe: CredentialProbe | None = None  # `serve` runs it; readiness reports its verdict
 
 
 @dataclass(frozen=True)

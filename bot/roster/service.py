@@ -11,23 +11,30 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from bot.observability.metrics import FETCH_SECONDS, SNAPSHOT_LOOKUPS
+from bot.observability.metrics import FETCH_OUTCOMES, FETCH_SECONDS, FETCHES_IN_FLIGHT, SNAPSHOT_LOOKUPS
 from bot.roster.model import Roster
+from bot.roster.reads import ReadQueue, Ticket
 from bot.state.leases import FetchLeases, LocalLeases
 from bot.state.snapshots import SnapshotStore
+from bot.zim.errors import ZimIncompleteRoster
 from bot.zim.models import Page
 from bot.zim.paging import FetchProgress
 
 log = logging.getLogger(__name__)
 
 FOLLOW_TIMEOUT_SECONDS = 90.0  # a follower waits this long for another replica's fetch (100k users at 200 ms: ~21 s)
+READ_DEADLINE_SECONDS = 300.0  # ROOMUSERS_READ_DEADLINE_SECONDS: a read still going then ends as incomplete
+MAX_CONCURRENT_READS = 4  # ROOMUSERS_MAX_CONCURRENT_READS
+REFRESH_MIN_SECONDS = 10.0  # ROOMUSERS_REFRESH_MIN_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     roster: Roster
     from_cache: bool
+    refresh_declined: bool = False  # a Refresh came sooner than ROOMUSERS_REFRESH_MIN_SECONDS after this read
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +43,23 @@ class RoomRead:
 
     _task: asyncio.Task[Roster]
     _progress: FetchProgress
+    _ticket: Ticket | None = None
+    _queue: ReadQueue | None = None
 
     @property
     def done(self) -> bool:
         return self._task.done()
+
+    @property
+    def queue_position(self) -> int | None:
+        """The read's place in line for a free reader (1 = next), or None once it is reading."""
+        if self._ticket is None or self._queue is None:
+            return None
+        return self._queue.position(self._ticket)
+
+    @property
+    def readers_busy(self) -> int:
+        return self._queue.running if self._queue is not None else 0
 
     @property
     def users_read(self) -> int:
@@ -51,12 +71,16 @@ class RoomRead:
         return self._progress.first_page
 
     async def first_page_or_end(self) -> None:
-        """Wait until the first page has arrived or the read has ended (whichever comes first)."""
+        """Wait until the first page has arrived, the read has ended, or it had to wait in line for a reader."""
         ready = asyncio.ensure_future(self._progress.first_page_ready.wait())
+        waits: set[asyncio.Future[Any]] = {ready, self._task}
+        if self._ticket is not None:
+            waits.add(asyncio.ensure_future(self._ticket.queued.wait()))
         try:
-            await asyncio.wait({ready, self._task}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            ready.cancel()
+            for waiting in waits - {self._task}:
+                waiting.cancel()
 
     async def wait(self, timeout: float) -> None:  # noqa: ASYNC109  # a progress tick, not an error deadline
         """Wait until the read ends, or at most `timeout` seconds."""
@@ -80,13 +104,23 @@ class SnapshotService:
         fetch: Fetch,
         namespace: str,
         leases: FetchLeases | None = None,
-        follow_timeout: float = FOLLOW_TIMEOUT_SECONDS,
+        follow_timeout: float | None = None,
+        profile: str = "",
+        max_concurrent_reads: int = MAX_CONCURRENT_READS,
+        read_deadline: float = READ_DEADLINE_SECONDS,
+        refresh_min: float = REFRESH_MIN_SECONDS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._fetch = fetch
         self._namespace = namespace
         self._leases = leases or LocalLeases()
-        self._follow_timeout = follow_timeout
+        self._follow_timeout = follow_timeout if follow_timeout is not None else FOLLOW_TIMEOUT_SECONDS
+        self._profile = profile
+        self._queue = ReadQueue(max_concurrent_reads, profile=profile)
+        self._read_deadline = read_deadline
+        self._refresh_min = refresh_min
+        self._clock = clock
         self._reads: dict[str, RoomRead] = {}
 
     def key(self, room_id: str) -> str:
@@ -95,11 +129,13 @@ class SnapshotService:
     async def begin(self, room_id: str, *, refresh: bool = False) -> Snapshot | RoomRead:
         """The cached snapshot, or the fetch that will produce one (joining a fetch already under way)."""
         key = self.key(room_id)
-        if not refresh and key not in self._reads:
+        if key not in self._reads:
             cached = await self._store.get(key)
             SNAPSHOT_LOOKUPS.labels("miss" if cached is None else "hit").inc()
-            if cached is not None:
+            if cached is not None and not refresh:
                 return Snapshot(cached, from_cache=True)
+            if cached is not None and self._clock() - cached.fetched_at < self._refresh_min:
+                return Snapshot(cached, from_cache=True, refresh_declined=True)
         return self.start_read(room_id, refresh=refresh)
 
     def start_read(self, room_id: str, *, refresh: bool = False) -> RoomRead:
@@ -109,8 +145,9 @@ class SnapshotService:
         flight = self._reads.get(key)
         if flight is None:
             progress = FetchProgress()
-            task = asyncio.create_task(self._lead_or_follow(key, room_id, progress, refresh=refresh))
-            flight = RoomRead(task, progress)
+            ticket = Ticket()
+            task = asyncio.create_task(self._lead_or_follow(key, room_id, progress, ticket, refresh=refresh))
+            flight = RoomRead(task, progress, ticket, self._queue)
             self._reads[key] = flight
             task.add_done_callback(lambda done: self._forget(key, done))
         return flight
@@ -120,6 +157,10 @@ class SnapshotService:
         if isinstance(begun, Snapshot):
             return begun
         return Snapshot(await begun.roster(), from_cache=False)
+
+    @property
+    def refresh_min(self) -> float:
+        return self._refresh_min
 
     async def aclose(self) -> None:
         """Stop fetches still under way (at shutdown, after answers had their grace period)."""
@@ -148,7 +189,9 @@ class SnapshotService:
         if not task.cancelled():
             task.exception()  # retrieved here so a fetch whose waiters all left does not warn
 
-    async def _lead_or_follow(self, key: str, room_id: str, progress: FetchProgress, *, refresh: bool) -> Roster:
+    async def _lead_or_follow(
+        self, key: str, room_id: str, progress: FetchProgress, ticket: Ticket, *, refresh: bool
+    ) -> Roster:
         """Fetch the room, unless another replica is already fetching it: then wait for its snapshot.
 
         Runs inside the flight's task, which is where a lease must be taken (it is renewed while this runs).
@@ -165,10 +208,37 @@ class SnapshotService:
                 return roster
             lease = await self._leases.acquire(key)  # the leader died or is slow: None again means share the work
         try:
-            with FETCH_SECONDS.time():
-                roster = await self._fetch(room_id, progress)
+            async with self._queue.slot(ticket):
+                roster = await self._read(room_id, progress)
             await self._store.put(key, roster)
             return roster
         finally:
             if lease is not None:
                 await lease.release()
+
+    async def _read(self, room_id: str, progress: FetchProgress) -> Roster:
+        """The ZIM read itself, under the read deadline, counted by outcome."""
+        outcome = "failed"
+        try:
+            with FETCHES_IN_FLIGHT.labels(self._profile).track_inprogress(), FETCH_SECONDS.time():
+                try:
+                    async with asyncio.timeout(self._read_deadline):
+                        roster = await self._fetch(room_id, progress)
+                except TimeoutError:
+                    raise ZimIncompleteRoster(
+                        f"The read was stopped after {self._read_deadline:g} s (ROOMUSERS_READ_DEADLINE_SECONDS): "
+                        f"{progress.users_read:,} of {progress.count:,} users read.",
+                        users_read=progress.users_read,
+                        users_expected=progress.count,
+                    ) from None
+            outcome = "complete"
+            return roster
+        except ZimIncompleteRoster:
+            outcome = "incomplete"
+            raise
+        except asyncio.CancelledError:
+            outcome = ""  # shutdown or a cancelled room: not an outcome of the read
+            raise
+        finally:
+            if outcome:
+                FETCH_OUTCOMES.labels(self._profile, outcome).inc()

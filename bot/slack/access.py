@@ -1,6 +1,12 @@
 """Who may use roomusers, and where: allow-lists of channels, users and user groups from the environment.
 
-Rule: when channels are listed, the request's channel must be one of them. When users and/or user groups
+Two layers, both of which must allow: the global ROOMUSERS_ALLOWED_* lists, and for a ZEGO app profile NAME its
+own optional ZEGO_<NAME>_ALLOWED_* lists (for the default profile, NAME is its ZEGO_PROFILE_NAME, else DEFAULT).
+External users (Slack Connect: another organisation's people in a shared channel) are refused unless
+ROOMUSERS_ALLOW_EXTERNAL=true; that is decided from the payload's own fields and the installation Bolt learned
+from auth.test, with no extra Web API call.
+
+Rule of one layer: when channels are listed, the request's channel must be one of them. When users and/or user groups
 are listed, the user must be listed directly or be a member of one of the groups (the union). When both
 kinds are set, both must hold. With nothing set, everyone in the workspace may use the app.
 
@@ -16,15 +22,18 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import aiohttp
 from cachetools import TTLCache
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.settings import ConfigError
-from bot.slack.render.escaping import SLACK_USER_ID
+from bot.settings import ConfigError, profile_prefix
+from bot.slack.render.escaping import SLACK_USER_ID, escape_mrkdwn
+from bot.slack.render.text import EXTERNAL_REFUSED
 
 __all__ = [
     "CHANNELS_VAR",
@@ -34,6 +43,11 @@ __all__ = [
     "USERGROUPS_VAR",
     "USERS_VAR",
     "AccessPolicy",
+    "AccessRules",
+    "Identity",
+    "Installation",
+    "Refusal",
+    "is_external",
     "membership_unchecked",
 ]
 
@@ -97,7 +111,11 @@ class AccessPolicy:
         usergroups: Iterable[str] = (),
         membership_ttl: float = MEMBERSHIP_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        prefix: str = "ROOMUSERS_ALLOWED_",
+        label: str = "",
     ) -> None:
+        self._prefix = prefix
+        self._label = label  # "" for the global lists; "the ZEGO app staging" for a profile's own
         self.channels = tuple(dict.fromkeys(channels))
         self.users = tuple(dict.fromkeys(users))
         self.usergroups = tuple(dict.fromkeys(usergroups))
@@ -109,12 +127,14 @@ class AccessPolicy:
         self._in_flight: dict[str, asyncio.Task[frozenset[str]]] = {}
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> AccessPolicy:
-        """Read the three ROOMUSERS_ALLOWED_* variables; ConfigError naming the variable for a malformed entry."""
+    def from_env(cls, env: Mapping[str, str], *, prefix: str = "ROOMUSERS_ALLOWED_", label: str = "") -> AccessPolicy:
+        """Read the three <prefix>* variables; ConfigError naming the variable for a malformed entry."""
         return cls(
-            channels=_parse_ids(env, CHANNELS_VAR, _CHANNEL_ID, "channel", "C0123ABCD"),
-            users=_parse_ids(env, USERS_VAR, SLACK_USER_ID, "user", "U0123ABCD"),
-            usergroups=_parse_ids(env, USERGROUPS_VAR, _USERGROUP_ID, "user group", "S0123ABCD"),
+            channels=_parse_ids(env, f"{prefix}CHANNELS", _CHANNEL_ID, "channel", "C0123ABCD"),
+            users=_parse_ids(env, f"{prefix}USERS", SLACK_USER_ID, "user", "U0123ABCD"),
+            usergroups=_parse_ids(env, f"{prefix}USERGROUPS", _USERGROUP_ID, "user group", "S0123ABCD"),
+            prefix=prefix,
+            label=label,
         )
 
     @property
@@ -136,7 +156,9 @@ class AccessPolicy:
     async def refusal(self, *, user_id: str, channel_id: str, client: AsyncWebClient) -> str | None:
         """None when `user_id` may use roomusers in `channel_id`; otherwise one sentence saying why not."""
         if self.channels and channel_id not in self._channel_set:
-            return NOT_ALLOWED_HERE
+            if not self._label:
+                return NOT_ALLOWED_HERE
+            return f"{self._label} isn't enabled in this channel; ask an admin to add it to {self._prefix}CHANNELS."
         if not (self.users or self.usergroups) or user_id in self._user_set:
             return None
         failure: str | None = None
@@ -148,7 +170,14 @@ class AccessPolicy:
                 continue
             if user_id in members:
                 return None
-        return membership_unchecked(failure) if failure is not None else NOT_ALLOWED_USER
+        if failure is not None:
+            return membership_unchecked(failure)
+        if self._label:
+            return (
+                f"You're not on the list of people allowed to use {self._label}; ask an admin to add you or "
+                f"your user group to {self._prefix}USERS or {self._prefix}USERGROUPS."
+            )
+        return NOT_ALLOWED_USER
 
     async def _group_members(self, group: str, client: AsyncWebClient) -> frozenset[str]:
         cached = self._members.get(group)
@@ -182,3 +211,135 @@ class AccessPolicy:
             code = "malformed_response"
         log.warning("Could not read the members of user group %s (refusing access meanwhile): %s", group, code)
         raise _MembershipUnavailable(group, code)
+
+
+# -- who is asking, and the installation they ask -------------------------------------------------------
+
+
+def _true(value: object) -> bool:
+    return value is True or value == "true"  # form fields are strings
+
+
+def _text(value: object) -> str | None:
+    return str(value) if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The person behind a request: their user, workspace and (on Enterprise Grid) organisation."""
+
+    user_id: str
+    team_id: str | None
+    enterprise_id: str | None
+
+    @classmethod
+    def from_command(cls, body: Mapping[str, Any]) -> Identity:
+        return cls(str(body.get("user_id", "")), _text(body.get("team_id")), _text(body.get("enterprise_id")))
+
+    @classmethod
+    def from_action(cls, body: Mapping[str, Any]) -> Identity:
+        user = body.get("user") or {}
+        team = body.get("team") or {}
+        # On an org-wide install `team` is null and `enterprise` is the organisation that installed the app;
+        # otherwise `enterprise` may describe the conversation rather than the person, so it is not used.
+        enterprise = (body.get("enterprise") or {}).get("id") if _true(body.get("is_enterprise_install")) else None
+        return cls(str(user.get("id", "")), _text(user.get("team_id")) or _text(team.get("id")), _text(enterprise))
+
+    @classmethod
+    def from_event(cls, body: Mapping[str, Any]) -> Identity:
+        event = body.get("event") or {}
+        team = _text(event.get("user_team")) or _text(event.get("team")) or _text(body.get("team_id"))
+        return cls(str(event.get("user", "")), team, _text(body.get("enterprise_id")))
+
+
+@dataclass(frozen=True)
+class Installation:
+    """The workspace (and organisation) the app is installed in, as auth.test told Bolt."""
+
+    team_id: str | None
+    enterprise_id: str | None
+
+    @classmethod
+    def of(cls, authorize_result: Any) -> Installation | None:
+        """From Bolt's `context.authorize_result` (None when Bolt has none: then everyone counts as external)."""
+        if authorize_result is None:
+            return None
+        return cls(
+            _text(getattr(authorize_result, "team_id", None)), _text(getattr(authorize_result, "enterprise_id", None))
+        )
+
+
+def is_external(who: Identity, home: Installation | None) -> bool:
+    """A person from another workspace and another organisation than the installation's (fail closed)."""
+    if home is None:
+        return True
+    if who.team_id is not None and who.team_id == home.team_id:
+        return False
+    return not (who.enterprise_id is not None and who.enterprise_id == home.enterprise_id)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    kind: str  # "external", "list" (the global lists) or "app" (the profile's own lists)
+    sentence: str
+
+
+class AccessRules:
+    """Everything that decides whether a request is answered: external users, the global lists, the app's lists."""
+
+    def __init__(
+        self,
+        global_: AccessPolicy | None = None,
+        *,
+        per_app: Mapping[str, AccessPolicy] | None = None,
+        allow_external: bool = False,
+        default_profile: str = "default",
+    ) -> None:
+        self.global_ = global_ or AccessPolicy()
+        self.per_app = {name: policy for name, policy in (per_app or {}).items() if policy.is_restricted}
+        self.allow_external = allow_external
+        self.default_profile = default_profile
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str], *, profiles: Iterable[str], default_profile: str, allow_external: bool
+    ) -> AccessRules:
+        per_app = {
+            name: AccessPolicy.from_env(
+                env, prefix=f"{profile_prefix(name)}ALLOWED_", label=f"the ZEGO app {escape_mrkdwn(name)}"
+            )
+            for name in profiles
+        }
+        return cls(
+            AccessPolicy.from_env(env),
+            per_app=per_app,
+            allow_external=allow_external,
+            default_profile=default_profile,
+        )
+
+    def describe(self) -> str:
+        parts = [self.global_.describe()]
+        parts += [f"app {name}: {policy.describe().removeprefix('access: ')}" for name, policy in self.per_app.items()]
+        parts.append("external users allowed" if self.allow_external else "external users refused")
+        return "; ".join(parts)
+
+    async def refusal(
+        self,
+        who: Identity,
+        *,
+        channel_id: str,
+        profile: str,
+        installation: Installation | None,
+        client: AsyncWebClient,
+    ) -> Refusal | None:
+        if not self.allow_external and is_external(who, installation):
+            return Refusal("external", EXTERNAL_REFUSED)
+        said = await self.global_.refusal(user_id=who.user_id, channel_id=channel_id, client=client)
+        if said is not None:
+            return Refusal("list", said)
+        app = self.per_app.get(profile or self.default_profile)
+        if app is not None:
+            said = await app.refusal(user_id=who.user_id, channel_id=channel_id, client=client)
+            if said is not None:
+                return Refusal("app", said)
+        return None

@@ -16,12 +16,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from bot.roster.apps import ZegoApp, ZegoApps
+from bot.roster.cpu import off_loop
 from bot.roster.model import Roster
 from bot.roster.service import RoomRead, Snapshot
 from bot.roster.view import RoomView
 from bot.slack.render.blocks import Loading, Message, problem_message, roster_message
 from bot.slack.render.escaping import escape_mrkdwn
-from bot.slack.render.text import describe_zim_error, unexpected_error_sentence
+from bot.slack.render.text import (
+    describe_zim_error,
+    queued_sentence,
+    refresh_declined_note,
+    unexpected_error_sentence,
+)
 from bot.zim.errors import ZimError
 
 log = logging.getLogger(__name__)
@@ -36,11 +42,15 @@ class Answer:
     roster: Roster | None = None
     from_cache: bool = False
     pending: RoomRead | None = field(default=None, repr=False)  # the rest of the room is still being read
+    refresh_reused: bool = False  # a Refresh answered from a snapshot younger than ROOMUSERS_REFRESH_MIN_SECONDS
+    queued: bool = False  # no page yet: the read waits for a free reader (the final answer must follow)
 
     def audit_fields(self) -> dict[str, Any]:
         if self.roster is None:
-            return {}
+            return {"queued": True} if self.queued else {}
+        extra: dict[str, Any] = {"refresh_reused": True} if self.refresh_reused else {}
         return {
+            **extra,
             "room_users": len(self.roster.users),
             "zim_count": self.roster.reported_count,
             "cache_hit": self.from_cache,
@@ -74,13 +84,17 @@ class RoomAnswers:
         async def answer(stack: ZegoApp) -> Answer:
             begun = await stack.snapshots.begin(request.room_id)
             if isinstance(begun, Snapshot):
-                return self._render(begun, ref, shareable=shareable)
+                return await self._render(begun, ref, shareable=shareable)
+            await begun.first_page_or_end()
+            queued = self._queued(begun)
+            if queued is not None:
+                return queued
             # A partial list can only show page 1 of join order, unfiltered.
-            if not request.newest_first and not request.filter_text:
-                partial = await self._first_page_of(begun, ref)
+            if not request.newest_first and not request.filter_text and not begun.done:
+                partial = self._partial(begun, ref)
                 if partial is not None:
                     return partial
-            return self._render(Snapshot(await begun.roster(), from_cache=False), ref, shareable=shareable)
+            return await self._render(Snapshot(await begun.roster(), from_cache=False), ref, shareable=shareable)
 
         return await self._safely(ref, answer)
 
@@ -89,14 +103,14 @@ class RoomAnswers:
         ref = _first_page_ref(request)
 
         async def answer(_: ZegoApp) -> Answer:
-            return self._render(Snapshot(await pending.roster(), from_cache=False), ref, shareable=shareable)
+            return await self._render(Snapshot(await pending.roster(), from_cache=False), ref, shareable=shareable)
 
         return await self._safely(ref, answer)
 
     def loading_update(self, request: RoomView, pending: RoomRead) -> Answer | None:
         """A fresh "still loading" message with the latest progress (None if there is nothing to show yet)."""
         ref = _first_page_ref(request)
-        return self._partial(pending, ref)
+        return self._queued(pending) or self._partial(pending, ref)
 
     async def page(self, ref: RoomView, *, shareable: bool, refresh: bool = False, shared_by: str = "") -> Answer:
         """A page for a click: from the snapshot, from the fetch under way, or (refresh/expired) read anew."""
@@ -104,10 +118,15 @@ class RoomAnswers:
         async def answer(stack: ZegoApp) -> Answer:
             if refresh:
                 fresh = await stack.snapshots.get(ref.room_id, refresh=True)
-                return self._render(fresh, ref, shareable=shareable, shared_by=shared_by)
+                rendered = await self._render(fresh, ref, shareable=shareable, shared_by=shared_by)
+                if fresh.refresh_declined:
+                    age = self._clock() - fresh.roster.fetched_at
+                    note = refresh_declined_note(age, stack.snapshots.refresh_min)
+                    return replace(rendered, message=with_note(rendered.message, note), refresh_reused=True)
+                return rendered
             roster = await stack.snapshots.cached(ref.room_id)
             if roster is not None:
-                rendered = self._render(Snapshot(roster, True), ref, shareable=shareable, shared_by=shared_by)
+                rendered = await self._render(Snapshot(roster, True), ref, shareable=shareable, shared_by=shared_by)
                 if ref.fetched_at and int(roster.fetched_at) != int(ref.fetched_at):
                     return replace(rendered, message=with_note(rendered.message, "The list was refreshed since."))
                 return rendered
@@ -115,7 +134,7 @@ class RoomAnswers:
             # snapshot expired (read it again, and say so).
             expired = stack.snapshots.read_under_way(ref.room_id) is None and bool(ref.fetched_at)
             whole = Snapshot(await stack.snapshots.start_read(ref.room_id).roster(), from_cache=False)
-            rendered = self._render(whole, ref, shareable=shareable, shared_by=shared_by)
+            rendered = await self._render(whole, ref, shareable=shareable, shared_by=shared_by)
             if expired:
                 note = "The earlier list had expired, so the room was read again."
                 return replace(rendered, message=with_note(rendered.message, note))
@@ -133,11 +152,14 @@ class RoomAnswers:
 
     # -- internals --------------------------------------------------------------------------------------
 
-    async def _first_page_of(self, read: RoomRead, ref: RoomView) -> Answer | None:
-        await read.first_page_or_end()
-        if read.done:
-            return None  # the whole room is in (or failed): answer from the result
-        return self._partial(read, ref)
+    @staticmethod
+    def _queued(read: RoomRead) -> Answer | None:
+        """While the read waits for a free reader (ROOMUSERS_MAX_CONCURRENT_READS): its place in line."""
+        position = read.queue_position
+        if position is None:
+            return None
+        message = problem_message(queued_sentence(position, read.readers_busy), title="Waiting")
+        return Answer(message, "loading", pending=read, queued=True)
 
     def _partial(self, read: RoomRead, ref: RoomView) -> Answer | None:
         first = read.first_page
@@ -153,8 +175,11 @@ class RoomAnswers:
     def _profile_label(self, profile: str) -> str:
         return (profile or self._rosters.default) if self._rosters.several else profile
 
-    def _render(self, snapshot: Snapshot, ref: RoomView, *, shareable: bool, shared_by: str = "") -> Answer:
-        message = roster_message(
+    async def _render(self, snapshot: Snapshot, ref: RoomView, *, shareable: bool, shared_by: str = "") -> Answer:
+        # Filtering a big room is CPU work: off the loop, so other requests are still acked in time.
+        message = await off_loop(
+            len(snapshot.roster.users) if ref.filter_text else 0,
+            roster_message,
             snapshot.roster,
             page=ref.page,
             newest_first=ref.newest_first,

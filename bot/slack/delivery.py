@@ -26,7 +26,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.observability.metrics import UNDELIVERED
+from bot.observability.metrics import SLACK_API_ERRORS, UNDELIVERED, slack_error_label
 from bot.slack.answers import with_note
 from bot.slack.budget import UpdateBudget
 from bot.slack.render.blocks import Message
@@ -147,17 +147,21 @@ async def deliver(
             response = await respond(**message.to_payload(), **options)
         except aiohttp.ClientConnectorError:
             first_error = "connection_failed"
+            SLACK_API_ERRORS.labels("response_url", "connection").inc()
         except (TimeoutError, aiohttp.ClientError) as error:
+            SLACK_API_ERRORS.labels("response_url", "timeout").inc()
             # The post was sent and may still land: posting again could show the answer twice.
             log.warning("response_url did not answer (%s); not posting the answer a second time", type(error).__name__)
             return Delivery(None, "timeout", unconfirmed=True)
         except Exception as error:  # anything else about a dead response_url must not lose the answer
             first_error = type(error).__name__
+            SLACK_API_ERRORS.labels("response_url", "connection").inc()
             log.warning("response_url failed: %s", first_error)
         else:
             if response.status_code == 200:
                 return Delivery("response_url")
             first_error = f"http_{response.status_code}"
+            SLACK_API_ERRORS.labels("response_url", slack_error_label(response.body, response.status_code)).inc()
             log.warning("response_url answered HTTP %s: %s", response.status_code, (response.body or "")[:200])
     if not fall_back:
         return Delivery(None, first_error)

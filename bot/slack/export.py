@@ -19,6 +19,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.roster.cpu import off_loop
 from bot.roster.model import RoomUser
 from bot.slack.render.escaping import LONE_SURROGATE, SLACK_USER_ID, clean_untrusted, escape_mrkdwn
 from bot.slack.render.text import LAST_EPOCH, date_token
@@ -173,8 +174,9 @@ async def upload_roster_csv(
             channel, thread_ts = await _dm_channel(client, target.direct_to_user), None
         else:
             channel, thread_ts = target.channel_id, target.thread_ts
+        content = await off_loop(len(users), roster_csv, users)  # a 100k-user CSV must not hold the loop
         await client.files_upload_v2(
-            content=roster_csv(users),
+            content=content,
             filename=csv_filename(room_id, fetched_at),
             title=_title(room_id, profile),
             channel=channel,

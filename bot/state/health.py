@@ -16,6 +16,8 @@ from typing import Generic, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bot.observability.metrics import SHARED_STATE_FALLBACK
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -72,11 +74,13 @@ class RedisHealth:
         if not self._up:
             return  # calls that were in flight when Redis went away: the outage is already reported
         self._up = False
+        SHARED_STATE_FALLBACK.set(1)
         log.warning("Redis is unreachable (%s: %s); %s", type(exc).__name__, exc, self._fallback_note)
 
     def _recover(self) -> None:
         if not self._up:
             self._up = True
+            SHARED_STATE_FALLBACK.set(0)
             log.info("Redis is reachable again; shared state is back in Redis")
 
     async def _probe_due(self) -> bool:

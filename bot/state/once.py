@@ -6,6 +6,7 @@ In process (`Memory…`), in Redis for every replica (`Redis…`, `SET NX` with 
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Callable
@@ -122,3 +123,31 @@ class MemoryReplayGuard:
             return False
         self._seen[signature] = True
         return True
+
+
+class RedisReplayGuard:
+    """`ReplayGuard` shared by every replica: `SET <prefix>replay:<sha256> <token> NX EX ttl` (the token as in
+    RedisEventDeduper, so a retried write is not mistaken for a replay)."""
+
+    def __init__(self, redis: Redis, *, ttl: float = REPLAY_TTL_SECONDS, prefix: str = DEFAULT_PREFIX) -> None:
+        self._redis = redis
+        self._ttl = int(ttl)
+        self._prefix = f"{prefix}replay:"
+
+    async def first_use(self, signature: str, timestamp: str) -> bool:
+        key = self._prefix + hashlib.sha256(signature.encode()).hexdigest()[:32]
+        token = secrets.token_hex(8)
+        if await self._redis.set(key, token, nx=True, ex=self._ttl):
+            return True
+        return bool(await self._redis.get(key) == token.encode())
+
+
+class FallbackReplayGuard(Fallback[ReplayGuard]):
+    """Remembers every signature locally too: a copy is refused here even while Redis is away."""
+
+    async def first_use(self, signature: str, timestamp: str) -> bool:
+        new_here = await self.local.first_use(signature, timestamp)
+        new_everywhere = await self.health.run(
+            lambda: self.shared.first_use(signature, timestamp), lambda: _const(new_here)
+        )
+        return new_here and new_everywhere

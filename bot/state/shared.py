@@ -8,6 +8,7 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
+from bot.observability.metrics import SHARED_STATE_FALLBACK
 from bot.state.connection import (
     DEFAULT_PREFIX,
     REDIS_URL_SETTING,
@@ -22,11 +23,16 @@ from bot.state.once import (
     EVENT_TTL_SECONDS,
     EventDeduper,
     FallbackEventDeduper,
+    FallbackReplayGuard,
     MemoryEventDeduper,
+    MemoryReplayGuard,
     RedisEventDeduper,
+    RedisReplayGuard,
+    ReplayGuard,
 )
 from bot.state.pacer import FallbackPacer, RedisPacer, SmoothPacer
 from bot.state.snapshots import (
+    DEFAULT_BUDGET_BYTES,
     DEFAULT_TTL_SECONDS,
     FallbackSnapshotStore,
     MemorySnapshotStore,
@@ -61,6 +67,7 @@ class SharedState:
     leases: FetchLeases
     backend: Backend
     background_share: float = DEFAULT_BACKGROUND_SHARE
+    replay_guard: ReplayGuard = field(default_factory=MemoryReplayGuard)
     _redis: _RedisParts | None = field(default=None, repr=False)
 
     async def health(self) -> dict[str, str]:
@@ -82,6 +89,7 @@ class SharedState:
         if self._redis is not None:
             await self._redis.leases.aclose()
             await self._redis.client.aclose()
+            SHARED_STATE_FALLBACK.set(0)  # closed: no longer running on a fallback
 
 
 def memory_state(
@@ -104,6 +112,7 @@ async def build_shared_state(
     lease_ttl: float = DEFAULT_LEASE_TTL,
     prefix: str = DEFAULT_PREFIX,
     background_share: float = DEFAULT_BACKGROUND_SHARE,
+    snapshot_budget_bytes: int = DEFAULT_BUDGET_BYTES,
 ) -> SharedState:
     """In-process state when `redis_url` is None or empty; otherwise Redis-backed state with local fallbacks.
 
@@ -139,12 +148,17 @@ async def build_shared_state(
     leases = RedisLeases(redis, lease_ttl=lease_ttl, prefix=prefix)
     log.info("shared state in Redis at %s", shown)
     return SharedState(
-        store=FallbackSnapshotStore(RedisSnapshotStore(redis, ttl=snapshot_ttl, prefix=prefix), local.store, health),
+        store=FallbackSnapshotStore(
+            RedisSnapshotStore(redis, ttl=snapshot_ttl, prefix=prefix, budget_bytes=snapshot_budget_bytes),
+            local.store,
+            health,
+        ),
         deduper=FallbackEventDeduper(
             RedisEventDeduper(redis, ttl=EVENT_TTL_SECONDS, prefix=prefix), local.deduper, health
         ),
         leases=FallbackLeases(leases, local.leases, health),
         backend="redis",
         background_share=background_share,
+        replay_guard=FallbackReplayGuard(RedisReplayGuard(redis, prefix=prefix), local.replay_guard, health),
         _redis=_RedisParts(redis, health, leases, prefix),
     )

@@ -8,11 +8,21 @@ objects, so a click served from Redis costs a decompression, not a parse of ever
 `surrogatepass`, so any Python string, even a lone surrogate from ZIM's JSON, comes back identical.
 Large rosters are compressed and decompressed in a worker thread so the event loop keeps answering Slack.
 
-Bounded memory: every snapshot is written with `SET key value PX ttl` (default 300 s) and a roster over
-`max_users` (default 1,000,000 users, about 15 MB) is not stored at all. On the Redis side, set a
-`maxmemory` with `maxmemory-policy volatile-ttl`, e.g. `maxmemory 256mb`: every key this app writes has a
-TTL, so under pressure Redis evicts the snapshots closest to expiry first instead of refusing writes (the
-default `noeviction` policy) or evicting keys that other applications keep without a TTL.
+Bounded memory: every snapshot is written with `SET key value PX ttl` (default 300 s), a roster over
+`max_users` (default 1,000,000 users, about 15 MB) is not stored at all, and snapshots together get their own
+byte budget (SNAPSHOT_REDIS_MAX_MB, default 128): one Lua script stores a snapshot and, while the budget would
+be exceeded, deletes the oldest ones first. Two persistent bookkeeping keys hold the budget's state:
+`<prefix>snapshot-index` (a sorted set of snapshot keys by expiry) and `<prefix>snapshot-bytes` (a hash of
+their sizes, with the total in field `~total`); expired entries are dropped from them at the next write.
+
+So snapshots alone can never fill Redis, and what must not be evicted — the pacer's send-slot schedule (~1 s
+TTL), the fetch leases (15 s, renewed) and anything kept without a TTL — keeps its promises. Run Redis with
+`maxmemory` at least twice the budget and `maxmemory-policy volatile-lru` as a backstop: if something else
+fills Redis anyway, it evicts the least recently *used* keys with a TTL (old snapshots, write-once dedupe and
+replay keys), never a key without a TTL, and not the pacer or a live lease, which are touched all the time.
+(`volatile-ttl` would evict the pacer and the leases first: they have the least time left.) A snapshot evicted
+by Redis itself leaves a stale index entry that over-counts the total until its expiry passes. The script
+deletes keys it did not declare, so Redis Cluster is not supported (standalone or Sentinel only).
 """
 
 from __future__ import annotations
@@ -136,6 +146,54 @@ def _typed(value: Any, kind: type | tuple[type, ...]) -> Any:
     return value
 
 
+DEFAULT_BUDGET_BYTES = 128 * 1024 * 1024
+
+_FORGET = """
+local function forget(m)
+  local n = tonumber(redis.call('HGET', KEYS[3], m) or '0')
+  redis.call('HDEL', KEYS[3], m)
+  redis.call('ZREM', KEYS[2], m)
+  if n > 0 then redis.call('HINCRBY', KEYS[3], '~total', -n) end
+end
+"""
+# KEYS: the snapshot, the index, the sizes. ARGV: value, ttl in ms, budget in bytes. 1 = stored, 0 = too big.
+_PUT_SCRIPT = (
+    _FORGET
+    + """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local size = string.len(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local budget = tonumber(ARGV[3])
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do forget(m) end
+forget(KEYS[1])
+if size > budget then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+while tonumber(redis.call('HGET', KEYS[3], '~total') or '0') + size > budget do
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+  if not oldest then break end
+  redis.call('DEL', oldest)
+  forget(oldest)
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+redis.call('ZADD', KEYS[2], now + ttl, KEYS[1])
+redis.call('HSET', KEYS[3], KEYS[1], size)
+redis.call('HINCRBY', KEYS[3], '~total', size)
+return 1
+"""
+)
+_DISCARD_SCRIPT = (
+    _FORGET
+    + """
+redis.call('DEL', KEYS[1])
+forget(KEYS[1])
+return 1
+"""
+)
+
+
 class RedisSnapshotStore:
     """`SnapshotStore` in Redis: one compressed string per roster, expiring after `ttl` seconds.
 
@@ -150,13 +208,19 @@ class RedisSnapshotStore:
         ttl: float = DEFAULT_TTL_SECONDS,
         prefix: str = DEFAULT_PREFIX,
         max_users: int = DEFAULT_MAX_USERS,
+        budget_bytes: int = DEFAULT_BUDGET_BYTES,
     ) -> None:
-        if ttl <= 0 or max_users < 0:
-            raise ValueError("ttl must be positive and max_users non-negative")
+        if ttl <= 0 or max_users < 0 or budget_bytes < 1:
+            raise ValueError("ttl must be positive, max_users non-negative and budget_bytes positive")
         self._redis = redis
         self._ttl_ms = max(1, round(ttl * 1000))
         self._prefix = f"{prefix}snapshot:"
+        self._index = f"{prefix}snapshot-index"
+        self._bytes = f"{prefix}snapshot-bytes"
         self._max_users = max_users
+        self._budget = budget_bytes
+        self._put = redis.register_script(_PUT_SCRIPT)
+        self._discard = redis.register_script(_DISCARD_SCRIPT)
 
     def redis_key(self, key: str) -> str:
         return self._prefix + key
@@ -193,10 +257,17 @@ class RedisSnapshotStore:
             value = await asyncio.to_thread(encode_roster, roster)
         else:
             value = encode_roster(roster)
-        await self._redis.set(self.redis_key(key), value, px=self._ttl_ms)
+        keys = [self.redis_key(key), self._index, self._bytes]
+        if not await self._put(keys=keys, args=[value, self._ttl_ms, self._budget]):
+            log.warning(
+                "snapshot of %d bytes exceeds the shared store's budget of %d bytes (SNAPSHOT_REDIS_MAX_MB); "
+                "not stored",
+                len(value),
+                self._budget,
+            )
 
     async def discard(self, key: str) -> None:
-        await self._redis.delete(self.redis_key(key))
+        await self._discard(keys=[self.redis_key(key), self._index, self._bytes])
 
 
 class FallbackSnapshotStore(Fallback[SnapshotStore]):

@@ -12,16 +12,17 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.observability.audit import AuditRecord
 from bot.roster.view import RoomView
+from bot.slack.access import Identity, Installation
 from bot.slack.answers import Answer
 from bot.slack.delivery import Delivery, Requester, deliver, land_final
 from bot.slack.deps import SlackDeps, restarting_message
 from bot.slack.export import ExportTarget, upload_roster_csv
-from bot.slack.listeners.commands import NOT_ALLOWED
+from bot.slack.listeners.commands import NOT_ALLOWED, SLOW_DOWN
 from bot.slack.render.blocks import notice_message, problem_message
 from bot.slack.render.buttons import StaleButton, decode_view
 
@@ -45,10 +46,15 @@ def view_claim(channel: str, message_ts: str) -> str:
 class _Click:
     """The parts of a block_actions payload the handlers use."""
 
-    def __init__(self, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
+    def __init__(
+        self, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, home: Installation | None = None
+    ) -> None:
+        self.who = Identity.from_action(body)
+        self.home = home
         self.action_id = str(action.get("action_id", ""))
         self.value = str(action.get("value", ""))
         self.user = str((body.get("user") or {}).get("id", ""))
+        self.team = str((body.get("user") or {}).get("team_id") or (body.get("team") or {}).get("id") or "")
         container = body.get("container") or {}
         self.channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
         self.ephemeral = bool(container.get("is_ephemeral"))
@@ -76,9 +82,16 @@ async def _start(
         await _tell(respond, click, record, problem_message(STALE_BUTTON), "stale_button")
         return None
     record.note(room=ref.room_id, profile=ref.profile or None, page=ref.page)
-    refusal = await deps.access.refusal(user_id=click.user, channel_id=click.channel, client=client)
+    limited = deps.over_rate(click.team, click.user)
+    if limited is not None:
+        await _tell(respond, click, record, problem_message(limited, title=SLOW_DOWN), "rate_limited")
+        return None
+    refusal = await deps.access.refusal(
+        click.who, channel_id=click.channel, profile=ref.profile, installation=click.home, client=client
+    )
     if refusal is not None:
-        await _tell(respond, click, record, problem_message(refusal, title=NOT_ALLOWED), "refused")
+        record.note(refusal=refusal.kind)
+        await _tell(respond, click, record, problem_message(refusal.sentence, title=NOT_ALLOWED), "refused")
         return None
     return ref
 
@@ -91,10 +104,15 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         """Ack at once, then do `work` as a tracked job that a shutdown finishes or turns into "try again"."""
 
         async def handle(
-            ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+            ack: AsyncAck,
+            body: dict[str, Any],
+            action: dict[str, Any],
+            respond: AsyncRespond,
+            client: AsyncWebClient,
+            context: AsyncBoltContext,
         ) -> None:
             await ack()
-            click = _Click(body, action, client)
+            click = _Click(body, action, client, Installation.of(context.authorize_result))
             record = AuditRecord(f"action:{click.action_id}", click.user, click.channel)
 
             async def tell_to_retry() -> None:

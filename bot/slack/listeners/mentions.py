@@ -21,10 +21,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.observability.audit import AuditRecord
 from bot.roster.service import RoomRead
 from bot.roster.view import RoomView
+from bot.slack.access import Identity, Installation
 from bot.slack.delivery import Delivery, Requester, deliver, land_final, post_in_thread, slack_call
 from bot.slack.deps import SlackDeps, restarting_message
 from bot.slack.listeners.actions import view_claim
-from bot.slack.listeners.commands import NOT_ALLOWED
+from bot.slack.listeners.commands import NOT_ALLOWED, SLOW_DOWN
 from bot.slack.parsing import HelpRequest, InvalidRequest, parse_command_text, strip_mention
 from bot.slack.render.blocks import Message, problem_message, usage_message
 
@@ -50,7 +51,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             return
         record = AuditRecord("mention", user, channel)
         try:
-            await answer_mention(deps, event, client, context, record)
+            await answer_mention(deps, event, body, client, context, record)
         except asyncio.CancelledError:
             record.ensure("interrupted")
             raise
@@ -59,7 +60,12 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
 
 async def answer_mention(
-    deps: SlackDeps, event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext, record: AuditRecord
+    deps: SlackDeps,
+    event: dict[str, Any],
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
+    record: AuditRecord,
 ) -> None:
     user, channel = str(event["user"]), str(event["channel"])
     in_thread = Requester(client, user, channel, "mention", thread_ts=str(event.get("thread_ts") or event["ts"]))
@@ -73,13 +79,25 @@ async def answer_mention(
         record.emit(said.outcome("help" if isinstance(request, HelpRequest) else "invalid_input"))
         return
     record.note(room=request.room_id, profile=request.profile or None, filter=bool(request.filter_text))
-    refusal = await deps.access.refusal(user_id=user, channel_id=channel, client=client)
+    # Only the person who asked needs to see a refusal. Not in the mention's own "thread": Slack shows no
+    # ephemeral in a thread without replies. A mention inside a real thread keeps it.
+    private = Requester(client, user, channel, "mention", thread_ts=event.get("thread_ts"))
+    limited = deps.over_rate(str(body.get("team_id") or ""), user)
+    if limited is not None:
+        slowed = await deliver(None, problem_message(limited, title=SLOW_DOWN), private)
+        record.note(**slowed.audit())
+        record.emit(slowed.outcome("rate_limited"))
+        return
+    refusal = await deps.access.refusal(
+        Identity.from_event(body),
+        channel_id=channel,
+        profile=request.profile,
+        installation=Installation.of(context.authorize_result),
+        client=client,
+    )
     if refusal is not None:
-        # Only the person who asked needs to see the refusal. Not in the mention's own "thread": Slack shows
-        # no ephemeral in a thread without replies. A mention inside a real thread keeps it.
-        private = Requester(client, user, channel, "mention", thread_ts=event.get("thread_ts"))
-        refused = await deliver(None, problem_message(refusal, title=NOT_ALLOWED), private)
-        record.note(**refused.audit())
+        refused = await deliver(None, problem_message(refusal.sentence, title=NOT_ALLOWED), private)
+        record.note(refusal=refusal.kind, **refused.audit())
         record.emit(refused.outcome("refused"))
         return
 

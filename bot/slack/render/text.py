@@ -54,3 +54,33 @@ def describe_zim_error(error: ZimError, room_id: str) -> str:
 
 def unexpected_error_sentence(reference: str) -> str:
     return f"Something went wrong on our side while answering; it has been logged with reference `{reference}`."
+
+
+def refresh_declined_note(age_seconds: float, minimum: float) -> str:
+    """Below the header of a Refresh answered from a snapshot younger than ROOMUSERS_REFRESH_MIN_SECONDS."""
+    return f"Read {max(0, int(age_seconds))} s ago — refreshes come at most every {minimum:g} s, so this is that list."
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def queued_sentence(position: int, running: int) -> str:
+    """A read waiting for a free reader (ROOMUSERS_MAX_CONCURRENT_READS)."""
+    reads = "read of this app is" if running == 1 else "reads of this app are"
+    return f"Waiting for a free reader: {_ordinal(position)} in line ({running} {reads} running)."
+
+
+def rate_limited_sentence(rate: int, retry_in: float) -> str:
+    """A person over ROOMUSERS_USER_RATE."""
+    return (
+        f"You've sent {rate} requests in the last minute; roomusers answers {rate} a minute per person. "
+        f"Try again in {max(1, math.ceil(retry_in))} s."
+    )
+
+
+EXTERNAL_REFUSED = (
+    "roomusers answers only people of this workspace (or organisation); it isn't available to people from other "
+    "organisations in shared channels."
+)
