@@ -142,6 +142,7 @@ async def _serve_http(
             signing_secret=slack.signing_secret,
             replay_guard=running.state.replay_guard,
         )
+        health.accepting = True
         also = "" if ops is not None else " (also /healthz, /readyz, /metrics)"
         log.info("roomusers listening on http://%s:%d%s%s", host, bound, EVENTS_PATH, also)
         _freeze_heap()

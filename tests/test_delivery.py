@@ -143,6 +143,7 @@ async def test_a_share_that_timed_out_is_unconfirmed_and_only_a_refused_one_says
     from bot.dev.local_stack import local_replicas
     from bot.observability.audit import AuditRecord
     from bot.roster.view import RoomView
+    from bot.slack.access import Installation
     from bot.slack.listeners.actions import _Click, share
     from bot.slack.render.buttons import encode_view
 
@@ -152,11 +153,13 @@ async def test_a_share_that_timed_out_is_unconfirmed_and_only_a_refused_one_says
         deps = local.replicas[0].running.deps
         client = AsyncWebClient(token=local.slack_settings.bot_token, base_url=local.slack.api_base_url)
         body = {
-            "user": {"id": "U0ALICE"},
+            "user": {"id": "U0ALICE", "team_id": "T0DEMO"},
+            "team": {"id": "T0DEMO"},
             "channel": {"id": "C0OPS"},
             "container": {"type": "message", "message_ts": "1.000001", "channel_id": "C0OPS", "is_ephemeral": True},
         }
-        click = _Click(body, {"action_id": "roomusers_share", "value": encode_view(RoomView("demo-12"))}, client)
+        view = {"action_id": "roomusers_share", "value": encode_view(RoomView("demo-12"))}
+        click = _Click(body, view, client, Installation("T0DEMO", None))  # a user of the installation's workspace
         respond = Sequenced(first, 200)
         record = AuditRecord("action:roomusers_share", "U0ALICE", "C0OPS")
         await share(click, deps, respond, client, record)  # type: ignore[arg-type]

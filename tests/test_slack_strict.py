@@ -81,7 +81,7 @@ async def test_mentions_written_by_bots_are_not_answered(local: LocalStack, audi
     assert local.sandbox.stats.requests == 0
 
 
-async def test_org_wide_and_slack_connect_mentions_and_clicks_are_answered(local: LocalStack):
+async def test_org_wide_users_are_answered_and_slack_connect_outsiders_refused(local: LocalStack):
     org = await local.slack.mention("demo-120", user=ORG_USER, org=True)
     assert org.sent["authorizations"][0]["team_id"] is None
     ts = str(org.sent["event"]["ts"])
@@ -91,9 +91,16 @@ async def test_org_wide_and_slack_connect_mentions_and_clicks_are_answered(local
     assert listed_user_ids(paged) == [uid for uid, _ in local.sandbox.rooms["demo-120"].users[20:40]]
     connect = await local.slack.mention("demo-12", user="W0OTHERORG", from_team="T0OTHER", from_enterprise="E0OTHER")
     assert connect.sent["team_id"] == "T0OTHER" and connect.sent["is_ext_shared_channel"] is True
-    thread = str(connect.sent["event"]["ts"])
-    reply = await wait_for_message(local.slack, lambda: next(iter(replies(local, thread)), None))
-    assert len(listed_user_ids(reply)) == 12
+    # Someone of another organisation, in a Slack Connect channel: external, so refused (privately) unless
+    # ROOMUSERS_ALLOW_EXTERNAL=true; the org-wide install's own user above is not external.
+    refusal = await wait_for_message(
+        local.slack,
+        lambda: next(iter(local.slack.ephemerals("W0OTHERORG")), None),
+    )
+    assert "other organisations" in all_text(refusal)
+    assert listed_user_ids(refusal) == []
+    await local.until_idle()
+    assert replies(local, str(connect.sent["event"]["ts"])) == []
 
 
 # -- refusals and where answers go ---------------------------------------------------------------------------

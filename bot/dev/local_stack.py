@@ -194,6 +194,7 @@ async def local_replicas(
                 assert slack.socket is not None
                 await slack.socket.wait_for_connections(opened=index + 1, live=index + 1)
                 app_url = None
+            ops.accepting = True
             replicas.append(Replica(running=running, app_url=app_url, ops_url=f"http://{LOOPBACK}:{port}"))
         local = LocalReplicas(sandbox=sandbox, slack=slack, replicas=replicas, slack_settings=slack_settings, mode=mode)
         if mode == "http":

@@ -93,6 +93,9 @@ class ProcessHealth:
         self.probes = dict(probes)
         self.timings = timings
         self.draining = False
+        # HTTP mode is ready only once the Slack endpoint accepts requests (the ops port may open first); in
+        # Socket Mode nothing listens here, and the link (Slack's connection) is what readiness waits for.
+        self.accepting = link.mode == "socket"
 
     def liveness(self) -> tuple[bool, dict[str, str]]:
         stalled = self.lag.stalled_for()
@@ -113,8 +116,11 @@ class ProcessHealth:
             checks[f"zim:{name}"] = probe.check()
         if self.draining:
             checks["process"] = "shutting down"
+        elif not self.accepting:
+            checks["process"] = "starting"
         ready = (
             self.link.ready()
+            and self.accepting
             and not self.draining
             and all(probe.verdict not in ("checking", "rejected") for probe in self.probes.values())
         )
