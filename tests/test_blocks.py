@@ -38,7 +38,7 @@ from bot.slack.render.blocks import (
     roster_message,
     usage_message,
 )
-from bot.slack.render.buttons import decode_view
+from bot.slack.render.buttons import MAX_FILTER_VALUE_UNITS, decode_view, filter_value_units
 from bot.slack.render.escaping import clean_untrusted, escape_mrkdwn, slack_length, unescape_slack
 from bot.slack.render.text import LAST_EPOCH
 
@@ -554,7 +554,7 @@ def test_worst_case_names_still_fit() -> None:
     # The longest button values: the filter expands up to 6x in JSON (\u0026, \u003c, \u0000) or is astral,
     # the room ID expands 6x, and the middle page carries all six buttons (Prev, Next and four tools).
     for char in ("&", "<", "😀", "\x00"):
-        filter_text = char * MAX_FILTER_CHARS
+        filter_text = char * min(MAX_FILTER_CHARS, MAX_FILTER_VALUE_UNITS // filter_value_units(char))
         users = [RoomUser(filter_text, "x") for _ in range(PAGE_SIZE * 3)]
         r = roster(users, room_id="&" * 32, fetched_at=float(LAST_EPOCH))
         for newest_first in (False, True):

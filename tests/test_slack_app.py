@@ -81,7 +81,7 @@ async def test_invalid_room_id_says_what_is_wrong_without_any_zim_call(local: Lo
     await local.slack.send_command("bad/room")
     answer = await local.slack.next_message()
     assert "not a valid room ID" in all_text(answer)
-    assert "'/'" in all_text(answer)
+    assert "“/” (U+002F)" in all_text(answer)
     assert local.sandbox.stats.requests == 0
 
 

@@ -170,7 +170,8 @@ def _summary(roster: Roster, total: int, matches: int | None, filter_text: str, 
 def _user_lines(users: Sequence[RoomUser], first_position: int) -> str:
     """One line per user, shrinking long names and IDs evenly until the block fits in MAX_TEXT_CHARS."""
     names = [clean_untrusted(user.user_name, NAME_CHARS) for user in users]
-    ids = [clean_untrusted(user.user_id, ID_CHARS) for user in users]
+    # a backtick would end the ID's code span early; ˋ (U+02CB) looks the same and cannot
+    ids = [clean_untrusted(user.user_id, ID_CHARS).replace("`", "\u02cb") for user in users]
 
     def render(cap: int) -> str:
         lines = []
@@ -294,10 +295,13 @@ def usage_message(reason: str = "") -> Message:
     lines = [
         "*How to use roomusers*",
         f"• `/roomusers {room}` lists the users in a room, {PAGE_SIZE} per page, in join order.",
-        f"• `/roomusers {room} {text}` lists only users whose ID or name contains the text (any case), "
-        "e.g. `/roomusers lobby-1 anna`.",
-        f"• `/roomusers {room} --reverse` (or `-r`) lists the most recent joiners first.",
-        f"• `/roomusers {room} --app {profile}` reads the room from another configured ZIM app, e.g. `--app staging`.",
+        f"• `/roomusers {room} {text}` lists only users whose ID or name contains the text (ignoring case, "
+        "accents, curly quotes and invisible characters), e.g. `/roomusers lobby-1 anna`.",
+        f"• `/roomusers {room} --reverse` (or `-r`, before or after the room ID) lists the most recent joiners first.",
+        f"• `/roomusers {room} --app {profile}` reads the room from another configured ZIM app (any case), "
+        "e.g. `--app staging`.",
+        "• `/roomusers --room help` lists a room whose ID is a word roomusers uses itself (`help`, `?`).",
+        "• Put `--` before filter text that starts with a dash: `/roomusers lobby -- -5`.",
         f"• `@roomusers {room}` does the same in a channel or thread the bot is in; it answers in the thread.",
         "Buttons under an answer page through it, switch the order, refresh it, export it as CSV, or share an "
         "answer only you can see with the channel.",
