@@ -21,6 +21,7 @@ from bot.runtime import RunningApp, compose_app
 from bot.settings import DEFAULT_PROFILE, SlackSettings, ZegoProfiles, ZegoSettings
 from bot.slack.access import AccessPolicy
 from bot.slack.http import EVENTS_PATH, start_http
+from bot.slack.pending import PendingAnswers
 from bot.state import SharedState, build_shared_state, memory_state
 from bot.state.snapshots import SnapshotStore
 from bot.zim import RetryPolicy
@@ -54,6 +55,7 @@ class LocalStack:
     rosters: ZegoApps
     app_url: str
     slack_settings: SlackSettings
+    pending: PendingAnswers  # the answers under way in the app (the console waits for them at the end)
 
 
 def sandbox_profile(sandbox: ZimSandbox, *, name: str = DEFAULT_PROFILE, qps: float = 20.0) -> ZegoSettings:
@@ -141,4 +143,5 @@ async def local_stack(
             rosters=only.running.zego_apps,
             app_url=only.app_url,
             slack_settings=local.slack_settings,
+            pending=only.running.deps.pending,
         )

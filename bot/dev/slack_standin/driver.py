@@ -123,13 +123,15 @@ class AppDriver:
         channel_id: str = "C0OPS",
         channel_name: str = "ops",
         team_id: str | None = None,
+        tag: str = "",
     ) -> AppResponse:
         """Run `/roomusers <text>` as `user_id` in `channel_id`; `text` is raw, escaped here as Slack does.
 
         A non-empty ack body becomes a message (ephemeral unless `response_type: in_channel`), as in Slack.
+        `tag` is stored on every message the command's ack and response_url post.
         """
         self._ws.channel_names[channel_id] = channel_name
-        context = ResponseContext(channel=channel_id, user=user_id)
+        context = ResponseContext(channel=channel_id, user=user_id, tag=tag)
         identity = self._identity if team_id is None else dataclasses.replace(self._identity, team_id=team_id)
         person = Person(user_id=user_id, user_name=user_name, channel_id=channel_id, channel_name=channel_name)
         form = payloads.command_form(
@@ -158,16 +160,23 @@ class AppDriver:
     # -- button clicks -----------------------------------------------------------------------------------
 
     async def click(
-        self, message: StoredMessage, action_id: str, *, user_id: str = "U0ALICE", user_name: str = "alice"
+        self,
+        message: StoredMessage,
+        action_id: str,
+        *,
+        user_id: str = "U0ALICE",
+        user_name: str = "alice",
+        tag: str = "",
     ) -> AppResponse:
-        """Click the button `action_id` in `message` (a StoredMessage) as `user_id`, as shown right now."""
+        """Click the button `action_id` in `message` (a StoredMessage) as `user_id`, as shown right now; `tag` is
+        stored on the messages the click's response_url posts or replaces."""
         current = self._ws.message(message.ts)
         if current is None:
             raise LookupError(f"message {message.ts} is not in the conversation (deleted or never posted)")
         if current.ephemeral and current.user != user_id:
             raise LookupError(f"message {message.ts} is ephemeral to {current.user}; {user_id} cannot see it")
         block_id, button = payloads.find_button(current, action_id)
-        url = self._urls.mint(ResponseContext(channel=current.channel, user=user_id, message_ts=current.ts))
+        url = self._urls.mint(ResponseContext(channel=current.channel, user=user_id, message_ts=current.ts, tag=tag))
         person = Person(user_id, user_name, current.channel, self._ws.channel_name(current.channel))
         payload = payloads.block_actions_payload(
             self._identity, person, current, block_id=block_id, button=button, response_url=url, now=time.time()
@@ -197,15 +206,17 @@ class AppDriver:
         event_id: str | None = None,
         retry_num: int | None = None,
         retry_reason: str = "http_timeout",
+        tag: str = "",
     ) -> AppResponse:
         """`@roomusers <text>` typed by `user`: the message is stored in the channel, then delivered as an event.
 
         Passing the `event_id` of an earlier delivery resends that identical envelope (a retry; `text` is then
-        ignored); `retry_num` adds the X-Slack-Retry-Num / X-Slack-Retry-Reason headers.
+        ignored); `retry_num` adds the X-Slack-Retry-Num / X-Slack-Retry-Reason headers. `tag` is stored on the
+        typed message, so answers in its thread can be traced back to it.
         """
         envelope = self._events.get(event_id) if event_id is not None else None
         if envelope is None:
-            envelope = await self._new_mention(text, channel, user, thread_ts, event_id)
+            envelope = await self._new_mention(text, channel, user, thread_ts, event_id, tag)
         headers = {}
         if retry_num is not None:
             headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": retry_reason}
@@ -214,11 +225,11 @@ class AppDriver:
         return response
 
     async def _new_mention(
-        self, text: str, channel: str, user: str, thread_ts: str | None, event_id: str | None
+        self, text: str, channel: str, user: str, thread_ts: str | None, event_id: str | None, tag: str = ""
     ) -> JsonDict:
         typed = f"<@{self._identity.bot_user_id}> {escape_mrkdwn(text)}"
         mention = self._ws.add(
-            channel=channel, text=typed, blocks=None, author=user, origin="user", thread_ts=thread_ts
+            channel=channel, text=typed, blocks=None, author=user, origin="user", thread_ts=thread_ts, tag=tag
         )
         await self._ws.changed()
         envelope = payloads.app_mention_envelope(

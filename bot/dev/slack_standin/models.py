@@ -52,6 +52,8 @@ class StoredMessage:
     missing_text: bool = False
     link_names: Any = None
     parse: str | None = None
+    # Which exchange (a command, click) created or last replaced it: the `tag` its ResponseContext carried.
+    tag: str = ""
 
     def snapshot(self) -> StoredMessage:
         """A deep copy, so a later replacement cannot change what a test already received."""
@@ -99,6 +101,7 @@ class ResponseContext:
     channel: str
     user: str
     message_ts: str | None = None
+    tag: str = ""  # chosen by the driver's caller (the console), copied to the messages this URL posts
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,6 +147,12 @@ class SlackStandIn(AppDriver):
     async def next_message(self, timeout: float = 5.0) -> StoredMessage:  # noqa: ASYNC109 - see Workspace
         return await self.workspace.next_message(timeout)
 
+    def has_news(self, files_seen: int) -> bool:
+        return self.workspace.has_news(files_seen)
+
+    def take_arrivals(self) -> list[StoredMessage]:
+        return self.workspace.take_arrivals()
+
     def new_response_url(self, context: ResponseContext) -> str:
         return self._urls.mint(context)
 
