@@ -82,9 +82,9 @@ async def test_export_of_an_ephemeral_answer_goes_to_a_direct_message(local: Loc
     (upload,) = local.slack.files
     assert upload.channel_id is not None and upload.channel_id.startswith("D")
     expected = (
-        'user_id,user_name\r\nu1,"\'=HYPERLINK(""http://evil"")"\r\nu2,\'+1 Ann\r\n\'-3,\'@bob\r\nu4,"Zoë, ""Z"""\r\n'
+        'user_id,user_name\r\nu1,"\'=HYPERLINK(""http://evil"")"\r\nu2,\'+1 Ann\r\n-3,\'@bob\r\nu4,"Zoë, ""Z"""\r\n'
     )
-    assert upload.content == expected.encode()
+    assert upload.content == expected.encode("utf-8-sig")  # IDs verbatim, names neutralised, BOM first
     assert upload.content == roster_csv(RoomUser(*user) for user in users_of(local.sandbox, "csv"))
     assert all(m.channel != "C0OPS" or m.ephemeral or m.origin == "user" for m in local.slack.messages("C0OPS"))
 
@@ -97,7 +97,7 @@ async def test_export_of_a_mention_answer_goes_to_its_thread(local: LocalStack):
     (upload,) = local.slack.files
     assert upload.channel_id == "C0OPS"
     assert upload.thread_ts == mention.sent["event"]["ts"]
-    rows = list(csv.reader(io.StringIO(upload.content.decode("utf-8"))))
+    rows = list(csv.reader(io.StringIO(upload.content.decode("utf-8-sig"))))
     assert rows[0] == ["user_id", "user_name"]
     assert len(rows) == 121
 

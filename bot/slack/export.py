@@ -1,7 +1,8 @@
 """A room's roster as a CSV file in Slack: the bytes, the file name, and the upload (files_upload_v2).
 
 The CSV is meant to be opened in a spreadsheet, so user names (chosen by anyone who can join a room) are
-defused against formula injection before they are written; see `roster_csv` for the exact rule.
+cleaned and defused against formula injection before they are written; user IDs are written exactly as ZIM
+returns them. See `roster_csv` for the exact rule; `python -m bot query --csv` writes the same bytes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import math
 import re
 import time
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -20,7 +22,14 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.roster.model import RoomUser
-from bot.slack.render.escaping import LONE_SURROGATE, SLACK_USER_ID, clean_untrusted, escape_mrkdwn
+from bot.slack.render.escaping import (
+    EMOJI_JOINERS,
+    LONE_SURROGATE,
+    SLACK_USER_ID,
+    clean_untrusted,
+    escape_mrkdwn,
+    quote_code,
+)
 from bot.slack.render.text import LAST_EPOCH, date_token
 
 __all__ = [
@@ -37,35 +46,52 @@ log = logging.getLogger(__name__)
 
 CSV_HEADER = ("user_id", "user_name")
 # OWASP "CSV Injection": spreadsheets evaluate a cell starting with one of these as a formula (or DDE call).
-FORMULA_TRIGGERS = frozenset("=+-@\t\r")
+# (Tab and carriage return, also on OWASP's list, cannot start a name: names lose every control character.)
+FORMULA_TRIGGERS = frozenset("=+-@")
+# Removed from names: control characters (tab, newlines, escapes), format characters (bidi overrides,
+# zero-width spaces) and line/paragraph separators; emoji joiners stay, so 👩🏽‍💻 survives.
+_REMOVED_FROM_NAMES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_ROOM_ID_IN_FILENAME = 64
 _MAX_TITLE_CHARS = 200
 
 
-def _cell(value: str) -> str:
-    value = LONE_SURROGATE.sub("\ufffd", value)
-    return "'" + value if value[:1] in FORMULA_TRIGGERS else value
+def name_cell(name: str) -> str:
+    """A user name as written to the CSV: controls, bidi and zero-width characters removed, then `'` before a
+    leading `=`, `+`, `-` or `@`."""
+    name = LONE_SURROGATE.sub("\ufffd", name)
+    if not name.isprintable():
+        name = "".join(
+            char for char in name if unicodedata.category(char) not in _REMOVED_FROM_NAMES or char in EMOJI_JOINERS
+        )
+    return "'" + name if name[:1] in FORMULA_TRIGGERS else name
+
+
+def id_cell(user_id: str) -> str:
+    """A user ID as written to the CSV: exactly as ZIM returned it (a lone surrogate, which UTF-8 cannot carry,
+    becomes U+FFFD)."""
+    return LONE_SURROGATE.sub("\ufffd", user_id)
 
 
 def roster_csv(users: Iterable[RoomUser]) -> bytes:
-    """The users as an RFC 4180 CSV file: UTF-8 without BOM, `\\r\\n` line endings, header `user_id,user_name`.
+    """The users as an RFC 4180 CSV file: UTF-8 **with** a byte-order mark (so Excel reads it as UTF-8),
+    `\\r\\n` line endings, header `user_id,user_name`.
 
     One row per user, in the given order. Quoting is minimal (csv.QUOTE_MINIMAL): a cell is wrapped in double
     quotes only when it contains a comma, a double quote (doubled inside), `\\r` or `\\n`; an empty value is an
-    empty cell. Everything else, emoji and right-to-left text included, is written unchanged.
+    empty cell.
 
-    Formula injection rule (OWASP "CSV Injection"): a cell whose first character is `=`, `+`, `-`, `@`, a tab
-    or a carriage return gets a single quote `'` prepended, so spreadsheets show it as text: `-5` becomes
-    `'-5` and `=HYPERLINK("http://x")` becomes `"'=HYPERLINK(""http://x"")"`. The prefix is added before
-    quoting and applies to both columns; no other cell is changed. Lone surrogates (which UTF-8 cannot
-    encode) become U+FFFD.
+    Names (anyone who joins a room chooses one) lose their control, format (bidi, zero-width) and line
+    separator characters, emoji joiners kept; then a name starting with `=`, `+`, `-` or `@` gets a single
+    quote `'` prepended (OWASP "CSV Injection"), so no name cell is run as a formula: `=HYPERLINK("http://x")`
+    becomes `"'=HYPERLINK(""http://x"")"`. User IDs are written exactly as ZIM returns them, so they still match
+    ZIM and the app's backend (README explains the risk left for IDs). Lone surrogates become U+FFFD.
     """
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(CSV_HEADER)
-    writer.writerows((_cell(user.user_id), _cell(user.user_name)) for user in users)
-    return buffer.getvalue().encode("utf-8")
+    writer.writerows((id_cell(user.user_id), name_cell(user.user_name)) for user in users)
+    return buffer.getvalue().encode("utf-8-sig")
 
 
 def _utc_stamp(fetched_at: float, pattern: str) -> str | None:
@@ -96,14 +122,9 @@ class ExportTarget:
     direct_to_user: str | None = None
 
 
-def _code_span(text: str, max_chars: int) -> str:
-    """Untrusted text as one escaped inline-code span (a backtick inside would end the span early)."""
-    return "`" + escape_mrkdwn(clean_untrusted(text, max_chars).replace("`", "'")) + "`"
-
-
 def _initial_comment(room_id: str, count: int, fetched_at: float, requested_by: str, profile: str) -> str:
-    room = _code_span(room_id, 100)
-    app = f" (app {_code_span(profile, 50)})" if profile else ""
+    room = quote_code(room_id, 100)
+    app = f" (app {quote_code(profile, 50)})" if profile else ""
     users = "1 user" if count == 1 else f"{count} users"
     # The requester's ID comes from Slack's own payload; the mention is ours and intended.
     requester = f" — requested by <@{requested_by}>" if SLACK_USER_ID.fullmatch(requested_by) else ""
