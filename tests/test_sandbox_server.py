@@ -675,12 +675,13 @@ async def test_run_sandbox_prints_settings_and_stops_on_cancel(
     lines = await _banner(capsys)
     base = lines[0].removeprefix("ZIM sandbox listening on ")
     assert re.fullmatch(r"http://127\.0\.0\.1:[0-9]+", base)
-    assert lines[1:4] == [
-        f"ZEGO_API_BASE_URL={base}",
-        f"ZEGO_APP_ID={SANDBOX_APP_ID}",
-        f"ZEGO_SERVER_SECRET={SANDBOX_SERVER_SECRET}",
+    assert lines[1].startswith("Paste these lines into a shell (or a .env file in the directory you run")
+    assert lines[2:5] == [
+        f"export ZEGO_API_BASE_URL={base}",
+        f"export ZEGO_APP_ID={SANDBOX_APP_ID}",
+        f"export ZEGO_SERVER_SECRET={SANDBOX_SERVER_SECRET}",
     ]
-    assert lines[4].startswith("Demo rooms: demo-1, demo-12, ")
+    assert lines[5].startswith("Demo rooms: demo-1, demo-12, ")
     assert (await client.get(f"{base}/healthz")).status_code == 200
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -274,14 +274,15 @@ class ZimSandbox:
 
 
 def sandbox_banner(sandbox: ZimSandbox) -> str:
-    """The lines run_sandbox prints: paste the ZEGO_* ones into a shell or .env to use the sandbox."""
+    """The lines run_sandbox prints: the `export` ones work pasted into a shell and in a .env file alike."""
     rooms = ", ".join([*sandbox.rooms, f"load-<N> (any N up to {MAX_LOAD_USERS})"])
     return "\n".join(
         (
             f"ZIM sandbox listening on {sandbox.base_url}",
-            f"ZEGO_API_BASE_URL={sandbox.base_url}",
-            f"ZEGO_APP_ID={sandbox.app_id}",
-            f"ZEGO_SERVER_SECRET={sandbox.secret}",
+            "Paste these lines into a shell (or a .env file in the directory you run roomusers from):",
+            f"export ZEGO_API_BASE_URL={sandbox.base_url}",
+            f"export ZEGO_APP_ID={sandbox.app_id}",
+            f"export ZEGO_SERVER_SECRET={sandbox.secret}",
             f"Demo rooms: {rooms}",
         )
     )
