@@ -262,3 +262,19 @@ async def test_help_uses_the_program_name():
     out, _ = await asyncio.wait_for(process.communicate(), 30)
     assert out.decode().startswith("usage: python -m bot ")
     assert "query" in out.decode()
+
+
+async def test_a_profiles_bad_base_url_names_its_own_variable(sandbox: ZimSandbox, sandbox_env):
+    env = {
+        **sandbox_env,
+        "ZEGO_PROFILES": "eu",
+        "ZEGO_EU_APP_ID": sandbox_env["ZEGO_APP_ID"],
+        "ZEGO_EU_SERVER_SECRET": sandbox_env["ZEGO_SERVER_SECRET"],
+        "ZEGO_EU_API_BASE_URL": f"{sandbox.base_url}/nope",  # the sandbox answers 404 with text, not JSON
+    }
+    code, _, err = await run_cli("query", "demo-12", "--app", "EU", env=env)
+    assert code == 1
+    assert "ZEGO_EU_API_BASE_URL" in err
+    assert " ZEGO_API_BASE_URL" not in err
+    code, out, _ = await run_cli("query", "demo-12", env=env)  # the default profile is unaffected
+    assert (code, out.splitlines()[0]) == (0, "Room demo-12: 12 users, in join order.")
