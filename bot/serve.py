@@ -13,7 +13,7 @@ import os
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.runtime import RunningApp, compose_app
-from bot.settings import ConfigError, load_runtime_settings, load_slack_settings, load_zego_profiles
+from bot.settings import ConfigError, load_runtime_settings, load_slack_settings, load_zego_profiles, profiles_summary
 from bot.slack.access import AccessPolicy
 from bot.slack.http import EVENTS_PATH, start_http, start_ops_server, wait_for_stop_signal
 from bot.state import SharedStateUnavailable, build_shared_state
@@ -30,7 +30,7 @@ async def serve(*, http: bool, host: str, port: int) -> None:
         state = await build_shared_state(runtime.redis_url, snapshot_ttl=runtime.snapshot_ttl)
     except SharedStateUnavailable as error:
         raise ConfigError(str(error)) from None
-    log.info("ZEGO app profiles: %s (default %s)", ", ".join(profiles.by_name), profiles.default)
+    log.info("%s", profiles_summary(profiles))
     log.info("shared state: %s; %s", state.backend, access.describe())
     try:
         async with compose_app(profiles, slack, state=state, access=access) as running:

@@ -61,6 +61,21 @@ class ZegoProfiles:
         )
 
 
+def profiles_summary(profiles: ZegoProfiles) -> str:
+    """One log line naming the ZEGO app(s) in use (the AppId is not secret; the ServerSecret is never shown)."""
+
+    def where(settings: ZegoSettings) -> str:
+        return f"{settings.app_id} at {settings.base_url}, {settings.qps:g} req/s"
+
+    if not profiles.several:
+        return f"ZEGO app {where(profiles.by_name[profiles.default])}"
+    listed = ", ".join(
+        f"{name} ({'default; ' if name == profiles.default else ''}{where(settings)})"
+        for name, settings in profiles.by_name.items()
+    )
+    return f"ZEGO apps: {listed}"
+
+
 def load_dotenv_file(directory: Path | None = None) -> None:
     """Load `.env` from the working directory (only there, not its parents) without overriding the environment.
 
