@@ -629,6 +629,23 @@ async def test_control_api_rooms_and_health(api: Api) -> None:
     assert (await api.client.post(f"{base}/_sandbox/rooms", json={"room_id": "x", "state": "odd"})).status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("users", "field"),
+    [([["u1", "a\ud800"]], "users[0].user_name"), ([["ok", "x"], ["\udfff", "b"]], "users[1].user_id")],
+)
+async def test_a_room_with_a_lone_surrogate_is_refused(api: Api, users: list[list[str]], field: str) -> None:
+    base = api.sandbox.base_url
+    body = json.dumps({"room_id": "sur", "users": users})  # json.dumps writes the lone surrogate as \\ud800
+    answer = await api.client.post(f"{base}/_sandbox/rooms", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400
+    assert field in answer.json()["error"]
+    assert "lone surrogate" in answer.json()["error"]
+    listed = (await api.client.get(f"{base}/_sandbox/rooms")).json()["rooms"]
+    assert "sur" not in [room["room_id"] for room in listed]
+    with pytest.raises(ValueError, match="lone surrogate"):
+        api.sandbox.add_room("sur", [(user_id, name) for user_id, name in users])
+
+
 # ----- speed, lifecycle, CLI ---------------------------------------------------------------------------
 
 
