@@ -168,8 +168,8 @@ async def test_refused_users_get_one_sentence_and_no_data_for_commands_mentions_
         requests = sandbox.stats.requests
 
         await local.slack.send_command("demo-120", user_id="U0MALLORY", user_name="mallory")
-        await local.slack.next_message()  # the ack
-        refused = await local.slack.next_message()
+        refused = await local.slack.next_message()  # the ack itself: no "Fetching…" first
+        assert refused.origin == "ack"
         assert "not on the list" in all_text(refused)
         assert listed_user_ids(refused) == []
 
@@ -228,7 +228,9 @@ async def test_several_zego_apps_are_picked_with_app_and_named_in_the_answer(san
             assert "does not exist" in all_text(missing_in_prod)
             default = await answer_to(local, "demo-12")
             assert "app prod" in all_text(default)
-            unknown = await answer_to(local, "demo-12 --app nope")
+            await local.slack.send_command("demo-12 --app nope")
+            unknown = await local.slack.next_message()
+            assert unknown.origin == "ack"  # refused before "Fetching…"
             assert "no app profile `nope`" in all_text(unknown)
             assert "`prod`, `staging`" in all_text(unknown)
             await local.slack.click(from_staging, "roomusers_refresh")

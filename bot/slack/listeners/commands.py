@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -16,6 +18,9 @@ from bot.slack.render.blocks import loading_text, problem_message, usage_message
 
 COMMAND = "/roomusers"
 NOT_ALLOWED = "Not allowed"
+# How long the ack waits for the access check, so a refused user never sees "Fetching…" first. The lists are
+# in memory and group membership is cached, so only a first usergroups.users.list takes any time at all.
+ACCESS_BEFORE_ACK_SECONDS = 1.5
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
@@ -35,7 +40,23 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await ack(**problem_message(request.problem).to_payload())
             record.emit("invalid_input")
             return
-        await ack(text=loading_text(request.room_id))
+        known = deps.answers.with_known_profile(request)
+        if known is None:
+            await ack(**deps.answers.unknown_profile(request.profile).to_payload())
+            record.emit("unknown_profile")
+            return
+        request = known
+        access = asyncio.ensure_future(deps.access.refusal(user_id=user, channel_id=channel, client=client))
+        # asyncio.wait, not wait_for: a slow check goes on (its shared membership fetch is never cancelled).
+        decided, _ = await asyncio.wait({access}, timeout=ACCESS_BEFORE_ACK_SECONDS)
+        if decided and access.exception() is None and (refusal := access.result()) is not None:
+            await ack(**problem_message(refusal, title=NOT_ALLOWED).to_payload())
+            record.emit("refused")
+            return
+        if decided:
+            await ack(text=loading_text(request.room_id))
+        else:
+            await ack()  # still undecided: acknowledge without promising an answer
         record.note(room=request.room_id, profile=request.profile or None, filter=bool(request.filter_text))
         fallback = (client, channel, user)
 
@@ -43,7 +64,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await deliver(respond, restarting_message(), fallback=fallback, replace_original=False)
             record.emit("interrupted")
 
-        await deps.pending.run(lambda: answer_command(deps, request, respond, fallback, record), tell_to_retry)
+        await deps.pending.run(lambda: answer_command(deps, request, respond, fallback, record, access), tell_to_retry)
 
 
 async def answer_command(
@@ -52,9 +73,9 @@ async def answer_command(
     respond: AsyncRespond,
     fallback: tuple[AsyncWebClient, str, str],
     record: AuditRecord,
+    access: Awaitable[str | None],
 ) -> None:
-    client, channel, user = fallback
-    refusal = await deps.access.refusal(user_id=user, channel_id=channel, client=client)
+    refusal = await access
     if refusal is not None:
         await deliver(respond, problem_message(refusal, title=NOT_ALLOWED), fallback=fallback)
         record.emit("refused")

@@ -48,6 +48,12 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await post(client, channel, thread_ts, problem_message(request.problem))
             record.emit("invalid_input")
             return
+        known = deps.answers.with_known_profile(request)
+        if known is None:
+            await post(client, channel, thread_ts, deps.answers.unknown_profile(request.profile))
+            record.emit("unknown_profile")
+            return
+        request = known
         record.note(room=request.room_id, profile=request.profile or None, filter=bool(request.filter_text))
         refusal = await deps.access.refusal(user_id=user, channel_id=channel, client=client)
         if refusal is not None:
