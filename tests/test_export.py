@@ -310,3 +310,8 @@ def test_upload_problem_for_an_http_429_without_an_error_code():
         status_code=429,
     )
     assert upload_problem(SlackApiError("limited", response)).endswith("try again in 7 seconds.")
+
+
+def test_filename_of_a_filtered_export_says_matching():
+    assert csv_filename("demo-120", FETCHED_AT, matching=True) == "roomusers-demo-120-20261128-063100Z-matching.csv"
+    assert csv_filename("demo-120", float("nan"), matching=True) == "roomusers-demo-120-matching.csv"

@@ -25,6 +25,7 @@ from bot.settings import PROFILE_NAME
 from bot.slack.parsing import InvalidRequest, parse_command_text
 from bot.slack.render.blocks import (
     EXPORT_ACTION_ID,
+    EXPORT_MATCHES_ACTION_ID,
     NEXT_ACTION_ID,
     ORDER_ACTION_ID,
     PAGING_BLOCK_ID,
@@ -177,9 +178,10 @@ def test_refresh_and_export_keep_page_order_filter_and_profile() -> None:
     ref = RoomView("lobby-1", 2, True, FETCHED, "EVEN", "staging")
     message = render(roster, ref)
     found = tools(message)
-    assert list(found) == [ORDER_ACTION_ID, REFRESH_ACTION_ID, EXPORT_ACTION_ID]
+    assert list(found) == [ORDER_ACTION_ID, REFRESH_ACTION_ID, EXPORT_ACTION_ID, EXPORT_MATCHES_ACTION_ID]
     assert click(found, REFRESH_ACTION_ID) == ref
     assert click(found, EXPORT_ACTION_ID) == ref
+    assert click(found, EXPORT_MATCHES_ACTION_ID) == ref
     assert listed_ids(message) == [f"u{i}" for i in range(60, 20, -2)]
     # a refresh click draws the very same page again
     assert listed_ids(render(roster, click(found, REFRESH_ACTION_ID))) == listed_ids(message)
@@ -256,8 +258,8 @@ def test_decoding_refuses_a_filter_over_the_cap(char: str) -> None:
     [
         ("lobby " + "a" * MAX_FILTER_CHARS, "a" * MAX_FILTER_CHARS),
         ("lobby " + " ".join(["abc"] * 64), " ".join(["abc"] * 64)),  # 255 with the joining spaces
-        ("lobby " + "&amp;" * 106, "&" * 106),  # counted after Slack's escaping; & takes 6 units in a button
-        ("lobby " + "&lt;" * 106, "<" * 106),
+        ("lobby " + "&amp;" * 90, "&" * 90),  # counted after Slack's escaping; & takes 6 units in a button
+        ("lobby " + "&lt;" * 90, "<" * 90),
         ("lobby " + "😀" * MAX_FILTER_CHARS, "😀" * MAX_FILTER_CHARS),
         ("lobby a" + " " * 500 + "b", "a b"),  # runs of spaces collapse before counting
         ("lobby --reverse " + "a" * MAX_FILTER_CHARS + " --app=staging", "a" * MAX_FILTER_CHARS),
@@ -289,9 +291,7 @@ def test_parsing_refuses_a_filter_over_the_cap(text: str, length: int) -> None:
     assert escape_mrkdwn(result.problem) == result.problem  # safe mrkdwn: no &, < or > at all
 
 
-@pytest.mark.parametrize(
-    ("text", "units"), [("lobby " + "&amp;" * 107, 642), ("lobby " + "&amp;" * 100 + '"' * 21, 642)]
-)
+@pytest.mark.parametrize(("text", "units"), [("lobby " + "&amp;" * 91, 546), ("lobby " + "&amp;" * 80 + '"' * 31, 542)])
 def test_parsing_refuses_a_filter_too_long_for_the_buttons(text: str, units: int) -> None:
     result = parse_command_text(text)
     assert isinstance(result, InvalidRequest)

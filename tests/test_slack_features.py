@@ -15,6 +15,7 @@ from bot.dev.local_stack import LocalStack, local_stack, sandbox_profile
 from bot.dev.slack_standin import ResponseContext
 from bot.dev.zim_sandbox import ZimSandbox
 from bot.roster.model import RoomUser
+from bot.roster.view import filter_users
 from bot.settings import ZegoProfiles
 from bot.slack.access import AccessPolicy
 from bot.slack.export import roster_csv
@@ -278,3 +279,30 @@ async def test_overlong_filter_is_refused_without_a_zim_call(local: LocalStack, 
     reply = await local.slack.next_message()
     assert "257 characters long; it can match nothing" in all_text(reply)
     assert local.sandbox.stats.requests == 0
+
+
+async def test_a_filtered_answer_exports_just_its_matches(local: LocalStack):
+    answer = await answer_to(local, "demo-1234 li")
+    users = [RoomUser(*user) for user in users_of(local.sandbox, "demo-1234")]
+    matches = filter_users(users, "li")
+    assert 0 < len(matches) < len(users)
+    assert "roomusers_export_matches" in tool_ids(answer)
+    await local.slack.click(answer, "roomusers_export_matches")
+    done = await local.slack.next_message()
+    assert f"The CSV of the {len(matches):,} users matching “li” was sent to your direct messages" in all_text(done)
+    (upload,) = local.slack.files
+    assert upload.filename.endswith("-matching.csv")
+    assert upload.content == roster_csv(matches)
+    assert upload.initial_comment is not None
+    assert f"matching “li” ({len(matches):,} of 1,234 users" in upload.initial_comment
+    whole = await answer_to(local, "demo-12")
+    assert "roomusers_export_matches" not in tool_ids(whole)
+
+
+async def test_a_curly_apostrophe_finds_the_straight_one(local: LocalStack):
+    local.sandbox.add_room("quotes", [("u1", "Noah O'Brien"), ("u2", "Ann Lee"), ("u3", "José Díaz")])
+    answer = await answer_to(local, "quotes O’Brien")
+    assert "*1 of 3 users* matches" in all_text(answer)
+    assert "Noah O'Brien" in all_text(answer)
+    accents = await answer_to(local, "quotes jose")
+    assert "José Díaz" in all_text(accents)

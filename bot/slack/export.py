@@ -100,8 +100,9 @@ def _utc_stamp(fetched_at: float, pattern: str) -> str | None:
     return time.strftime(pattern, time.gmtime(int(fetched_at)))
 
 
-def csv_filename(room_id: str, fetched_at: float) -> str:
-    """`roomusers-<room-id>-YYYYMMDD-HHMMSSZ.csv` (UTC), e.g. `roomusers-demo-120-20261128-063100Z.csv`.
+def csv_filename(room_id: str, fetched_at: float, *, matching: bool = False) -> str:
+    """`roomusers-<room-id>-YYYYMMDD-HHMMSSZ.csv` (UTC), e.g. `roomusers-demo-120-20261128-063100Z.csv`, and
+    `…-matching.csv` for the users matching a filter.
 
     Every character of the room ID outside ASCII letters, digits, `.`, `_` and `-` becomes `_` (so no path
     separators, spaces or shell metacharacters), and the ID is cut to 64 characters. A timestamp that cannot
@@ -109,7 +110,8 @@ def csv_filename(room_id: str, fetched_at: float) -> str:
     """
     safe_id = _UNSAFE_FILENAME_CHARS.sub("_", room_id[:_MAX_ROOM_ID_IN_FILENAME]) or "_"
     stamp = _utc_stamp(fetched_at, "%Y%m%d-%H%M%SZ")
-    return f"roomusers-{safe_id}-{stamp}.csv" if stamp else f"roomusers-{safe_id}.csv"
+    suffix = "-matching" if matching else ""
+    return f"roomusers-{safe_id}-{stamp}{suffix}.csv" if stamp else f"roomusers-{safe_id}{suffix}.csv"
 
 
 @dataclass(frozen=True)
@@ -122,13 +124,19 @@ class ExportTarget:
     direct_to_user: str | None = None
 
 
-def _initial_comment(room_id: str, count: int, fetched_at: float, requested_by: str, profile: str) -> str:
+def _initial_comment(
+    room_id: str, count: int, fetched_at: float, requested_by: str, profile: str, filter_text: str, room_users: int
+) -> str:
     room = quote_code(room_id, 100)
     app = f" (app {quote_code(profile, 50)})" if profile else ""
-    users = "1 user" if count == 1 else f"{count} users"
+    users = "1 user" if count == 1 else f"{count:,} users"
+    matching = ""
+    if filter_text:
+        matching = f" matching “{escape_mrkdwn(clean_untrusted(filter_text, 100))}”"
+        users = f"{count:,} of {room_users:,} {'user' if room_users == 1 else 'users'}"
     # The requester's ID comes from Slack's own payload; the mention is ours and intended.
     requester = f" — requested by <@{requested_by}>" if SLACK_USER_ID.fullmatch(requested_by) else ""
-    return f"Users of room {room}{app} ({users}, fetched {date_token(fetched_at)}){requester}"
+    return f"Users of room {room}{app}{matching} ({users}, fetched {date_token(fetched_at)}){requester}"
 
 
 def _title(room_id: str, profile: str) -> str:
@@ -182,12 +190,14 @@ async def upload_roster_csv(
     target: ExportTarget,
     requested_by: str,
     profile: str = "",
+    filter_text: str = "",
+    room_users: int = 0,
 ) -> str | None:
     """Upload the roster as a CSV file to `target`; None on success, else one sentence saying why it could not.
 
     A DM target opens (or reuses) the bot's direct message with the user and uploads there, never in the
     channel (a thread_ts then does not apply). No exception escapes, except cancellation; failures are logged
-    with Slack's error code only.
+    with Slack's error code only. With `filter_text`, `users` are the matches among `room_users`.
     """
     try:
         if target.direct_to_user:
@@ -196,11 +206,13 @@ async def upload_roster_csv(
             channel, thread_ts = target.channel_id, target.thread_ts
         await client.files_upload_v2(
             content=roster_csv(users),
-            filename=csv_filename(room_id, fetched_at),
+            filename=csv_filename(room_id, fetched_at, matching=bool(filter_text)),
             title=_title(room_id, profile),
             channel=channel,
             thread_ts=thread_ts,
-            initial_comment=_initial_comment(room_id, len(users), fetched_at, requested_by, profile),
+            initial_comment=_initial_comment(
+                room_id, len(users), fetched_at, requested_by, profile, filter_text, room_users
+            ),
         )
     except (SlackClientError, aiohttp.ClientError, TimeoutError) as error:
         log.warning("CSV export of room %r for %s failed: %s", room_id[:100], requested_by[:20], _error_code(error))

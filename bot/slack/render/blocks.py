@@ -42,6 +42,7 @@ from bot.zim.room_id import MAX_ROOM_ID_BYTES, ROOM_ID_SYMBOLS, room_id_problem
 
 __all__ = [
     "EXPORT_ACTION_ID",
+    "EXPORT_MATCHES_ACTION_ID",
     "MAX_TEXT_CHARS",
     "NEXT_ACTION_ID",
     "ORDER_ACTION_ID",
@@ -73,6 +74,7 @@ TOOLS_BLOCK_ID = "roomusers_tools"
 ORDER_ACTION_ID = "roomusers_order"
 REFRESH_ACTION_ID = "roomusers_refresh"
 EXPORT_ACTION_ID = "roomusers_export"
+EXPORT_MATCHES_ACTION_ID = "roomusers_export_matches"
 SHARE_ACTION_ID = "roomusers_share"
 
 NO_NAME = "_(no name)_"
@@ -267,15 +269,16 @@ def roster_message(
         blocks.append({"type": "actions", "block_id": PAGING_BLOCK_ID, "elements": buttons})
     if pageable and loading is None:
         here = RoomView(roster.room_id, page, newest_first, roster.fetched_at, filter_text, profile)
-        blocks.append(_tools(here, users=len(ordered), shareable=shareable))
+        matches = len(shown) if filter_text else 0
+        blocks.append(_tools(here, users=len(ordered), matches=matches, shareable=shareable))
 
     fallback = f"Room {_room_code(roster.room_id)}: {summary} (page {page:,} of {pages:,})."
     return Message(text=fallback, blocks=blocks)
 
 
-def _tools(here: RoomView, *, users: int, shareable: bool) -> dict[str, Any]:
-    """Order toggle and CSV export (when there is something to order or export), refresh, and sharing for
-    answers only the requester sees."""
+def _tools(here: RoomView, *, users: int, matches: int = 0, shareable: bool) -> dict[str, Any]:
+    """Order toggle and CSV export (when there is something to order or export), the filtered view's export,
+    refresh, and sharing for answers only the requester sees."""
     buttons = []
     if users > 1:
         flipped = RoomView(here.room_id, 1, not here.newest_first, here.fetched_at, here.filter_text, here.profile)
@@ -284,6 +287,8 @@ def _tools(here: RoomView, *, users: int, shareable: bool) -> dict[str, Any]:
     buttons.append(_paging_button("↻ Refresh", REFRESH_ACTION_ID, here))
     if users:
         buttons.append(_paging_button("⬇ Export CSV", EXPORT_ACTION_ID, here))
+    if here.filter_text and matches:
+        buttons.append(_paging_button(f"⬇ Export {matches:,} matches", EXPORT_MATCHES_ACTION_ID, here))
     if shareable:
         buttons.append(_paging_button("📣 Share in channel", SHARE_ACTION_ID, here))
     return {"type": "actions", "block_id": TOOLS_BLOCK_ID, "elements": buttons}

@@ -18,10 +18,10 @@ from bot.slack.render.text import LAST_EPOCH
 from bot.zim.room_id import room_id_problem
 
 MAX_BUTTON_VALUE = 2000  # Slack's limit for a button's value
-# An answer carries up to six buttons, and Slack's undocumented ceiling on a message counts their values too, so
+# An answer carries up to seven buttons, and Slack's undocumented ceiling on a message counts their values too, so
 # a filter may take at most this many UTF-16 units once JSON-escaped: 256 letters or 256 CJK characters fit,
 # 256 emoji fit (2 units each); `&`, `<`, `>`, `"` and control characters take 2 to 6 units each.
-MAX_FILTER_VALUE_UNITS = 640
+MAX_FILTER_VALUE_UNITS = 540
 VIEW_VERSION = 1
 _KEYS = frozenset({"v", "r", "p", "o", "t", "f", "a"})
 # `<`, `>` and `&` are escaped inside the JSON so a value never holds text Slack could read as markup.
