@@ -24,7 +24,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
         "byte-order mark",
         "export ZEGO_",
         "working directory",
-        "**User IDs are written exactly as ZIM returns them**",
+        "**User IDs are written exactly as ZIM",
         "#4 2",
         "waits up to 30 s",
         "POST /_sandbox/faults",
