@@ -211,7 +211,9 @@ async def test_any_command_text_gets_exactly_one_answer_and_no_server_error(text
         assert response.acked_in_time
         ack = await local.slack.next_message()
         assert ack.origin == "ack"
-        if isinstance(parse_command_text(escape_mrkdwn(text)), RoomView):
+        parsed = parse_command_text(escape_mrkdwn(text))
+        # A profile this app doesn't have is refused in the ack; only the default one exists here.
+        if isinstance(parsed, RoomView) and parsed.profile.casefold() in ("", "default"):
             answer = await local.slack.next_message()
             assert answer.origin == "response_url"
             assert answer.ephemeral

@@ -127,9 +127,10 @@ def test_room_option_problems(text: str, problem: str) -> None:
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("'demo-120'", "an apostrophe (U+0027)"),
-        ("`ab`", "a backtick (U+0060)"),
-        ('"x"', "a double quote (U+0022)"),
+        ("'demo-120", "an apostrophe (U+0027)"),
+        ("a`b", "a backtick (U+0060)"),
+        ('"x', "a double quote (U+0022)"),
+        ("'a/b'", "an apostrophe (U+0027)"),  # quotes around an invalid ID are not taken off
         ("a\u200bb", "the invisible character U+200B"),
     ],
 )
@@ -256,3 +257,10 @@ def test_strip_mention(text: str, bot: str | None, rest: str) -> None:
 def test_mention_then_parse() -> None:
     text = strip_mention("<@UBOT> room#1+a&amp;b --reverse <@UBOT>", "UBOT")
     assert parse_command_text(text) == RoomView("room#1+a&b", newest_first=True)
+
+
+@pytest.mark.parametrize(
+    "text", ["'demo-120'", '"demo-120"', "`demo-120`", "‘demo-120’", "“demo-120”", "--room 'demo-120'"]
+)
+def test_a_quoted_room_id_is_that_room(text: str) -> None:
+    assert parse_command_text(text + " ann") == RoomView("demo-120", filter_text="ann")

@@ -311,7 +311,7 @@ async def test_a_refusal_decided_after_the_ack_comes_without_fetching_first(sand
     assert sandbox.stats.requests == 0
 
 
-@pytest.mark.parametrize("text", ["'demo-120'", "`ab`"])
+@pytest.mark.parametrize("text", ["'demo-120", "a`b", "'a/b'"])
 async def test_quoted_input_keeps_code_spans_whole(local: LocalStack, text: str):
     await local.slack.send_command(text)
     answer = await local.slack.next_message()
@@ -319,3 +319,8 @@ async def test_quoted_input_keeps_code_spans_whole(local: LocalStack, text: str)
     assert body.count("`") % 2 == 0
     assert "'" * 3 not in body
     assert "``" not in body
+
+
+async def test_a_quoted_room_id_lists_the_room(local: LocalStack):
+    answer = await answer_to(local, "\u2018demo-12\u2019")
+    assert "*12 users* in this room" in all_text(answer)

@@ -57,6 +57,8 @@ _DASH_WORD = re.compile(r"--?[A-Za-z][A-Za-z0-9_-]*(?:=.*)?", re.DOTALL)
 # so a raw `<` can only be Slack auto-formatting, e.g. a room ID it mistook for an e-mail address.
 _SLACK_MARKUP = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 _LEADING_MENTION = re.compile(r"^<@[^<>|\s]+(?:\|[^<>]*)?>")
+# Quotes people put around a room ID; none of them can be part of one, so a quoted valid ID is that ID.
+_QUOTE_PAIRS = {"'": "'", '"': '"', "`": "`", "\u2018": "\u2019", "\u201c": "\u201d"}
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,13 @@ def _visible_text(match: re.Match[str]) -> str:
 def _unformat(text: str) -> str:
     """Replace Slack's markup with the text the user saw, then undo Slack's escaping."""
     return unescape_slack(_SLACK_MARKUP.sub(_visible_text, text))
+
+
+def _unquoted(word: str) -> str:
+    """`'demo-120'` → `demo-120` when the quotes match and what they hold is a valid room ID."""
+    if len(word) > 2 and _QUOTE_PAIRS.get(word[0]) == word[-1] and room_id_problem(word[1:-1]) is None:
+        return word[1:-1]
+    return word
 
 
 def normalize_dashes(word: str) -> str:
@@ -162,6 +171,7 @@ def parse_command_text(text: str) -> ParsedCommand:
         if not plain:
             return HelpRequest(reason="The room ID is missing.")
         room_id, plain = plain[0], plain[1:]
+    room_id = _unquoted(room_id)
     problem = room_id_problem(room_id)
     if problem is not None:
         problem = problem[:1].lower() + problem[1:]  # "The room ID contains…" continues our sentence
