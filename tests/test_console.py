@@ -6,12 +6,10 @@ import asyncio
 import os
 import re
 import sys
-import time
 
 import pytest
 
 EXPECT_TIMEOUT = 30.0
-WAIT_AT_END_SECONDS = 30.0
 FINISH_TIMEOUT = 60.0
 
 
@@ -83,12 +81,12 @@ def assert_clean(out: str, err: str) -> None:
 
 
 async def test_ack_only_replies_do_not_hang(console: ConsoleProcess):
-    started = time.monotonic()
     await console.send("help", "/roomusers help", "/roomusers", "/roomusers bad/room", "/roomusers demo-12 --bogus")
     code, out, err = await console.finish()
     assert code == 0
-    # the 30 s end-of-input wait is for answers under way; none is, so it ends as soon as all are shown
-    assert time.monotonic() - started < WAIT_AT_END_SECONDS
+    # Nothing is under way after an ack-only reply, so the end of input waits for nothing: no "still waiting"
+    # (and, unlike before, no 30 s wait per reply ending in the stand-in's "condition still false").
+    assert "still waiting" not in out
     assert out.count("How to use roomusers") >= 3  # /roomusers help, /roomusers, and the unknown option
     assert "#4 2" in out  # the console's own help
     assert "is not a valid room ID" in out
