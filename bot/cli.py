@@ -8,13 +8,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from bot.observability.logs import configure_logging, log_format
-from bot.query import run_query
-from bot.settings import ConfigError, load_dotenv_file, log_level, parse_cli_port
+from bot.query import Output, QueryRequest, run_query
+from bot.roster.view import FILTER_TOO_LONG, MAX_FILTER_CHARS
+from bot.settings import PROFILE_NAME, ConfigError, load_dotenv_file, log_level, parse_cli_port
 from bot.zim import ZimError, validate_room_id
 
 EXIT_FAILED = 1
@@ -29,51 +32,119 @@ EPILOG = """examples:
   python -m bot sandbox                       run a local ZIM stand-in and print its credentials
   python -m bot query demo-120                list a room's users as a table
   python -m bot query 'room#1+a&b' --json     the same as one JSON object
-  python -m bot query demo-1234 --reverse     most recent joiners first
+  python -m bot query demo-1234 li -r         users whose ID or name contains "li", most recent first
+  python -m bot query demo-120 --csv > demo-120.csv    the Slack export's CSV (UTF-8 with BOM)
+  python -m bot query lobby --app staging     a room of another configured ZEGO app
 
 in Slack:
   /roomusers <room-id>                        the room's users, 20 a page, with buttons
   /roomusers <room-id> <text>                 only users whose ID or name contains <text>, e.g. /roomusers lobby-1 anna
-  /roomusers <room-id> --reverse              most recent joiners first
-  /roomusers <room-id> --app <profile>        read the room from another configured ZEGO app, e.g. --app staging
+                                              (ignoring case, accents, curly quotes and invisible characters)
+  /roomusers <room-id> --reverse              most recent joiners first (-r, before or after the room ID)
+  /roomusers <room-id> --app <profile>        read the room from another configured ZEGO app (any case)
+  /roomusers --room help                      a room whose ID is a word roomusers uses itself (help, ?)
+  /roomusers lobby -- -5                      put -- before filter text that starts with a dash
   /roomusers help                             every form, with examples
   @roomusers <room-id> [same options]         the same, answered in the mention's thread for the channel
   buttons under an answer: Prev/Next, Newest/Oldest first, Refresh, Export CSV, Share in channel
 
-settings come from the environment or .env (see .env.example and README.md): ZEGO_APP_ID, ZEGO_SERVER_SECRET,
-ZEGO_API_BASE_URL or ZEGO_REGION, ZEGO_QPS, ZEGO_PROFILES, SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_SIGNING_SECRET,
-ROOMUSERS_ALLOWED_CHANNELS/USERS/USERGROUPS, ROOMUSERS_ALLOW_EXTERNAL, ROOMUSERS_USER_RATE,
-ROOMUSERS_MAX_CONCURRENT_READS, ROOMUSERS_READ_DEADLINE_SECONDS, ROOMUSERS_REFRESH_MIN_SECONDS, REDIS_URL,
-METRICS_PORT (/healthz, /readyz, /metrics), LOG_LEVEL."""
+settings come from the environment or a .env file in the working directory (see .env.example and README.md):
+ZEGO_APP_ID, ZEGO_SERVER_SECRET, ZEGO_API_BASE_URL or ZEGO_REGION, ZEGO_QPS, ZEGO_PROFILES, SLACK_BOT_TOKEN,
+SLACK_APP_TOKEN, SLACK_SIGNING_SECRET, ROOMUSERS_ALLOWED_CHANNELS/USERS/USERGROUPS, ROOMUSERS_ALLOW_EXTERNAL,
+ROOMUSERS_USER_RATE, ROOMUSERS_MAX_CONCURRENT_READS, ROOMUSERS_READ_DEADLINE_SECONDS, ROOMUSERS_REFRESH_MIN_SECONDS,
+REDIS_URL, METRICS_PORT (/healthz, /readyz, /metrics), LOG_LEVEL."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m bot",
-        description=DESCRIPTION,
-        epilog=EPILOG,
+QUERY_DESCRIPTION = "List every user in a ZIM room, as a table, JSON or CSV."
+QUERY_EPILOG = """The filter matches as in Slack: users whose ID or name contains FILTER (ignoring case, accents, curly
+quotes and invisible characters). Options may come anywhere on the line; put -- before a filter that starts
+with a dash. On a terminal a progress bar is drawn on stderr while a big room is read.
+
+exit status: 0 the list was printed, 1 ZIM failed, 2 bad input or settings
+
+examples:
+  {prog} query demo-1234 li -r             users matching "li", most recent first
+  {prog} query -r demo-120                 -r before the room works too
+  {prog} query demo-120 --csv > demo.csv   the Slack export's CSV: user_id,user_name, UTF-8 with BOM
+  {prog} query lobby --app staging         a room of the profile staging (ZEGO_PROFILES; any case)
+  {prog} query lobby -- -5                 users whose ID or name contains -5"""
+
+
+def program_name() -> str:
+    """`roomusers` when run as the installed script, `python -m bot` otherwise."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "python -m bot" if name in ("__main__.py", "-m", "-c", "") else name
+
+
+def milliseconds(raw: str) -> float:
+    """argparse type for --latency-ms: a finite number, 0 or more."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError("must be a number of milliseconds, 0 or more (such as 100)")
+    return value
+
+
+def _add_query_arguments(query: argparse.ArgumentParser) -> None:
+    query.add_argument("room_id", metavar="ROOM")
+    query.add_argument("filter", nargs="*", metavar="FILTER", help="only users whose ID or name contains this")
+    query.add_argument("-r", "--reverse", action="store_true", help="most recent joiners first")
+    query.add_argument("--app", metavar="NAME", default="", help="a profile named in ZEGO_PROFILES (any case)")
+    output = query.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    output.add_argument("--csv", action="store_true", help="print the Slack export's CSV (UTF-8 with BOM)")
+
+
+def build_query_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """`query` on its own parser, so options can come anywhere (parse_intermixed_args refuses subparsers)."""
+    prog = prog or program_name()
+    query = argparse.ArgumentParser(
+        prog=f"{prog} query",
+        allow_abbrev=False,
+        description=QUERY_DESCRIPTION,
+        epilog=QUERY_EPILOG.format(prog=prog),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_query_arguments(query)
+    return query
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    prog = prog or program_name()
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=DESCRIPTION,
+        epilog=EPILOG.replace("python -m bot", prog),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    query = commands.add_parser("query", help="list every user in a ZIM room")
-    query.add_argument("room_id", metavar="ROOM_ID")
-    query.add_argument("--reverse", action="store_true", help="most recent joiners first")
-    query.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    # Listed here for --help; main() parses `query` with build_query_parser.
+    query = commands.add_parser("query", help="list every user in a ZIM room", allow_abbrev=False)
+    _add_query_arguments(query)
 
-    serve = commands.add_parser("serve", help="run the Slack app (Socket Mode by default)")
+    serve = commands.add_parser("serve", help="run the Slack app (Socket Mode by default)", allow_abbrev=False)
     serve.add_argument("--http", action="store_true", help="serve Slack's requests over HTTP at POST /slack/events")
     serve.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on (default 0.0.0.0)")  # noqa: S104
     # A string, checked by parse_cli_port: a bad port is one sentence (exit 2), not argparse's usage text.
     serve.add_argument("--port", default="3000", help="HTTP mode: port (default 3000)")
 
-    commands.add_parser("demo", help="play a short Slack conversation against the sandbox; needs no credentials")
-    commands.add_parser("console", help="talk to the app interactively against the sandbox; needs no credentials")
+    commands.add_parser(
+        "demo", help="play a short Slack conversation against the sandbox; needs no credentials", allow_abbrev=False
+    )
+    commands.add_parser(
+        "console", help="talk to the app interactively against the sandbox; needs no credentials", allow_abbrev=False
+    )
 
-    sandbox = commands.add_parser("sandbox", help="run the local ZIM sandbox (a stand-in for ZIM's API)")
+    sandbox = commands.add_parser(
+        "sandbox", help="run the local ZIM sandbox (a stand-in for ZIM's API)", allow_abbrev=False
+    )
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8710)
-    sandbox.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
+    sandbox.add_argument("--latency-ms", type=milliseconds, default=0.0, help="added to every answer")
     return parser
 
 
@@ -82,8 +153,26 @@ def fail(message: str, code: int) -> None:
     raise SystemExit(code)
 
 
+def _query_request(args: argparse.Namespace) -> QueryRequest:
+    """The parsed `query` line, checked before any network call (raises ValueError/ConfigError)."""
+    validate_room_id(args.room_id)
+    filter_text = " ".join(" ".join(args.filter).split())
+    if len(filter_text) > MAX_FILTER_CHARS:
+        raise ConfigError(FILTER_TOO_LONG.format(length=len(filter_text)))
+    if args.app and not PROFILE_NAME.fullmatch(args.app):
+        raise ConfigError("--app must name a profile: 1 to 32 letters, digits, - or _, such as staging.")
+    output: Output = "json" if args.json else "csv" if args.csv else "table"
+    return QueryRequest(args.room_id, filter_text, newest_first=args.reverse, profile=args.app, output=output)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = program_name()
+    if argv[:1] == ["query"]:
+        args = build_query_parser(prog).parse_intermixed_args(argv[1:])
+        args.command = "query"
+    else:
+        args = build_parser(prog).parse_args(argv)
     load_dotenv_file()
     try:
         # The demo and console print a conversation; their logs stay quiet unless LOG_LEVEL asks otherwise.
@@ -91,8 +180,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         level = logging.WARNING if quiet else log_level()
         configure_logging(level, log_format())
         if args.command == "query":
-            validate_room_id(args.room_id)
-            asyncio.run(run_query(args.room_id, newest_first=args.reverse, as_json=args.json))
+            asyncio.run(run_query(_query_request(args)))
         elif args.command == "serve":
             from bot.serve import serve
 

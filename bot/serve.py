@@ -26,6 +26,7 @@ from bot.settings import (
     load_runtime_settings,
     load_slack_settings,
     load_zego_profiles,
+    profiles_summary,
 )
 from bot.slack.access import AccessRules
 from bot.slack.http import EVENTS_PATH, install_stop_signal, start_http, start_ops_server
@@ -58,7 +59,7 @@ async def serve(*, http: bool, host: str, port: int, timings: Timings | None = N
         )
     except SharedStateUnavailable as error:
         raise ConfigError(str(error)) from None
-    log.info("ZEGO app profiles: %s (default %s)", ", ".join(profiles.by_name), profiles.default)
+    log.info("%s", profiles_summary(profiles))
     log.info("shared state: %s; %s", state.backend, access.describe())
     try:
         async with compose_app(

@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 DEFAULT_ZIM_BASE_URL = "https://zim-api.zego.im"
 ZIM_REGIONS = ("sha", "hkg", "fra", "lax", "bom", "sgp")
@@ -51,12 +52,46 @@ class ZegoProfiles:
     def several(self) -> bool:
         return len(self.by_name) > 1
 
+    def resolve(self, name: str) -> str | None:
+        """The configured profile `name` names, ignoring case ("" is the default); None when there is none."""
+        if not name:
+            return self.default
+        wanted = name.casefold()
+        return next((known for known in self.by_name if known.casefold() == wanted), None)
 
-def load_dotenv_file() -> None:
-    """Load `.env` from the working directory without overriding what the environment already says."""
+    def unknown(self, name: str) -> ConfigError:
+        """The sentence for a profile name that resolve() does not know."""
+        return ConfigError(
+            f"there is no app profile {name}; configured: {', '.join(self.by_name)} (set ZEGO_PROFILES)."
+        )
+
+
+def profiles_summary(profiles: ZegoProfiles) -> str:
+    """One log line naming the ZEGO app(s) in use (the AppId is not secret; the ServerSecret is never shown)."""
+
+    def where(settings: ZegoSettings) -> str:
+        return f"{settings.app_id} at {settings.base_url}, {settings.qps:g} req/s"
+
+    if not profiles.several:
+        return f"ZEGO app {where(profiles.by_name[profiles.default])}"
+    listed = ", ".join(
+        f"{name} ({'default; ' if name == profiles.default else ''}{where(settings)})"
+        for name, settings in profiles.by_name.items()
+    )
+    return f"ZEGO apps: {listed}"
+
+
+def load_dotenv_file(directory: Path | None = None) -> None:
+    """Load `.env` from the working directory (only there, not its parents) without overriding the environment.
+
+    A bare `load_dotenv()` would search from the calling file's directory upwards, finding the repository's
+    `.env` rather than the one where the user runs roomusers.
+    """
     from dotenv import load_dotenv
 
-    load_dotenv(override=False)
+    path = (directory or Path.cwd()) / ".env"
+    if path.is_file():
+        load_dotenv(dotenv_path=path, override=False)
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -67,16 +102,25 @@ def _required(env: Mapping[str, str], name: str) -> str:
 
 
 def parse_app_id(raw: str, name: str = "ZEGO_APP_ID") -> int:
-    if not raw.isdigit() or not 0 < int(raw) <= UINT32_MAX:
-        raise ConfigError(f"{name} must be the numeric AppId from the ZEGO console (a whole number).")
+    if not re.fullmatch(r"[0-9]+", raw):  # not str.isdigit, which accepts digits of other scripts
+        raise ConfigError(
+            f"{name} must be the numeric AppId from the ZEGO console (a whole number such as 1234567890)."
+        )
+    if not 0 < int(raw) <= UINT32_MAX:
+        raise ConfigError(f"{name} is out of range: a ZEGO AppId is between 1 and {UINT32_MAX}.")
     return int(raw)
 
 
 def parse_server_secret(raw: str, name: str = "ZEGO_SERVER_SECRET") -> str:
     # The value is deliberately not quoted back: it is a secret even when malformed.
-    if not re.fullmatch(r"[0-9a-fA-F]{32}", raw):
-        raise ConfigError(f"{name} must be the 32-character hexadecimal ServerSecret from the ZEGO console.")
-    return raw
+    if re.fullmatch(r"[0-9a-f]{32}", raw):
+        return raw
+    if re.fullmatch(r"[0-9a-fA-F]{32}", raw):
+        raise ConfigError(
+            f"{name} has upper-case letters; ZIM signs with the ServerSecret exactly as the ZEGO console shows "
+            "it, in lower case (0-9, a-f)."
+        )
+    raise ConfigError(f"{name} must be the 32-character lower-case hexadecimal ServerSecret from the ZEGO console.")
 
 
 def zim_base_url(env: Mapping[str, str], prefix: str = "ZEGO_") -> str:
@@ -145,8 +189,11 @@ def load_zego_profiles(env: Mapping[str, str] | None = None) -> ZegoProfiles:
         if not raw.strip():
             continue
         name = _profile_name(raw, "ZEGO_PROFILES")
-        if name in by_name:
-            raise ConfigError(f"ZEGO_PROFILES names the profile {name} twice (or also as ZEGO_PROFILE_NAME).")
+        if name.casefold() in {known.casefold() for known in by_name}:
+            raise ConfigError(
+                f"ZEGO_PROFILES names the profile {name} twice (or also as ZEGO_PROFILE_NAME); profile names "
+                f"ignore case, and their variables are {profile_prefix(name)}…."
+            )
         by_name[name] = _profile_settings(env, profile_prefix(name), name)
     return ZegoProfiles(default=default.profile, by_name=by_name)
 
@@ -238,15 +285,16 @@ def parse_bool(raw: str | None, name: str, *, default: bool) -> bool:
     return value == "true"
 
 
-def parse_seconds(raw: str | None, name: str, default: float) -> float:
+def parse_seconds(raw: str | None, name: str, default: float, *, minimum: float = 0.0, why: str = "") -> float:
     if raw is None or not raw.strip():
         return default
     try:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number of seconds.") from None
-    if not 0 <= value <= 3600:
-        raise ConfigError(f"{name} must be between 0 and 3600 seconds.")
+    if not minimum <= value <= 3600:
+        reason = why.format(value=raw.strip()) if value < minimum else ""
+        raise ConfigError(f"{name} must be between {minimum:g} and 3600 seconds{reason}.")
     return value
 
 
@@ -324,7 +372,13 @@ def load_runtime_settings(env: Mapping[str, str] | None = None) -> RuntimeSettin
         redis_url=env.get("REDIS_URL", "").strip() or None,
         metrics_port=parse_port(env.get("METRICS_PORT"), "METRICS_PORT"),
         shutdown_grace=parse_seconds(env.get("SHUTDOWN_GRACE_SECONDS"), "SHUTDOWN_GRACE_SECONDS", 20.0),
-        snapshot_ttl=parse_seconds(env.get("SNAPSHOT_TTL_SECONDS"), "SNAPSHOT_TTL_SECONDS", 300.0) or 300.0,
+        snapshot_ttl=parse_seconds(
+            env.get("SNAPSHOT_TTL_SECONDS"),
+            "SNAPSHOT_TTL_SECONDS",
+            300.0,
+            minimum=1.0,
+            why=" (a roster kept for {value} s could not be paged)",
+        ),
         watch_qps_share=parse_watch_qps_share(env.get(WATCH_QPS_SHARE_SETTING)),
         allow_external=parse_bool(env.get("ROOMUSERS_ALLOW_EXTERNAL"), "ROOMUSERS_ALLOW_EXTERNAL", default=False),
         snapshot_budget_mb=parse_int(

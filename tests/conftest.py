@@ -126,6 +126,12 @@ def redis_url(redis_server: RedisServer) -> str:
 
 async def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> tuple[int, str, str]:
     """`python -m bot ARGS` as a user runs it; returns (exit code, stdout, stderr)."""
+    code, stdout, stderr = await run_cli_bytes(*args, env=env, cwd=cwd)
+    return code, stdout.decode(), stderr.decode()
+
+
+async def run_cli_bytes(*args: str, env: dict[str, str], cwd: Path | None = None) -> tuple[int, bytes, bytes]:
+    """run_cli, with stdout and stderr as the bytes the process wrote."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -138,4 +144,4 @@ async def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> t
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
+    return process.returncode, stdout, stderr

@@ -24,6 +24,7 @@ from bot.roster.view import (
 from bot.settings import PROFILE_NAME
 from bot.slack.render.blocks import (
     EXPORT_ACTION_ID,
+    EXPORT_MATCHES_ACTION_ID,
     NEXT_ACTION_ID,
     ORDER_ACTION_ID,
     PAGING_BLOCK_ID,
@@ -38,7 +39,7 @@ from bot.slack.render.blocks import (
     roster_message,
     usage_message,
 )
-from bot.slack.render.buttons import decode_view
+from bot.slack.render.buttons import MAX_FILTER_VALUE_UNITS, decode_view, filter_value_units
 from bot.slack.render.escaping import clean_untrusted, escape_mrkdwn, slack_length, unescape_slack
 from bot.slack.render.text import LAST_EPOCH
 
@@ -383,10 +384,21 @@ def test_tools_follow_paging_and_carry_the_page_shown() -> None:
     message = roster_message(roster(numbered(45)), page=2, now=NOW, filter_text="  User ", profile="staging")
     assert [block.get("block_id") for block in message.blocks[-2:]] == [PAGING_BLOCK_ID, TOOLS_BLOCK_ID]
     assert action_ids(message, PAGING_BLOCK_ID) == [PREV_ACTION_ID, NEXT_ACTION_ID]
-    assert action_ids(message, TOOLS_BLOCK_ID) == [ORDER_ACTION_ID, REFRESH_ACTION_ID, EXPORT_ACTION_ID]
+    assert action_ids(message, TOOLS_BLOCK_ID) == [
+        ORDER_ACTION_ID,
+        REFRESH_ACTION_ID,
+        EXPORT_ACTION_ID,
+        EXPORT_MATCHES_ACTION_ID,
+    ]
     here = RoomView("lobby-1", 2, False, FETCHED, "User", "staging")  # the filter as applied: stripped
     assert clicked(message, TOOLS_BLOCK_ID, REFRESH_ACTION_ID) == here
     assert clicked(message, TOOLS_BLOCK_ID, EXPORT_ACTION_ID) == here
+    assert clicked(message, TOOLS_BLOCK_ID, EXPORT_MATCHES_ACTION_ID) == here
+    assert button(message, TOOLS_BLOCK_ID, EXPORT_MATCHES_ACTION_ID)["text"]["text"] == "⬇ Export 45 matches"
+    unfiltered = roster_message(roster(numbered(45)), page=2, now=NOW)
+    assert EXPORT_MATCHES_ACTION_ID not in action_ids(unfiltered, TOOLS_BLOCK_ID)
+    nothing = roster_message(roster(numbered(45)), page=1, now=NOW, filter_text="zzz")
+    assert EXPORT_MATCHES_ACTION_ID not in action_ids(nothing, TOOLS_BLOCK_ID)
     # flipping the order starts again at page 1, keeping snapshot, filter and profile
     assert clicked(message, TOOLS_BLOCK_ID, ORDER_ACTION_ID) == RoomView("lobby-1", 1, True, FETCHED, "User", "staging")
     assert button(message, TOOLS_BLOCK_ID, ORDER_ACTION_ID)["text"]["text"] == "⇅ Newest first"
@@ -552,9 +564,9 @@ def test_worst_case_names_still_fit() -> None:
                 assert_within_slack_limits(message)
                 assert_no_live_markup(message, shared_by=sharer)
     # The longest button values: the filter expands up to 6x in JSON (\u0026, \u003c, \u0000) or is astral,
-    # the room ID expands 6x, and the middle page carries all six buttons (Prev, Next and four tools).
+    # the room ID expands 6x, and the middle page carries all seven buttons (Prev, Next and five tools).
     for char in ("&", "<", "😀", "\x00"):
-        filter_text = char * MAX_FILTER_CHARS
+        filter_text = char * min(MAX_FILTER_CHARS, MAX_FILTER_VALUE_UNITS // filter_value_units(char))
         users = [RoomUser(filter_text, "x") for _ in range(PAGE_SIZE * 3)]
         r = roster(users, room_id="&" * 32, fetched_at=float(LAST_EPOCH))
         for newest_first in (False, True):
@@ -568,7 +580,9 @@ def test_worst_case_names_still_fit() -> None:
                 shared_by=sharer,
             )
             assert [len(message.blocks) for message in messages] == [6, 6, 6]
-            assert len(messages[1].blocks[4]["elements"]) + len(messages[1].blocks[5]["elements"]) == 6
+            assert (
+                len(messages[1].blocks[4]["elements"]) + len(messages[1].blocks[5]["elements"]) == 7
+            )  # Prev, Next and five tools
             for message in messages:
                 assert_within_slack_limits(message)
                 assert_no_live_markup(message, shared_by=sharer)

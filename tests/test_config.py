@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from bot.settings import ConfigError, load_runtime_settings, load_zego_settings, log_level, parse_watch_qps_share
@@ -121,3 +123,67 @@ def test_a_bad_watch_qps_share_is_one_sentence_naming_the_variable(raw):
     assert message == (
         "ROOMUSERS_WATCH_QPS_SHARE must be a number in (0, 1], the share of ZEGO_QPS watches may use, such as 0.25."
     )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "sentence"),
+    [
+        ({"ZEGO_APP_ID": str(2**32)}, "ZEGO_APP_ID is out of range: a ZEGO AppId is between 1 and 4294967295."),
+        ({"ZEGO_APP_ID": "0"}, "ZEGO_APP_ID is out of range"),
+        ({"ZEGO_APP_ID": "١٢٣"}, "ZEGO_APP_ID must be the numeric AppId"),  # Arabic-Indic digits: isdigit() is True
+        ({"ZEGO_APP_ID": "12ab"}, "a whole number such as 1234567890"),
+        ({"ZEGO_SERVER_SECRET": "AB" * 16}, "ZEGO_SERVER_SECRET has upper-case letters"),
+        ({"ZEGO_SERVER_SECRET": "xyz"}, "32-character lower-case hexadecimal"),
+        ({"ZEGO_PROFILES": "eu,EU"}, "profile names ignore case, and their variables are ZEGO_EU_"),
+    ],
+)
+def test_settings_sentences_say_exactly_what_is_wrong(overrides, sentence):
+    from bot.settings import load_zego_profiles
+
+    overrides = {"ZEGO_EU_APP_ID": "5", "ZEGO_EU_SERVER_SECRET": "d" * 32, **overrides}
+    with pytest.raises(ConfigError) as raised:
+        load_zego_profiles(env(**overrides))
+    assert sentence in str(raised.value)
+    assert "AB" * 16 not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "sentence"),
+    [
+        ("0", "SNAPSHOT_TTL_SECONDS must be between 1 and 3600 seconds (a roster kept for 0 s could not be paged)."),
+        ("0.5", "between 1 and 3600 seconds (a roster kept for 0.5 s"),
+        ("5000", "SNAPSHOT_TTL_SECONDS must be between 1 and 3600 seconds."),
+    ],
+)
+def test_snapshot_ttl_zero_is_refused(raw, sentence):
+    from bot.settings import load_runtime_settings
+
+    with pytest.raises(ConfigError) as raised:
+        load_runtime_settings({"SNAPSHOT_TTL_SECONDS": raw})
+    assert sentence in str(raised.value)
+    assert load_runtime_settings({"SNAPSHOT_TTL_SECONDS": "1"}).snapshot_ttl == 1.0
+    assert load_runtime_settings({}).snapshot_ttl == 300.0
+
+
+def test_profiles_resolve_ignoring_case():
+    from bot.settings import load_zego_profiles
+
+    profiles = load_zego_profiles(env(ZEGO_PROFILES="eu", ZEGO_EU_APP_ID="5", ZEGO_EU_SERVER_SECRET="d" * 32))
+    assert profiles.resolve("") == "default"
+    assert profiles.resolve("EU") == "eu"
+    assert profiles.resolve("Default") == "default"
+    assert profiles.resolve("us") is None
+    assert str(profiles.unknown("us")) == "there is no app profile us; configured: default, eu (set ZEGO_PROFILES)."
+
+
+def test_dotenv_is_read_from_the_working_directory_only(tmp_path, monkeypatch):
+    from bot.settings import load_dotenv_file
+
+    monkeypatch.delenv("ROOMUSERS_TEST_DOTENV", raising=False)
+    (tmp_path / ".env").write_text("export ROOMUSERS_TEST_DOTENV=parent\n")
+    (tmp_path / "child").mkdir()
+    load_dotenv_file(tmp_path / "child")
+    assert "ROOMUSERS_TEST_DOTENV" not in os.environ
+    load_dotenv_file(tmp_path)
+    assert os.environ["ROOMUSERS_TEST_DOTENV"] == "parent"
+    monkeypatch.delenv("ROOMUSERS_TEST_DOTENV")

@@ -6,6 +6,7 @@ import csv
 import io
 import logging
 import re
+import unicodedata
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -19,12 +20,14 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from bot.dev.slack_standin import SlackStandIn
 from bot.roster.model import RoomUser
 from bot.slack.export import ExportTarget, csv_filename, roster_csv, upload_problem, upload_roster_csv
+from bot.slack.render.escaping import EMOJI_JOINERS
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TOKEN = "xoxb-export-test-token"
 FETCHED_AT = 1795847460.0  # 2026-11-28 06:31:00 UTC
 USERS = (RoomUser("u1", "Zoë"), RoomUser("u2", "=1+1"), RoomUser("u3", '李雷, "Ray"'))
 HEADER = b"user_id,user_name\r\n"
+BOM = b"\xef\xbb\xbf"
 
 
 def rows(users: list[tuple[str, str]]) -> bytes:
@@ -34,8 +37,8 @@ def rows(users: list[tuple[str, str]]) -> bytes:
 # -- roster_csv: exact bytes ---------------------------------------------------------------------------------
 
 
-def test_empty_roster_is_just_the_header():
-    assert roster_csv([]) == HEADER
+def test_bom_header_and_line_endings():
+    assert roster_csv([]) == BOM + HEADER
 
 
 @pytest.mark.parametrize(
@@ -46,55 +49,77 @@ def test_empty_roster_is_just_the_header():
         ("-5", b"'-5"),
         ("+1", b"'+1"),
         ("@SUM(1)", b"'@SUM(1)"),
-        ("\tcmd", b"'\tcmd"),
-        ("\rcmd", b"\"'\rcmd\""),
+        ("\tcmd", b"cmd"),
+        ("\t=cmd", b"'=cmd"),  # neutralised after the removal
+        ("\rcmd", b"cmd"),
         ("=1+1,2", b"\"'=1+1,2\""),
         ("a-b=c", b"a-b=c"),  # only the first character matters
         (" =1", b" =1"),
         ("'quoted", b"'quoted"),
         ("Smith, John", b'"Smith, John"'),
         ('say "hi"', b'"say ""hi"""'),
-        ("two\nlines", b'"two\nlines"'),
-        ("cr\r\nlf", b'"cr\r\nlf"'),
+        ("two\nlines", b"twolines"),
+        ("cr\r\nlf", b"crlf"),
         ("👩🏽‍💻 Zoë", "👩🏽‍💻 Zoë".encode()),
-        ("مرحبا\u202eabc", "مرحبا\u202eabc".encode()),
+        ("مرحبا\u202eabc", "مرحباabc".encode()),
+        ("\u202e=HYPERLINK(\"x\")", b'"\'=HYPERLINK(""x"")"'),
+        ("Ann\u200bLee", b"AnnLee"),
+        ("a\u2028b", b"ab"),
         ("", b""),
     ],
     ids=[
-        "plain", "hyperlink", "minus", "plus", "at", "tab", "cr", "formula-with-comma", "inner-operators",
-        "leading-space", "leading-quote", "comma", "quotes", "newline", "crlf", "emoji", "rtl", "empty",
+        "plain", "hyperlink", "minus", "plus", "at", "tab", "tab-then-formula", "cr", "formula-with-comma",
+        "inner-operators", "leading-space", "leading-quote", "comma", "quotes", "newline", "crlf", "emoji",
+        "bidi", "bidi-then-formula", "zero-width", "line-separator", "empty",
     ],
 )  # fmt: skip
 def test_one_name_exactly(name, cell):
-    assert rows([("u1", name)]) == HEADER + b"u1," + cell + b"\r\n"
+    assert rows([("u1", name)]) == BOM + HEADER + b"u1," + cell + b"\r\n"
 
 
-def test_user_ids_are_defused_too_and_order_is_kept():
-    data = rows([("@admin", "b"), ("u-2", "a"), ("-1", "")])
-    assert data == HEADER + b"'@admin,b\r\nu-2,a\r\n'-1,\r\n"
+@pytest.mark.parametrize("user_id", ["-5", "=1+1", "@x", "+1", "\tA", "a,b", 'q"', "\r\n"])
+def test_ids_are_written_exactly_as_zim_returns_them(user_id):
+    data = rows([(user_id, "n"), ("u-2", "a")])
+    parsed = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    assert parsed[1:] == [[user_id, "n"], ["u-2", "a"]]
 
 
-def test_no_bom_and_lone_surrogates_become_replacement_characters():
-    data = rows([("u1", "bad\ud800name")])
-    assert not data.startswith(b"\xef\xbb\xbf")
-    assert data == HEADER + "u1,bad\ufffdname\r\n".encode()
+def test_spreadsheet_text_round_trips_through_the_bom():
+    data = rows([("u1", "佐藤 花子"), ("u2", "Chloé")])
+    assert data.startswith(BOM)
+    assert data.decode("utf-8-sig") == "user_id,user_name\r\nu1,佐藤 花子\r\nu2,Chloé\r\n"
 
 
-def defused(value: str) -> str:
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+def test_lone_surrogates_become_replacement_characters():
+    data = rows([("u\udc00", "bad\ud800name")])
+    assert data == BOM + HEADER + "u\ufffd,bad\ufffdname\r\n".encode()
+
+
+_REMOVED = ("Cc", "Cf", "Zl", "Zp")
+
+
+def expected_name(name: str) -> str:
+    name = "".join(
+        "\ufffd" if "\ud800" <= c <= "\udfff" else c
+        for c in name
+        if unicodedata.category(c) not in _REMOVED or c in EMOJI_JOINERS
+    )
+    return "'" + name if name[:1] in ("=", "+", "-", "@") else name
 
 
 @given(st.lists(st.tuples(st.text(), st.text())))
-def test_round_trip_gives_back_the_values_with_the_prefix_exactly_where_the_rule_says(users):
+def test_round_trip_gives_back_ids_verbatim_and_names_by_the_rule(users):
     data = roster_csv(RoomUser(uid, name) for uid, name in users)
+    assert data.startswith(BOM)
 
-    parsed = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    parsed = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
 
     assert parsed[0] == ["user_id", "user_name"]
-    assert parsed[1:] == [[defused(uid), defused(name)] for uid, name in users]
-    assert data.count(b"\r\n") >= len(users) + 1
-    for cell in (cell for row in parsed for cell in row):
-        assert cell[:1] not in ("=", "+", "-", "@", "\t", "\r")
+    lone = re.compile("[\ud800-\udfff]")
+    assert parsed[1:] == [[lone.sub("\ufffd", uid), expected_name(name)] for uid, name in users]
+    for _, name in parsed[1:]:
+        assert name[:1] not in ("=", "+", "-", "@")
+        assert all(unicodedata.category(c) not in _REMOVED or c in EMOJI_JOINERS for c in name)
 
 
 # -- csv_filename ---------------------------------------------------------------------------------------------
@@ -174,7 +199,7 @@ async def test_untrusted_room_id_is_escaped_in_the_comment(slack, client):
     assert problem is None
     [stored] = slack.files
     assert stored.initial_comment is not None
-    assert stored.initial_comment.startswith("Users of room `&lt;!channel&gt;'x` (1 user, fetched ")
+    assert stored.initial_comment.startswith("Users of room `&lt;!channel&gt;ˋx` (1 user, fetched ")
     assert "<!channel>" not in stored.initial_comment
     assert stored.thread_ts is None
 
@@ -285,3 +310,8 @@ def test_upload_problem_for_an_http_429_without_an_error_code():
         status_code=429,
     )
     assert upload_problem(SlackApiError("limited", response)).endswith("try again in 7 seconds.")
+
+
+def test_filename_of_a_filtered_export_says_matching():
+    assert csv_filename("demo-120", FETCHED_AT, matching=True) == "roomusers-demo-120-20261128-063100Z-matching.csv"
+    assert csv_filename("demo-120", float("nan"), matching=True) == "roomusers-demo-120-matching.csv"

@@ -183,9 +183,9 @@ async def exported_ids(stack: Stack, message: StoredMessage) -> list[str]:
     files_before = len(stack.slack.files)
     await stack.slack.click(message, "roomusers_export")
     await stack.slack.wait_for(lambda: len(stack.slack.files) > files_before, timeout=10)
-    rows = list(csv.reader(io.StringIO(stack.slack.files[-1].content.decode("utf-8"))))
+    rows = list(csv.reader(io.StringIO(stack.slack.files[-1].content.decode("utf-8-sig"))))
     assert rows[0] == ["user_id", "user_name"]
-    return [row[0].removeprefix("'") for row in rows[1:]]
+    return [row[0] for row in rows[1:]]  # IDs are written exactly as ZIM returns them
 
 
 def forged_click(

@@ -25,6 +25,7 @@ from bot.settings import PROFILE_NAME
 from bot.slack.parsing import InvalidRequest, parse_command_text
 from bot.slack.render.blocks import (
     EXPORT_ACTION_ID,
+    EXPORT_MATCHES_ACTION_ID,
     NEXT_ACTION_ID,
     ORDER_ACTION_ID,
     PAGING_BLOCK_ID,
@@ -34,7 +35,14 @@ from bot.slack.render.blocks import (
     Message,
     roster_message,
 )
-from bot.slack.render.buttons import MAX_BUTTON_VALUE, StaleButton, decode_view, encode_view
+from bot.slack.render.buttons import (
+    MAX_BUTTON_VALUE,
+    MAX_FILTER_VALUE_UNITS,
+    StaleButton,
+    decode_view,
+    encode_view,
+    filter_value_units,
+)
 from bot.slack.render.escaping import escape_mrkdwn, slack_length
 from bot.slack.render.text import LAST_EPOCH
 from bot.zim.room_id import ROOM_ID_SYMBOLS
@@ -170,9 +178,10 @@ def test_refresh_and_export_keep_page_order_filter_and_profile() -> None:
     ref = RoomView("lobby-1", 2, True, FETCHED, "EVEN", "staging")
     message = render(roster, ref)
     found = tools(message)
-    assert list(found) == [ORDER_ACTION_ID, REFRESH_ACTION_ID, EXPORT_ACTION_ID]
+    assert list(found) == [ORDER_ACTION_ID, REFRESH_ACTION_ID, EXPORT_ACTION_ID, EXPORT_MATCHES_ACTION_ID]
     assert click(found, REFRESH_ACTION_ID) == ref
     assert click(found, EXPORT_ACTION_ID) == ref
+    assert click(found, EXPORT_MATCHES_ACTION_ID) == ref
     assert listed_ids(message) == [f"u{i}" for i in range(60, 20, -2)]
     # a refresh click draws the very same page again
     assert listed_ids(render(roster, click(found, REFRESH_ACTION_ID))) == listed_ids(message)
@@ -208,32 +217,37 @@ def test_encoding_is_compact_and_omits_defaults() -> None:
     assert json.loads(value) == {"v": 1, "r": "a&<b>", "p": 3, "o": 1, "t": 1700000000, "f": "anna", "a": "staging"}
 
 
+def longest_filter(char: str) -> str:
+    """The longest filter of `char` a command accepts: MAX_FILTER_CHARS, or fewer when JSON escapes `char`."""
+    return char * min(MAX_FILTER_CHARS, MAX_FILTER_VALUE_UNITS // filter_value_units(char))
+
+
 def test_long_filters_are_cut_to_the_cap() -> None:
     for filter_text in ("x" * 5000, "&" * 5000, "😀" * 3000, "\x01" * 3000, "a" * MAX_FILTER_CHARS + "b"):
         value = encode_view(RoomView("&" * 32, 10**6, True, FETCHED, filter_text, "p" * 32))
         assert len(value.encode("utf-16-le")) // 2 <= MAX_BUTTON_VALUE
         decoded = decode_view(value)
-        assert decoded.filter_text == filter_text[:MAX_FILTER_CHARS]
-    lone = encode_view(RoomView("lobby", 1, filter_text="\ud800" * 100))
+        assert decoded.filter_text == longest_filter(filter_text[0])
+    lone = encode_view(RoomView("lobby", 1, filter_text="\ud800" * (MAX_FILTER_CHARS + 36)))
     assert decode_view(lone).filter_text == "\ufffd" * MAX_FILTER_CHARS
 
 
 @pytest.mark.parametrize("char", ["x", "&", "<", ">", "😀", "\x00", "\x01", '"', "\\", "\u2028", "\ud83d"])
 def test_the_longest_filters_fit_whole_in_the_longest_value(char: str) -> None:
-    """Worst case: a 32-char room ID and a filter of characters that JSON escapes 6x (or astral), all fields set."""
-    filter_text = char * MAX_FILTER_CHARS
+    """Worst case: a 32-char room ID and the longest filter a command accepts, all fields set."""
+    filter_text = longest_filter(char)
     ref = RoomView("&" * 32, 10**9, True, float(LAST_EPOCH), filter_text, "p" * 32)
     value = encode_view(ref)
-    assert slack_length(value) <= MAX_BUTTON_VALUE // 2  # far below the limit: nothing needs shortening
+    assert slack_length(value) <= MAX_BUTTON_VALUE // 2  # six buttons of this size stay within a message's budget
     expected = filter_text.replace("\ud83d", "\ufffd")  # a lone surrogate cannot be sent
     assert decode_view(value) == RoomView("&" * 32, 10**9, True, float(LAST_EPOCH), expected, "p" * 32)
 
 
 @pytest.mark.parametrize("char", ["x", "&", "😀", "\x00"])
 def test_decoding_refuses_a_filter_over_the_cap(char: str) -> None:
-    at_cap = json.dumps({"v": 1, "r": "lobby", "p": 2, "f": char * MAX_FILTER_CHARS})
+    at_cap = json.dumps({"v": 1, "r": "lobby", "p": 2, "f": char * MAX_FILTER_CHARS}, ensure_ascii=False)
     assert decode_view(at_cap).filter_text == char * MAX_FILTER_CHARS
-    over = json.dumps({"v": 1, "r": "lobby", "p": 2, "f": char * (MAX_FILTER_CHARS + 1)})
+    over = json.dumps({"v": 1, "r": "lobby", "p": 2, "f": char * (MAX_FILTER_CHARS + 1)}, ensure_ascii=False)
     assert slack_length(over) <= MAX_BUTTON_VALUE  # refused for its filter, not for its size
     with pytest.raises(StaleButton, match="over-long filter"):
         decode_view(over)
@@ -243,9 +257,9 @@ def test_decoding_refuses_a_filter_over_the_cap(char: str) -> None:
     ("text", "filter_text"),
     [
         ("lobby " + "a" * MAX_FILTER_CHARS, "a" * MAX_FILTER_CHARS),
-        ("lobby " + " ".join(["abc"] * 16), " ".join(["abc"] * 16)),  # 63 with the joining spaces
-        ("lobby " + "&amp;" * MAX_FILTER_CHARS, "&" * MAX_FILTER_CHARS),  # counted after Slack's escaping
-        ("lobby " + "&lt;" * MAX_FILTER_CHARS, "<" * MAX_FILTER_CHARS),
+        ("lobby " + " ".join(["abc"] * 64), " ".join(["abc"] * 64)),  # 255 with the joining spaces
+        ("lobby " + "&amp;" * 90, "&" * 90),  # counted after Slack's escaping; & takes 6 units in a button
+        ("lobby " + "&lt;" * 90, "<" * 90),
         ("lobby " + "😀" * MAX_FILTER_CHARS, "😀" * MAX_FILTER_CHARS),
         ("lobby a" + " " * 500 + "b", "a b"),  # runs of spaces collapse before counting
         ("lobby --reverse " + "a" * MAX_FILTER_CHARS + " --app=staging", "a" * MAX_FILTER_CHARS),
@@ -262,7 +276,7 @@ def test_parsing_accepts_filters_up_to_the_cap(text: str, filter_text: str) -> N
     ("text", "length"),
     [
         ("lobby " + "a" * (MAX_FILTER_CHARS + 1), MAX_FILTER_CHARS + 1),
-        ("lobby " + " ".join(["abc"] * 17), 67),
+        ("lobby " + " ".join(["abc"] * 65), 259),
         ("lobby " + "&lt;" * (MAX_FILTER_CHARS + 1), MAX_FILTER_CHARS + 1),
         ("lobby " + "😀" * (MAX_FILTER_CHARS + 1), MAX_FILTER_CHARS + 1),
         ("lobby --reverse " + "x" * 5000 + " --app=staging", 5000),
@@ -273,12 +287,20 @@ def test_parsing_refuses_a_filter_over_the_cap(text: str, length: int) -> None:
     result = parse_command_text(text)
     assert isinstance(result, InvalidRequest)
     assert f"{length:,} characters long" in result.problem
-    assert f"at most {MAX_FILTER_CHARS}" in result.problem
+    assert "it can match nothing, since a ZIM user name has at most 256 bytes" in result.problem
     assert escape_mrkdwn(result.problem) == result.problem  # safe mrkdwn: no &, < or > at all
 
 
+@pytest.mark.parametrize(("text", "units"), [("lobby " + "&amp;" * 91, 546), ("lobby " + "&amp;" * 80 + '"' * 31, 542)])
+def test_parsing_refuses_a_filter_too_long_for_the_buttons(text: str, units: int) -> None:
+    result = parse_command_text(text)
+    assert isinstance(result, InvalidRequest)
+    assert f"it takes {units:,} of the {MAX_FILTER_VALUE_UNITS:,} places there" in result.problem
+    assert escape_mrkdwn(result.problem) == result.problem
+
+
 @settings(max_examples=150, deadline=None)
-@given(st.one_of(st.text(max_size=300), st.text(min_size=55, max_size=75)))
+@given(st.one_of(st.text(max_size=300), st.text(min_size=247, max_size=267)))
 def test_every_parsed_filter_survives_a_button_unchanged(raw: str) -> None:
     result = parse_command_text("lobby " + escape_mrkdwn(raw))
     if isinstance(result, RoomView) and result.room_id == "lobby":
@@ -361,8 +383,8 @@ def test_page_ref_round_trip(
         '{"v":1,"r":"lobby","p":2',
         "[" * 5000 + "]" * 5000,
         '{"v":1,"r":"lobby","p":2,"f":"' + "x" * 2000 + '"}',
-        '{"v":1,"r":"lobby","p":2,"f":"' + "x" * 65 + '"}',
-        '{"v":1,"r":"lobby","p":2,"f":"' + "\\u0026" * 65 + '"}',
+        '{"v":1,"r":"lobby","p":2,"f":"' + "x" * (MAX_FILTER_CHARS + 1) + '"}',
+        '{"v":1,"r":"lobby","p":2,"f":"' + "\\u0026" * (MAX_FILTER_CHARS + 1) + '"}',
     ],
 )
 def test_foreign_and_old_values_are_stale(value: str) -> None:

@@ -629,6 +629,23 @@ async def test_control_api_rooms_and_health(api: Api) -> None:
     assert (await api.client.post(f"{base}/_sandbox/rooms", json={"room_id": "x", "state": "odd"})).status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("users", "field"),
+    [([["u1", "a\ud800"]], "users[0].user_name"), ([["ok", "x"], ["\udfff", "b"]], "users[1].user_id")],
+)
+async def test_a_room_with_a_lone_surrogate_is_refused(api: Api, users: list[list[str]], field: str) -> None:
+    base = api.sandbox.base_url
+    body = json.dumps({"room_id": "sur", "users": users})  # json.dumps writes the lone surrogate as \\ud800
+    answer = await api.client.post(f"{base}/_sandbox/rooms", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400
+    assert field in answer.json()["error"]
+    assert "lone surrogate" in answer.json()["error"]
+    listed = (await api.client.get(f"{base}/_sandbox/rooms")).json()["rooms"]
+    assert "sur" not in [room["room_id"] for room in listed]
+    with pytest.raises(ValueError, match="lone surrogate"):
+        api.sandbox.add_room("sur", [(user_id, name) for user_id, name in users])
+
+
 # ----- speed, lifecycle, CLI ---------------------------------------------------------------------------
 
 
@@ -675,12 +692,13 @@ async def test_run_sandbox_prints_settings_and_stops_on_cancel(
     lines = await _banner(capsys)
     base = lines[0].removeprefix("ZIM sandbox listening on ")
     assert re.fullmatch(r"http://127\.0\.0\.1:[0-9]+", base)
-    assert lines[1:4] == [
-        f"ZEGO_API_BASE_URL={base}",
-        f"ZEGO_APP_ID={SANDBOX_APP_ID}",
-        f"ZEGO_SERVER_SECRET={SANDBOX_SERVER_SECRET}",
+    assert lines[1].startswith("Paste these lines into a shell (or a .env file in the directory you run")
+    assert lines[2:5] == [
+        f"export ZEGO_API_BASE_URL={base}",
+        f"export ZEGO_APP_ID={SANDBOX_APP_ID}",
+        f"export ZEGO_SERVER_SECRET={SANDBOX_SERVER_SECRET}",
     ]
-    assert lines[4].startswith("Demo rooms: demo-1, demo-12, ")
+    assert lines[5].startswith("Demo rooms: demo-1, demo-12, ")
     assert (await client.get(f"{base}/healthz")).status_code == 200
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

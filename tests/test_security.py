@@ -522,10 +522,11 @@ async def every_command_path(local: LocalStack) -> list[AppResponse]:
     assert "requested by <@U0ALICE>" in all_text(await slack.next_message())
     responses.append(await slack.mention("demo-12"))
     assert len(listed_user_ids(await slack.next_message())) == 12
-    for text, expected in (("no-such-room", "does not exist"), ("demo-12 --app nope", "no app profile")):
-        responses.append(await slack.send_command(text))
-        await slack.next_message()
-        assert expected in all_text(await slack.next_message())
+    responses.append(await slack.send_command("no-such-room"))
+    await slack.next_message()
+    assert "does not exist" in all_text(await slack.next_message())
+    responses.append(await slack.send_command("demo-12 --app nope"))  # refused in the ack itself
+    assert "no app profile" in all_text(await slack.next_message())
     return responses
 
 

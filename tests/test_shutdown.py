@@ -145,7 +145,7 @@ async def stop(served: Served) -> float:
 async def assert_new_requests_are_refused(slack: SlackStandIn, served: Served) -> None:
     """Once the listener is closed (the drain logs that it is waiting), nothing new gets a 200."""
     await until(
-        lambda: served.logged("answers in progress") or served.process.returncode is not None,
+        lambda: served.logged(" in progress") or served.process.returncode is not None,
         within=5,
         what="the drain to start",
     )

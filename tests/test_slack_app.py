@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,6 +14,8 @@ from bot.dev.local_stack import LocalStack, Mode, local_stack, sandbox_profile
 from bot.dev.slack_standin import ResponseContext, StoredMessage
 from bot.dev.zim_sandbox import Fault, ZimSandbox
 from bot.settings import ZegoProfiles
+from bot.slack.access import AccessPolicy
+from bot.slack.render.buttons import decode_view
 from bot.state.snapshots import MemorySnapshotStore
 
 from .conftest import FAST_RETRY
@@ -91,7 +94,7 @@ async def test_invalid_room_id_says_what_is_wrong_without_any_zim_call(local: Lo
     await local.slack.send_command("bad/room")
     answer = await local.slack.next_message()
     assert "not a valid room ID" in all_text(answer)
-    assert "'/'" in all_text(answer)
+    assert "“/” (U+002F)" in all_text(answer)
     assert local.sandbox.stats.requests == 0
 
 
@@ -279,3 +282,86 @@ async def test_a_command_whose_text_contains_payload_is_answered(local: LocalSta
     answer = await answer_to(local, "payload-7")
     assert "7 users" in all_text(answer)
     assert len(listed_user_ids(answer)) == 7
+
+
+async def two_profiles(sandbox: ZimSandbox) -> ZegoProfiles:
+    default, eu = sandbox_profile(sandbox), sandbox_profile(sandbox, name="eu")
+    return ZegoProfiles(default=default.profile, by_name={default.profile: default, "eu": eu})
+
+
+async def test_profile_names_ignore_case_and_buttons_carry_the_configured_name(sandbox: ZimSandbox):
+    async with local_stack(sandbox=sandbox, profiles=await two_profiles(sandbox), retry=FAST_RETRY) as local:
+        answer = await answer_to(local, "demo-12 --app EU")
+        assert "app eu" in all_text(answer)
+        values = [e["value"] for b in answer.blocks if b["type"] == "actions" for e in b["elements"]]
+        assert values
+        assert {decode_view(value).profile for value in values} == {"eu"}
+        await local.slack.mention("demo-12 --app Eu")
+        mentioned = await local.slack.next_message()
+        assert "app eu" in all_text(mentioned)
+
+
+async def test_an_unknown_profile_is_refused_in_the_ack_before_any_zim_call(sandbox: ZimSandbox):
+    async with local_stack(sandbox=sandbox, profiles=await two_profiles(sandbox), retry=FAST_RETRY) as local:
+        await local.slack.send_command("demo-12 --app nope")
+        refused = await local.slack.next_message()
+        assert refused.origin == "ack"
+        assert "There is no app profile `nope`; this roomusers knows `default`, `eu`." in all_text(refused)
+        await local.slack.mention("demo-12 --app nope")
+        in_thread = await local.slack.next_message()
+        assert "There is no app profile `nope`" in all_text(in_thread)
+        everything = [all_text(m) for m in local.slack.ephemerals("U0ALICE") + local.slack.messages("C0OPS")]
+        assert not [text for text in everything if "Fetching" in text]
+    assert sandbox.stats.requests == 0
+
+
+async def test_a_user_who_is_not_allowed_never_sees_fetching(sandbox: ZimSandbox):
+    policy = AccessPolicy(users=["U0BOB"])
+    async with local_stack(sandbox=sandbox, access=policy, retry=FAST_RETRY) as local:
+        await local.slack.send_command("demo-12")
+        refused = await local.slack.next_message()
+        assert refused.origin == "ack"
+        assert "Not allowed" in all_text(refused)
+        assert len(local.slack.ephemerals("U0ALICE")) == 1
+    assert sandbox.stats.requests == 0
+
+
+class SlowPolicy(AccessPolicy):
+    """An access check that is still undecided when the ack must go (a first, slow user-group lookup)."""
+
+    def __init__(self) -> None:
+        super().__init__(users=["U0BOB"])
+        self.release = asyncio.Event()
+
+    async def refusal(self, *, user_id: str, channel_id: str, client: Any) -> str | None:
+        await self.release.wait()
+        return await super().refusal(user_id=user_id, channel_id=channel_id, client=client)
+
+
+async def test_a_refusal_decided_after_the_ack_comes_without_fetching_first(sandbox: ZimSandbox):
+    policy = SlowPolicy()
+    async with local_stack(sandbox=sandbox, access=policy, retry=FAST_RETRY) as local:
+        response = await local.slack.send_command("demo-12")
+        assert response.acked_in_time
+        assert not response.body.strip()  # acknowledged silently: no "Fetching…" promise
+        policy.release.set()
+        refused = await local.slack.next_message()
+        assert refused.origin == "response_url"
+        assert "Not allowed" in all_text(refused)
+        assert len(local.slack.ephemerals("U0ALICE")) == 1
+    assert sandbox.stats.requests == 0
+
+
+@pytest.mark.parametrize("text", ["'demo-120", "a`b", "'a/b'"])
+async def test_quoted_input_keeps_code_spans_whole(local: LocalStack, text: str):
+    await local.slack.send_command(text)
+    answer = await local.slack.next_message()
+    body = answer.blocks[0]["text"]["text"]
+    assert body.count("`") % 2 == 0
+    assert "'" * 3 not in body
+    assert "``" not in body
+
+
+async def test_a_quoted_room_id_lists_the_room(local: LocalStack):
+    answer = await answer_to(local, "\u2018demo-12\u2019")
+    assert "*12 users* in this room" in all_text(answer)

@@ -15,6 +15,7 @@ from bot.dev.local_stack import LocalStack, Mode, local_stack, sandbox_profile
 from bot.dev.slack_standin import ResponseContext
 from bot.dev.zim_sandbox import ZimSandbox
 from bot.roster.model import RoomUser
+from bot.roster.view import filter_users
 from bot.settings import ZegoProfiles
 from bot.slack.access import AccessPolicy
 from bot.slack.export import roster_csv
@@ -85,9 +86,9 @@ async def test_export_of_an_ephemeral_answer_goes_to_a_direct_message(local: Loc
     (upload,) = local.slack.files
     assert upload.channel_id is not None and upload.channel_id.startswith("D")
     expected = (
-        'user_id,user_name\r\nu1,"\'=HYPERLINK(""http://evil"")"\r\nu2,\'+1 Ann\r\n\'-3,\'@bob\r\nu4,"Zoë, ""Z"""\r\n'
+        'user_id,user_name\r\nu1,"\'=HYPERLINK(""http://evil"")"\r\nu2,\'+1 Ann\r\n-3,\'@bob\r\nu4,"Zoë, ""Z"""\r\n'
     )
-    assert upload.content == expected.encode()
+    assert upload.content == expected.encode("utf-8-sig")  # IDs verbatim, names neutralised, BOM first
     assert upload.content == roster_csv(RoomUser(*user) for user in users_of(local.sandbox, "csv"))
     assert all(m.channel != "C0OPS" or m.ephemeral or m.origin == "user" for m in local.slack.messages("C0OPS"))
 
@@ -103,7 +104,7 @@ async def test_export_of_a_mention_answer_goes_to_its_thread(local: LocalStack):
     (upload,) = local.slack.files
     assert upload.channel_id == "C0OPS"
     assert upload.thread_ts == mention.sent["event"]["ts"]
-    rows = list(csv.reader(io.StringIO(upload.content.decode("utf-8"))))
+    rows = list(csv.reader(io.StringIO(upload.content.decode("utf-8-sig"))))
     assert rows[0] == ["user_id", "user_name"]
     assert len(rows) == 121
 
@@ -176,8 +177,8 @@ async def test_refused_users_get_one_sentence_and_no_data_for_commands_mentions_
         requests = sandbox.stats.requests
 
         await local.slack.send_command("demo-120", user_id="U0MALLORY", user_name="mallory")
-        await local.slack.next_message()  # the ack
-        refused = await local.slack.next_message()
+        refused = await local.slack.next_message()  # the ack itself: no "Fetching…" first
+        assert refused.origin == "ack"
         assert "not on the list" in all_text(refused)
         assert listed_user_ids(refused) == []
 
@@ -236,7 +237,9 @@ async def test_several_zego_apps_are_picked_with_app_and_named_in_the_answer(san
             assert "does not exist" in all_text(missing_in_prod)
             default = await answer_to(local, "demo-12")
             assert "app prod" in all_text(default)
-            unknown = await answer_to(local, "demo-12 --app nope")
+            await local.slack.send_command("demo-12 --app nope")
+            unknown = await local.slack.next_message()
+            assert unknown.origin == "ack"  # refused before "Fetching…"
             assert "no app profile `nope`" in all_text(unknown)
             assert "`prod`, `staging`" in all_text(unknown)
             await local.slack.click(from_staging, "roomusers_refresh")
@@ -278,9 +281,36 @@ async def test_help_lists_every_form_with_examples(local: LocalStack):
         assert form in usage
 
 
-@pytest.mark.parametrize("text", ["demo-120 " + "x" * 65])
+@pytest.mark.parametrize("text", ["demo-120 " + "x" * 257])
 async def test_overlong_filter_is_refused_without_a_zim_call(local: LocalStack, text):
     await local.slack.send_command(text)
     reply = await local.slack.next_message()
-    assert "at most 64" in all_text(reply)
+    assert "257 characters long; it can match nothing" in all_text(reply)
     assert local.sandbox.stats.requests == 0
+
+
+async def test_a_filtered_answer_exports_just_its_matches(local: LocalStack):
+    answer = await answer_to(local, "demo-1234 li")
+    users = [RoomUser(*user) for user in users_of(local.sandbox, "demo-1234")]
+    matches = filter_users(users, "li")
+    assert 0 < len(matches) < len(users)
+    assert "roomusers_export_matches" in tool_ids(answer)
+    await local.slack.click(answer, "roomusers_export_matches")
+    done = await local.slack.next_message()
+    assert f"The CSV of the {len(matches):,} users matching “li” was sent to your direct messages" in all_text(done)
+    (upload,) = local.slack.files
+    assert upload.filename.endswith("-matching.csv")
+    assert upload.content == roster_csv(matches)
+    assert upload.initial_comment is not None
+    assert f"matching “li” ({len(matches):,} of 1,234 users" in upload.initial_comment
+    whole = await answer_to(local, "demo-12")
+    assert "roomusers_export_matches" not in tool_ids(whole)
+
+
+async def test_a_curly_apostrophe_finds_the_straight_one(local: LocalStack):
+    local.sandbox.add_room("quotes", [("u1", "Noah O'Brien"), ("u2", "Ann Lee"), ("u3", "José Díaz")])
+    answer = await answer_to(local, "quotes O’Brien")
+    assert "*1 of 3 users* matches" in all_text(answer)
+    assert "Noah O'Brien" in all_text(answer)
+    accents = await answer_to(local, "quotes jose")
+    assert "José Díaz" in all_text(accents)

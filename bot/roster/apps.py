@@ -26,8 +26,16 @@ class ZegoApps:
     default: str
     by_profile: dict[str, ZegoApp]
 
+    def resolve(self, profile: str) -> str | None:
+        """The configured profile `profile` names, ignoring case ("" is the default); None when there is none."""
+        if not profile:
+            return self.default
+        wanted = profile.casefold()
+        return next((name for name in self.by_profile if name.casefold() == wanted), None)
+
     def pick(self, profile: str) -> ZegoApp | None:
-        return self.by_profile.get(profile or self.default)
+        name = self.resolve(profile)
+        return None if name is None else self.by_profile[name]
 
     @property
     def several(self) -> bool:

@@ -21,7 +21,7 @@ from bot.roster.model import Roster
 from bot.roster.service import RoomRead, Snapshot
 from bot.roster.view import RoomView
 from bot.slack.render.blocks import Loading, Message, problem_message, roster_message
-from bot.slack.render.escaping import escape_mrkdwn
+from bot.slack.render.escaping import quote_code
 from bot.slack.render.text import (
     describe_zim_error,
     queued_sentence,
@@ -193,13 +193,22 @@ class RoomAnswers:
         outcome = "empty" if not snapshot.roster.users else "ok"
         return Answer(message, outcome, snapshot.roster, snapshot.from_cache)
 
+    def with_known_profile(self, request: RoomView) -> RoomView | None:
+        """`request` naming its profile as configured (`--app EU` is `eu`); None for a profile that isn't."""
+        name = self._rosters.resolve(request.profile)
+        if name is None:
+            return None
+        return replace(request, profile=name) if request.profile else request
+
+    def unknown_profile(self, profile: str) -> Message:
+        known = ", ".join(quote_code(name, 32) for name in sorted(self._rosters.by_profile))
+        return problem_message(f"There is no app profile {quote_code(profile, 32)}; this roomusers knows {known}.")
+
     async def _safely(self, ref: RoomView, answer: Callable[[ZegoApp], Awaitable[T]]) -> T | Answer:
         """`answer` with the profile's stack; a missing profile, a ZIM error or a bug becomes an Answer."""
         stack = self._rosters.pick(ref.profile)
         if stack is None:
-            known = ", ".join(f"`{escape_mrkdwn(name)}`" for name in sorted(self._rosters.by_profile))
-            sentence = f"There is no app profile `{escape_mrkdwn(ref.profile)}`; this roomusers knows {known}."
-            return Answer(problem_message(sentence), "unknown_profile")
+            return Answer(self.unknown_profile(ref.profile), "unknown_profile")
         try:
             return await answer(stack)
         except ZimError as error:

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.http_retry.request import HttpRequest
@@ -19,6 +20,18 @@ from bot.slack.deps import SlackDeps
 from bot.slack.listeners import register_listeners
 
 log = logging.getLogger(__name__)
+BOLT_LOGGER = "bot.slack.bolt"
+
+
+class _QuietTokenWarning(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment and warns that it is unused because we pass our own
+    client (custom base URL, retry handler), which carries that same token: the warning says nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+_QUIET_TOKEN_WARNING = _QuietTokenWarning()
 
 
 class CountFailures(AsyncRetryHandler):
@@ -56,12 +69,14 @@ def web_client(settings: SlackSettings) -> AsyncWebClient:
 
 
 def build_app(settings: SlackSettings, deps: SlackDeps) -> AsyncApp:
+    bolt_log = logging.getLogger(BOLT_LOGGER)
+    bolt_log.addFilter(_QUIET_TOKEN_WARNING)  # once: a logger holds each filter at most once
     app = AsyncApp(
         client=web_client(settings),
         signing_secret=settings.signing_secret,
         # Socket Mode has no signatures to verify; HTTP mode always verifies.
         request_verification_enabled=settings.signing_secret is not None,
-        logger=logging.getLogger("bot.slack.bolt"),
+        logger=bolt_log,
     )
     register_listeners(app, deps)
 

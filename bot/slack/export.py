@@ -1,7 +1,8 @@
 """A room's roster as a CSV file in Slack: the bytes, the file name, and the upload (files_upload_v2).
 
 The CSV is meant to be opened in a spreadsheet, so user names (chosen by anyone who can join a room) are
-defused against formula injection before they are written; see `roster_csv` for the exact rule.
+cleaned and defused against formula injection before they are written; user IDs are written exactly as ZIM
+returns them. See `roster_csv` for the exact rule; `python -m bot query --csv` writes the same bytes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import math
 import re
 import time
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -21,7 +23,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.roster.cpu import off_loop
 from bot.roster.model import RoomUser
-from bot.slack.render.escaping import LONE_SURROGATE, SLACK_USER_ID, clean_untrusted, escape_mrkdwn
+from bot.slack.render.escaping import (
+    EMOJI_JOINERS,
+    LONE_SURROGATE,
+    SLACK_USER_ID,
+    clean_untrusted,
+    escape_mrkdwn,
+    quote_code,
+)
 from bot.slack.render.text import LAST_EPOCH, date_token
 
 __all__ = [
@@ -38,35 +47,52 @@ log = logging.getLogger(__name__)
 
 CSV_HEADER = ("user_id", "user_name")
 # OWASP "CSV Injection": spreadsheets evaluate a cell starting with one of these as a formula (or DDE call).
-FORMULA_TRIGGERS = frozenset("=+-@\t\r")
+# (Tab and carriage return, also on OWASP's list, cannot start a name: names lose every control character.)
+FORMULA_TRIGGERS = frozenset("=+-@")
+# Removed from names: control characters (tab, newlines, escapes), format characters (bidi overrides,
+# zero-width spaces) and line/paragraph separators; emoji joiners stay, so 👩🏽‍💻 survives.
+_REMOVED_FROM_NAMES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_ROOM_ID_IN_FILENAME = 64
 _MAX_TITLE_CHARS = 200
 
 
-def _cell(value: str) -> str:
-    value = LONE_SURROGATE.sub("\ufffd", value)
-    return "'" + value if value[:1] in FORMULA_TRIGGERS else value
+def name_cell(name: str) -> str:
+    """A user name as written to the CSV: controls, bidi and zero-width characters removed, then `'` before a
+    leading `=`, `+`, `-` or `@`."""
+    name = LONE_SURROGATE.sub("\ufffd", name)
+    if not name.isprintable():
+        name = "".join(
+            char for char in name if unicodedata.category(char) not in _REMOVED_FROM_NAMES or char in EMOJI_JOINERS
+        )
+    return "'" + name if name[:1] in FORMULA_TRIGGERS else name
+
+
+def id_cell(user_id: str) -> str:
+    """A user ID as written to the CSV: exactly as ZIM returned it (a lone surrogate, which UTF-8 cannot carry,
+    becomes U+FFFD)."""
+    return LONE_SURROGATE.sub("\ufffd", user_id)
 
 
 def roster_csv(users: Iterable[RoomUser]) -> bytes:
-    """The users as an RFC 4180 CSV file: UTF-8 without BOM, `\\r\\n` line endings, header `user_id,user_name`.
+    """The users as an RFC 4180 CSV file: UTF-8 **with** a byte-order mark (so Excel reads it as UTF-8),
+    `\\r\\n` line endings, header `user_id,user_name`.
 
     One row per user, in the given order. Quoting is minimal (csv.QUOTE_MINIMAL): a cell is wrapped in double
     quotes only when it contains a comma, a double quote (doubled inside), `\\r` or `\\n`; an empty value is an
-    empty cell. Everything else, emoji and right-to-left text included, is written unchanged.
+    empty cell.
 
-    Formula injection rule (OWASP "CSV Injection"): a cell whose first character is `=`, `+`, `-`, `@`, a tab
-    or a carriage return gets a single quote `'` prepended, so spreadsheets show it as text: `-5` becomes
-    `'-5` and `=HYPERLINK("http://x")` becomes `"'=HYPERLINK(""http://x"")"`. The prefix is added before
-    quoting and applies to both columns; no other cell is changed. Lone surrogates (which UTF-8 cannot
-    encode) become U+FFFD.
+    Names (anyone who joins a room chooses one) lose their control, format (bidi, zero-width) and line
+    separator characters, emoji joiners kept; then a name starting with `=`, `+`, `-` or `@` gets a single
+    quote `'` prepended (OWASP "CSV Injection"), so no name cell is run as a formula: `=HYPERLINK("http://x")`
+    becomes `"'=HYPERLINK(""http://x"")"`. User IDs are written exactly as ZIM returns them, so they still match
+    ZIM and the app's backend (README explains the risk left for IDs). Lone surrogates become U+FFFD.
     """
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(CSV_HEADER)
-    writer.writerows((_cell(user.user_id), _cell(user.user_name)) for user in users)
-    return buffer.getvalue().encode("utf-8")
+    writer.writerows((id_cell(user.user_id), name_cell(user.user_name)) for user in users)
+    return buffer.getvalue().encode("utf-8-sig")
 
 
 def _utc_stamp(fetched_at: float, pattern: str) -> str | None:
@@ -75,8 +101,9 @@ def _utc_stamp(fetched_at: float, pattern: str) -> str | None:
     return time.strftime(pattern, time.gmtime(int(fetched_at)))
 
 
-def csv_filename(room_id: str, fetched_at: float) -> str:
-    """`roomusers-<room-id>-YYYYMMDD-HHMMSSZ.csv` (UTC), e.g. `roomusers-demo-120-20261128-063100Z.csv`.
+def csv_filename(room_id: str, fetched_at: float, *, matching: bool = False) -> str:
+    """`roomusers-<room-id>-YYYYMMDD-HHMMSSZ.csv` (UTC), e.g. `roomusers-demo-120-20261128-063100Z.csv`, and
+    `…-matching.csv` for the users matching a filter.
 
     Every character of the room ID outside ASCII letters, digits, `.`, `_` and `-` becomes `_` (so no path
     separators, spaces or shell metacharacters), and the ID is cut to 64 characters. A timestamp that cannot
@@ -84,7 +111,8 @@ def csv_filename(room_id: str, fetched_at: float) -> str:
     """
     safe_id = _UNSAFE_FILENAME_CHARS.sub("_", room_id[:_MAX_ROOM_ID_IN_FILENAME]) or "_"
     stamp = _utc_stamp(fetched_at, "%Y%m%d-%H%M%SZ")
-    return f"roomusers-{safe_id}-{stamp}.csv" if stamp else f"roomusers-{safe_id}.csv"
+    suffix = "-matching" if matching else ""
+    return f"roomusers-{safe_id}-{stamp}{suffix}.csv" if stamp else f"roomusers-{safe_id}{suffix}.csv"
 
 
 @dataclass(frozen=True)
@@ -97,18 +125,19 @@ class ExportTarget:
     direct_to_user: str | None = None
 
 
-def _code_span(text: str, max_chars: int) -> str:
-    """Untrusted text as one escaped inline-code span (a backtick inside would end the span early)."""
-    return "`" + escape_mrkdwn(clean_untrusted(text, max_chars).replace("`", "'")) + "`"
-
-
-def _initial_comment(room_id: str, count: int, fetched_at: float, requested_by: str, profile: str) -> str:
-    room = _code_span(room_id, 100)
-    app = f" (app {_code_span(profile, 50)})" if profile else ""
-    users = "1 user" if count == 1 else f"{count} users"
+def _initial_comment(
+    room_id: str, count: int, fetched_at: float, requested_by: str, profile: str, filter_text: str, room_users: int
+) -> str:
+    room = quote_code(room_id, 100)
+    app = f" (app {quote_code(profile, 50)})" if profile else ""
+    users = "1 user" if count == 1 else f"{count:,} users"
+    matching = ""
+    if filter_text:
+        matching = f" matching “{escape_mrkdwn(clean_untrusted(filter_text, 100))}”"
+        users = f"{count:,} of {room_users:,} {'user' if room_users == 1 else 'users'}"
     # The requester's ID comes from Slack's own payload; the mention is ours and intended.
     requester = f" — requested by <@{requested_by}>" if SLACK_USER_ID.fullmatch(requested_by) else ""
-    return f"Users of room {room}{app} ({users}, fetched {date_token(fetched_at)}){requester}"
+    return f"Users of room {room}{app}{matching} ({users}, fetched {date_token(fetched_at)}){requester}"
 
 
 def _title(room_id: str, profile: str) -> str:
@@ -162,12 +191,14 @@ async def upload_roster_csv(
     target: ExportTarget,
     requested_by: str,
     profile: str = "",
+    filter_text: str = "",
+    room_users: int = 0,
 ) -> str | None:
     """Upload the roster as a CSV file to `target`; None on success, else one sentence saying why it could not.
 
     A DM target opens (or reuses) the bot's direct message with the user and uploads there, never in the
     channel (a thread_ts then does not apply). No exception escapes, except cancellation; failures are logged
-    with Slack's error code only.
+    with Slack's error code only. With `filter_text`, `users` are the matches among `room_users`.
     """
     try:
         if target.direct_to_user:
@@ -177,11 +208,13 @@ async def upload_roster_csv(
         content = await off_loop(len(users), roster_csv, users)  # a 100k-user CSV must not hold the loop
         await client.files_upload_v2(
             content=content,
-            filename=csv_filename(room_id, fetched_at),
+            filename=csv_filename(room_id, fetched_at, matching=bool(filter_text)),
             title=_title(room_id, profile),
             channel=channel,
             thread_ts=thread_ts,
-            initial_comment=_initial_comment(room_id, len(users), fetched_at, requested_by, profile),
+            initial_comment=_initial_comment(
+                room_id, len(users), fetched_at, requested_by, profile, filter_text, room_users
+            ),
         )
     except (SlackClientError, aiohttp.ClientError, TimeoutError) as error:
         log.warning("CSV export of room %r for %s failed: %s", room_id[:100], requested_by[:20], _error_code(error))

@@ -1,30 +1,44 @@
 """Turning `/roomusers` and @-mention text into a request, before any network call.
 
-Grammar (after Slack's `&amp;`/`&lt;`/`&gt;` escaping is undone):
+Grammar (after Slack's markup and `&amp;`/`&lt;`/`&gt;` escaping are undone, and dashes normalised):
 
-    help | -h | --help | ? | (empty)                        -> HelpRequest()
-    <room-id> [--reverse|-r] [--app NAME|--app=NAME] [filter words...]
+    help | -h | --help | ? | (empty)                               -> HelpRequest()
+    [options] <room-id> [options] [filter words...] [-- literal words...]
 
-The first word that is not a `--option` is the room ID (room IDs never contain spaces); `-r` counts as an
-option only after it. Any other `--word` is an unknown option and earns help with a reason; everything else,
-even words starting with a single `-`, is filter text joined by single spaces. Sentences in the results are
-safe mrkdwn: user input in them is cleaned, shortened and escaped.
+    options:  -r | --reverse          most recent joiners first (anywhere on the line)
+              --app NAME | --app=NAME another configured ZEGO app (the name is matched ignoring case later)
+              --room ID | --room=ID   the room, taken literally (for a room called `help`, `?`, `-r`, ...);
+                                      every plain word is then filter text
+              -h | --help             help (anywhere)
+              --                      end of options: every later word is plain (room, then filter text)
+
+Dash normalisation: a word starting with `—` `–` `−` `‒` `―` (what Slack, macOS and iOS make of `--` or `-`)
+followed by a letter has that run replaced by `--` before an option word (`—reverse` → `--reverse`) and by `-`
+before a single letter (`−r` → `-r`).
+
+A dash word (`-` or `--` then a letter: `-R`, `-x`, `--revers`, `--rev=1`) that is no option is refused as an
+unknown option. Words like `-5`, `-`, `---` are not dash words: they stay filter text (and after `--` any word
+is filter text: `lobby -- -R`). Sentences in the results are safe mrkdwn: user input in them is cleaned,
+shortened, escaped and put in a code span that cannot break.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 
-from bot.roster.view import MAX_FILTER_CHARS, RoomView
+from bot.roster.view import FILTER_TOO_LONG, MAX_FILTER_CHARS, RoomView
 from bot.settings import PROFILE_NAME
-from bot.slack.render.escaping import clean_untrusted, escape_mrkdwn, unescape_slack
+from bot.slack.render.buttons import MAX_FILTER_VALUE_UNITS, filter_value_units
+from bot.slack.render.escaping import escape_mrkdwn, quote_code, unescape_slack
 from bot.zim.room_id import room_id_problem
 
 __all__ = [
     "HelpRequest",
     "InvalidRequest",
     "RoomView",
+    "normalize_dashes",
     "parse_command_text",
     "strip_mention",
 ]
@@ -32,11 +46,19 @@ __all__ = [
 ECHO_CHARS = 100  # user input quoted back in a sentence is cut to this many characters
 
 _HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
-_OPTION = re.compile(r"--[A-Za-z][A-Za-z0-9_-]*(?:=.*)?", re.DOTALL)
+_LONG_OPTIONS = ("--reverse", "--app", "--room", "--help")
+_SHORT_OPTIONS = ("-r", "-h")
+_DASHES = "\u2014\u2013\u2212\u2012\u2015"  # em dash, en dash, minus sign, figure dash, horizontal bar
+_TYPOGRAPHIC_OPTION = re.compile(rf"[{_DASHES}][{_DASHES}-]*(?=[A-Za-z])")
+_OPTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+# After normalisation: one or two ASCII dashes, a letter, then option-ish characters, optionally `=value`.
+_DASH_WORD = re.compile(r"--?[A-Za-z][A-Za-z0-9_-]*(?:=.*)?", re.DOTALL)
 # Slack's own markup (`<url|label>`, `<mailto:…>`, `<#C1|name>`, `<@U1>`): typed `<` arrives as `&lt;`,
 # so a raw `<` can only be Slack auto-formatting, e.g. a room ID it mistook for an e-mail address.
 _SLACK_MARKUP = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 _LEADING_MENTION = re.compile(r"^<@[^<>|\s]+(?:\|[^<>]*)?>")
+# Quotes people put around a room ID; none of them can be part of one, so a quoted valid ID is that ID.
+_QUOTE_PAIRS = {"'": "'", '"': '"', "`": "`", "\u2018": "\u2019", "\u201c": "\u201d"}
 
 
 @dataclass(frozen=True)
@@ -57,8 +79,8 @@ ParsedCommand = RoomView | HelpRequest | InvalidRequest
 
 
 def _echo(text: str) -> str:
-    """User input quoted in a sentence: one line, at most ECHO_CHARS characters, escaped, in a code span."""
-    return f"`{escape_mrkdwn(clean_untrusted(text, ECHO_CHARS))}`"
+    """User input quoted in a sentence: one line, at most ECHO_CHARS, escaped, as a code span that cannot break."""
+    return quote_code(text, ECHO_CHARS)
 
 
 def _visible_text(match: re.Match[str]) -> str:
@@ -73,56 +95,95 @@ def _unformat(text: str) -> str:
     return unescape_slack(_SLACK_MARKUP.sub(_visible_text, text))
 
 
+def _unquoted(word: str) -> str:
+    """`'demo-120'` → `demo-120` when the quotes match and what they hold is a valid room ID."""
+    if len(word) > 2 and _QUOTE_PAIRS.get(word[0]) == word[-1] and room_id_problem(word[1:-1]) is None:
+        return word[1:-1]
+    return word
+
+
+def normalize_dashes(word: str) -> str:
+    """`—reverse` → `--reverse`, `−r` → `-r`; any other word is returned unchanged."""
+    match = _TYPOGRAPHIC_OPTION.match(word)
+    if match is None:
+        return word
+    rest = word[match.end() :]
+    name = _OPTION_NAME.match(rest)
+    single_letter = name is not None and len(name.group(0)) == 1
+    return ("-" if single_letter else "--") + rest
+
+
+def _unknown_option(word: str) -> HelpRequest:
+    name = word.partition("=")[0]
+    known = (*_LONG_OPTIONS, *_SHORT_OPTIONS)
+    hint = ""
+    if name.lower() in known and name.lower() != name:
+        hint = f" Options are lower case: {quote_code(name.lower(), 20)}."
+    elif close := difflib.get_close_matches(name.lower(), _LONG_OPTIONS, n=1, cutoff=0.6):
+        hint = f" Did you mean {quote_code(close[0], 20)}?"
+    literal = " To filter on text that starts with a dash, put `--` before it."
+    return HelpRequest(reason=f"Unknown option {_echo(word)}.{hint}{literal}")
+
+
 def parse_command_text(text: str) -> ParsedCommand:
     """Parse command (or mention) text exactly as Slack delivers it, still `&<>`-escaped."""
-    words = _unformat(text).split()
+    words = [normalize_dashes(word) for word in _unformat(text).split()]
     if not words or (len(words) == 1 and words[0].casefold() in _HELP_WORDS):
         return HelpRequest()
     room_id: str | None = None
     newest_first = False
     profile = ""
-    filter_words: list[str] = []
-    pending_app = False
-    for word in words:
-        if pending_app:
-            if _OPTION.fullmatch(word):
-                break
-            profile, pending_app = word, False
-            if not PROFILE_NAME.fullmatch(profile):
-                return _bad_profile(profile)
-        elif _OPTION.fullmatch(word):
-            name, has_value, value = word.partition("=")
-            if name == "--help" and not has_value:
-                return HelpRequest()
-            if name == "--reverse" and not has_value:
-                newest_first = True
-            elif name == "--app" and has_value:
-                profile = value
-                if not PROFILE_NAME.fullmatch(profile):
-                    return _bad_profile(profile)
-            elif name == "--app":
-                pending_app = True
-            else:
-                return HelpRequest(reason=f"Unknown option {_echo(word)}.")
-        elif room_id is None:
-            room_id = word
-        elif word == "-r":
+    plain: list[str] = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        index += 1
+        if word == "--":  # end of options
+            plain.extend(words[index:])
+            break
+        if not _DASH_WORD.fullmatch(word):
+            plain.append(word)
+            continue
+        name, has_value, value = word.partition("=")
+        if name in ("--help", "-h") and not has_value:
+            return HelpRequest()
+        if name in ("--reverse", "-r") and not has_value:
             newest_first = True
+        elif name in ("--app", "--room"):
+            if not has_value:
+                if index >= len(words) or words[index] == "--" or _DASH_WORD.fullmatch(words[index]):
+                    if name == "--app":
+                        return InvalidRequest("`--app` needs a profile name, e.g. `--app staging`.")
+                    return InvalidRequest("`--room` needs a room ID, e.g. `--room help`.")
+                value = words[index]
+                index += 1
+            if name == "--app":
+                if not PROFILE_NAME.fullmatch(value):
+                    return _bad_profile(value)
+                profile = value
+            else:
+                if room_id is not None and value != room_id:
+                    return InvalidRequest("Give `--room` once: one command lists one room.")
+                room_id = value
         else:
-            filter_words.append(word)
-    if pending_app:
-        return InvalidRequest("`--app` needs a profile name, e.g. `--app staging`.")
+            return _unknown_option(word)
     if room_id is None:
-        return HelpRequest(reason="The room ID is missing.")
+        if not plain:
+            return HelpRequest(reason="The room ID is missing.")
+        room_id, plain = plain[0], plain[1:]
+    room_id = _unquoted(room_id)
     problem = room_id_problem(room_id)
     if problem is not None:
         problem = problem[:1].lower() + problem[1:]  # "The room ID contains…" continues our sentence
         return InvalidRequest(f"{_echo(room_id)} is not a valid room ID: {escape_mrkdwn(problem)}")
-    filter_text = " ".join(filter_words)
+    filter_text = " ".join(plain)
     if len(filter_text) > MAX_FILTER_CHARS:
+        return InvalidRequest(FILTER_TOO_LONG.format(length=len(filter_text)))
+    if (units := filter_value_units(filter_text)) > MAX_FILTER_VALUE_UNITS:
         return InvalidRequest(
-            f"The filter text is {len(filter_text):,} characters long; at most {MAX_FILTER_CHARS} are useful, "
-            "since no user ID or name is longer."
+            f"The filter is too long to carry in the answer's buttons: it takes {units:,} of the "
+            f"{MAX_FILTER_VALUE_UNITS:,} places there, since ampersands, angle brackets, quotes, "
+            "backslashes and invisible characters take up to 6 places each and emoji 2."
         )
     return RoomView(room_id, newest_first=newest_first, filter_text=filter_text, profile=profile)
 

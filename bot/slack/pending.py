@@ -17,6 +17,10 @@ Abandon = Callable[[], Awaitable[object]]
 NOTIFY_TIMEOUT_SECONDS = 3.0
 
 
+def _answers(count: int) -> str:
+    return "1 answer" if count == 1 else f"{count:,} answers"
+
+
 class PendingAnswers:
     def __init__(self) -> None:
         self._jobs: dict[asyncio.Task[object], Abandon] = {}
@@ -42,7 +46,7 @@ class PendingAnswers:
         """Stop taking work, wait up to `grace` seconds, then notify and cancel what is left; return that count."""
         self.closing = True
         if self._jobs:
-            log.info("waiting up to %.0f s for %d answers in progress", grace, len(self._jobs))
+            log.info("waiting up to %.0f s for %s in progress", grace, _answers(len(self._jobs)))
             await asyncio.wait(list(self._jobs), timeout=grace)
         left = list(self._jobs.items())
         for task, on_abandon in left:
@@ -53,5 +57,8 @@ class PendingAnswers:
             task.cancel()
         if left:
             await asyncio.gather(*(task for task, _ in left), return_exceptions=True)
-            log.warning("%d answers were cut short by the shutdown; their requesters were asked to retry", len(left))
+            log.warning(
+                "%s cut short by the shutdown; their requesters were asked to retry",
+                "1 answer was" if len(left) == 1 else f"{len(left):,} answers were",
+            )
         return len(left)

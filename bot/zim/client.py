@@ -14,7 +14,7 @@ import httpx
 
 from bot.observability.metrics import LIMITER_WAIT_SECONDS, ZIM_REQUESTS, ZIM_RETRIES
 from bot.zim import codes
-from bot.zim.errors import ZimCredentialsRejected, ZimError, ZimUnavailable
+from bot.zim.errors import ZimCredentialsRejected, ZimError, ZimRejected, ZimUnavailable
 from bot.zim.members import MEMBERS_ACTION, RoomMembers, decode_members, members_query, validate_user_ids
 from bot.zim.models import Page
 from bot.zim.pacing import Pacer, Priority
@@ -118,7 +118,7 @@ class ZimClient:
                     return await send()
             except TimeoutError:
                 last = last or TransientAnswer("the request did not complete in time")
-                raise self._gave_up(last, attempt, started) from None
+                raise self._gave_up(last, attempt, started).naming_settings(self._settings_prefix) from None
             except TransientAnswer as answer:
                 last = answer
                 if answer.code in cool_down_on:
@@ -128,10 +128,12 @@ class ZimClient:
                 if rejected.code != codes.SIGNATURE_EXPIRED or attempt > 1:
                     raise rejected.naming_settings(self._settings_prefix) from None
                 last = TransientAnswer(rejected.message, code=rejected.code, request_id=rejected.request_id)
+            except ZimRejected as rejected:  # e.g. "…; check ZEGO_API_BASE_URL" for another profile's URL
+                raise rejected.naming_settings(self._settings_prefix) from None
             delay = self._retry.backoff(attempt, self._rng)
             elapsed = time.monotonic() - started
             if attempt >= self._retry.max_attempts or elapsed + delay > self._retry.total_budget:
-                raise self._gave_up(last, attempt, started)
+                raise self._gave_up(last, attempt, started).naming_settings(self._settings_prefix)
             ZIM_RETRIES.inc()
             log.info("zim retry %s attempt=%d in %.2fs: %s", what, attempt, delay, last)
             await asyncio.sleep(delay)

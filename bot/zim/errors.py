@@ -14,6 +14,8 @@ ZimError
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class ZimError(Exception):
     """Base of every ZIM client error; `str(error)` is a sentence fit to show a user."""
@@ -28,6 +30,16 @@ class ZimError(Exception):
         if self.request_id:
             return f"{self.message} (ZIM RequestId {self.request_id})"
         return self.message
+
+    def naming_settings(self, prefix: str) -> Self:
+        """The same error, naming the variables of the profile whose settings were used (ZEGO_STAGING_…)."""
+        if prefix == "ZEGO_" or "ZEGO_" not in self.message:
+            return self
+        renamed = type(self).__new__(type(self))
+        renamed.__dict__.update(self.__dict__)
+        renamed.message = self.message.replace("ZEGO_", prefix)
+        renamed.args = (renamed.message,)
+        return renamed
 
 
 class InvalidRoomId(ZimError, ValueError):
@@ -57,12 +69,7 @@ class ZimInvalidRequest(ZimRejected):
 
 
 class ZimCredentialsRejected(ZimRejected):
-    def naming_settings(self, prefix: str) -> ZimCredentialsRejected:
-        """The same error, naming the variables of the profile whose credentials were used (ZEGO_STAGING_…)."""
-        if prefix == "ZEGO_":
-            return self
-        message = self.message.replace("ZEGO_", prefix)
-        return ZimCredentialsRejected(message, code=self.code, request_id=self.request_id)
+    pass
 
 
 class ZimUnavailable(ZimError):

@@ -12,12 +12,20 @@ ROOM_ID_SYMBOLS = "!#$%&()+-:;<=.>?@[]^_{}|~"
 ROOM_ID_ALPHABET = frozenset(string.ascii_letters + string.digits + ROOM_ID_SYMBOLS)
 
 
+_NAMED = {
+    " ": "a space",
+    "'": "an apostrophe (U+0027)",
+    '"': "a double quote (U+0022)",
+    "`": "a backtick (U+0060)",
+}
+
+
 def _describe(char: str) -> str:
-    if char == " ":
-        return "a space"
+    if char in _NAMED:
+        return _NAMED[char]
     if char.isprintable():
-        return f"'{char}'"
-    return f"the character U+{ord(char):04X}"
+        return f"\u201c{char}\u201d (U+{ord(char):04X})"
+    return f"the invisible character U+{ord(char):04X}"
 
 
 def room_id_problem(room_id: str) -> str | None:

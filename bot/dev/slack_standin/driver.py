@@ -151,14 +151,16 @@ class AppDriver:
         channel_name: str = "ops",
         team_id: str | None = None,
         org: bool = False,
+        tag: str = "",
     ) -> AppResponse:
         """Run `/roomusers <text>` as `user_id` in `channel_id`; `text` is raw, escaped here as Slack does.
 
         A non-empty ack body becomes a message (ephemeral unless `response_type: in_channel`), as in Slack.
+        `tag` is stored on every message the command's ack and response_url post.
         """
         self._ws.channel_names[channel_id] = channel_name
         self._ws.ensure_conversation(channel_id, user_id)
-        context = ResponseContext(channel=channel_id, user=user_id)
+        context = ResponseContext(channel=channel_id, user=user_id, tag=tag)
         identity = self._identity if team_id is None else dataclasses.replace(self._identity, team_id=team_id)
         person = Person(user_id=user_id, user_name=user_name, channel_id=channel_id, channel_name=channel_name)
         form = payloads.command_form(
@@ -201,8 +203,10 @@ class AppDriver:
         user_name: str = "alice",
         org: bool = False,
         from_team: str | None = None,
+        tag: str = "",
     ) -> AppResponse:
-        """Click the button `action_id` in `message` (a StoredMessage) as `user_id`, as shown right now."""
+        """Click the button `action_id` in `message` (a StoredMessage) as `user_id`, as shown right now; `tag` is
+        stored on the messages the click's response_url posts or replaces."""
         current = self._ws.message(message.ts)
         if current is None:
             raise LookupError(f"message {message.ts} is not in the conversation (deleted or never posted)")
@@ -210,7 +214,7 @@ class AppDriver:
             raise LookupError(f"message {message.ts} is ephemeral to {current.user}; {user_id} cannot see it")
         block_id, button = payloads.find_button(current, action_id)
         self._ws.ensure_conversation(current.channel, user_id)
-        url = self._urls.mint(ResponseContext(channel=current.channel, user=user_id, message_ts=current.ts))
+        url = self._urls.mint(ResponseContext(channel=current.channel, user=user_id, message_ts=current.ts, tag=tag))
         person = Person(user_id, user_name, current.channel, self._ws.channel_name(current.channel))
         payload = payloads.block_actions_payload(
             self._identity,
@@ -254,18 +258,20 @@ class AppDriver:
         org: bool = False,
         from_team: str | None = None,
         from_enterprise: str | None = None,
+        tag: str = "",
     ) -> AppResponse:
         """`@roomusers <text>` typed by `user`: the message is stored in the channel, then delivered as an event.
 
         Passing the `event_id` of an earlier delivery resends that identical envelope (a retry; `text` is then
         ignored); `retry_num` adds the X-Slack-Retry-Num / X-Slack-Retry-Reason headers. `bot_id` makes it a
         mention written by another bot; `org` an org-wide install; `from_team` a Slack Connect user's team.
+        `tag` is stored on the typed message, so answers in its thread can be traced back to it.
         Slack only delivers mentions from conversations the bot is in: anywhere else this raises LookupError.
         """
         envelope = self._events.get(event_id) if event_id is not None else None
         if envelope is None:
             shape = Shape(org=org, from_team=from_team, from_enterprise=from_enterprise, bot_id=bot_id)
-            envelope = await self._new_mention(text, channel, user, thread_ts, event_id, shape)
+            envelope = await self._new_mention(text, channel, user, thread_ts, event_id, shape, tag)
         return await self._send_event(envelope, retry_num, retry_reason)
 
     async def edit_mention(self, mention: AppResponse, text: str) -> AppResponse:
@@ -295,7 +301,14 @@ class AppDriver:
         return response
 
     async def _new_mention(
-        self, text: str, channel: str, user: str, thread_ts: str | None, event_id: str | None, shape: Shape
+        self,
+        text: str,
+        channel: str,
+        user: str,
+        thread_ts: str | None,
+        event_id: str | None,
+        shape: Shape,
+        tag: str = "",
     ) -> JsonDict:
         conversation = self._ws.conversations.get(channel)
         if conversation is None or not conversation.bot_member:
@@ -305,7 +318,7 @@ class AppDriver:
             conversation.members.add(user)
         typed = f"<@{self._identity.bot_user_id}> {escape_mrkdwn(text)}"
         mention = self._ws.add(
-            channel=channel, text=typed, blocks=None, author=author, origin="user", thread_ts=thread_ts
+            channel=channel, text=typed, blocks=None, author=author, origin="user", thread_ts=thread_ts, tag=tag
         )
         await self._ws.changed()
         self._shapes[mention.ts] = shape

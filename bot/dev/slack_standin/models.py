@@ -56,6 +56,8 @@ class StoredMessage:
     invisible: bool = False
     # An edited user message (an @-mention whose text changed) carries Slack's `edited` field.
     edited: JsonDict | None = None
+    # Which exchange (a command, click) created or last replaced it: the `tag` its ResponseContext carried.
+    tag: str = ""
 
     def snapshot(self) -> StoredMessage:
         """A deep copy, so a later replacement cannot change what a test already received."""
@@ -104,6 +106,7 @@ class ResponseContext:
     channel: str
     user: str
     message_ts: str | None = None
+    tag: str = ""  # chosen by the driver's caller (the console), copied to the messages this URL posts
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,7 +102,13 @@ class ResponseUrls:
         if original is None:
             return 404, "message_not_found"
         # A replacement is a whole new message body: blocks left out are gone, and an ephemeral stays one.
-        self._ws.replace(original, text=checked.text, blocks=checked.blocks or [], missing_text=checked.missing_text)
+        self._ws.replace(
+            original,
+            text=checked.text,
+            blocks=checked.blocks or [],
+            missing_text=checked.missing_text,
+            tag=context.tag,
+        )
         return OK
 
     def _post_new(
@@ -119,6 +125,7 @@ class ResponseUrls:
             thread_ts=payload.get("thread_ts") or None,
             missing_text=checked.missing_text,
             slot=slot,
+            tag=context.tag,
         )
 
 

@@ -195,6 +195,12 @@ class SlackStandIn(AppDriver):
     def unread(self) -> list[StoredMessage]:
         return self.workspace.unread()
 
+    def has_news(self, files_seen: int) -> bool:
+        return self.workspace.has_news(files_seen)
+
+    def take_arrivals(self) -> list[StoredMessage]:
+        return self.workspace.take_arrivals()
+
     def new_response_url(self, context: ResponseContext) -> str:
         return self._urls.mint(context)
 

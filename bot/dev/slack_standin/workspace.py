@@ -153,6 +153,7 @@ class Workspace:
         thread_ts: str | None = None,
         missing_text: bool = False,
         slot: Slot | None = None,
+        tag: str = "",
     ) -> StoredMessage:
         """Store a new message with a fresh ts (or the one `slot` held); `user` makes it an ephemeral.
 
@@ -172,6 +173,7 @@ class Workspace:
             author=author,
             missing_text=missing_text,
             invisible=invisible,
+            tag=tag,
         )
         self._messages[message.ts] = message
         if invisible:
@@ -189,9 +191,17 @@ class Workspace:
         return Slot(ts=self.ts.next(), arrival_index=len(self._arrivals))
 
     def replace(
-        self, message: StoredMessage, *, text: str | None, blocks: list[JsonDict], missing_text: bool
+        self,
+        message: StoredMessage,
+        *,
+        text: str | None,
+        blocks: list[JsonDict],
+        missing_text: bool,
+        tag: str | None = None,
     ) -> StoredMessage:
-        """Edit a message in place: same ts, same channel, same ephemeral viewer."""
+        """Edit a message in place: same ts, same channel, same ephemeral viewer (`tag`: the exchange that did it)."""
+        if tag is not None:
+            message.tag = tag
         message.text = text
         message.blocks = _with_block_ids(blocks)
         message.missing_text = missing_text
@@ -232,6 +242,16 @@ class Workspace:
         arrival = self._arrivals[self._next_arrival]
         self._next_arrival += 1
         return arrival
+
+    def has_news(self, files_seen: int) -> bool:
+        """Whether next_message has an arrival waiting, or more than `files_seen` files were uploaded."""
+        return len(self._arrivals) > self._next_arrival or len(self.files) > files_seen
+
+    def take_arrivals(self) -> list[StoredMessage]:
+        """Every arrival next_message would still return, in order, consumed at once."""
+        taken = self._arrivals[self._next_arrival :]
+        self._next_arrival = len(self._arrivals)
+        return taken
 
 
 def _ts_order(message: StoredMessage) -> tuple[int, int]:

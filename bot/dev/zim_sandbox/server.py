@@ -57,6 +57,7 @@ from bot.dev.zim_sandbox.ratelimit import ArrivalWindow, RoomWindows
 from bot.dev.zim_sandbox.rooms import MAX_LOAD_USERS, RoomState, SandboxRoom, generated_users, load_room, seed_rooms
 from bot.dev.zim_sandbox.stats import SandboxStats
 from bot.dev.zim_sandbox.wire import Reply, code_reply, members_reply, success_reply
+from bot.slack.render.escaping import LONE_SURROGATE
 from bot.web import http_url, start_site
 from bot.zim.codes import ROOM_EMPTY, ROOM_NOT_FOUND, ROOM_RATE_LIMITED, ROOM_UNAVAILABLE
 from bot.zim.room_id import room_id_problem
@@ -128,6 +129,8 @@ class ZimSandbox:
             if not 0 <= users <= MAX_LOAD_USERS:
                 raise ValueError(f"users must be between 0 and {MAX_LOAD_USERS}")
             users = generated_users(users, seed=users)
+        else:
+            _refuse_lone_surrogates(users)
         room = SandboxRoom(room_id, users, state=state)
         self.rooms[room_id] = room
         return room
@@ -354,15 +357,28 @@ class ZimSandbox:
         await self.stop()
 
 
+def _refuse_lone_surrogates(users: list[tuple[str, str]]) -> None:
+    """A lone surrogate cannot be sent as UTF-8, so a room holding one could answer no page (HTTP 500)."""
+    for index, (user_id, user_name) in enumerate(users):
+        for field, value in (("user_id", user_id), ("user_name", user_name)):
+            found = LONE_SURROGATE.search(value)
+            if found is not None:
+                raise ValueError(
+                    f"users[{index}].{field} contains a lone surrogate (U+{ord(found.group()):04X}), which UTF-8 "
+                    "cannot carry; ZIM never sends one"
+                )
+
+
 def sandbox_banner(sandbox: ZimSandbox) -> str:
-    """The lines run_sandbox prints: paste the ZEGO_* ones into a shell or .env to use the sandbox."""
+    """The lines run_sandbox prints: the `export` ones work pasted into a shell and in a .env file alike."""
     rooms = ", ".join([*sandbox.rooms, f"load-<N> (any N up to {MAX_LOAD_USERS})"])
     return "\n".join(
         (
             f"ZIM sandbox listening on {sandbox.base_url}",
-            f"ZEGO_API_BASE_URL={sandbox.base_url}",
-            f"ZEGO_APP_ID={sandbox.app_id}",
-            f"ZEGO_SERVER_SECRET={sandbox.secret}",
+            "Paste these lines into a shell (or a .env file in the directory you run roomusers from):",
+            f"export ZEGO_API_BASE_URL={sandbox.base_url}",
+            f"export ZEGO_APP_ID={sandbox.app_id}",
+            f"export ZEGO_SERVER_SECRET={sandbox.secret}",
             f"Demo rooms: {rooms}",
         )
     )

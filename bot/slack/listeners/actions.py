@@ -16,7 +16,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.observability.audit import AuditRecord
-from bot.roster.view import RoomView
+from bot.roster.view import RoomView, filter_users
 from bot.slack.access import Identity, Installation
 from bot.slack.answers import Answer
 from bot.slack.delivery import Delivery, Requester, deliver, land_final
@@ -25,10 +25,12 @@ from bot.slack.export import ExportTarget, upload_roster_csv
 from bot.slack.listeners.commands import NOT_ALLOWED, SLOW_DOWN
 from bot.slack.render.blocks import notice_message, problem_message
 from bot.slack.render.buttons import StaleButton, decode_view
+from bot.slack.render.escaping import clean_untrusted, escape_mrkdwn
 
 VIEW_ACTIONS = re.compile(r"^roomusers_(prev|next|order|refresh)$")
 SHARE_ACTION = "roomusers_share"
 EXPORT_ACTION = "roomusers_export"
+EXPORT_MATCHES_ACTION = "roomusers_export_matches"
 STALE_BUTTON = (
     "This button comes from an older version of roomusers and can't be used any more; "
     "run `/roomusers &lt;room-id&gt;` again."
@@ -131,6 +133,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     app.action(VIEW_ACTIONS)(listener(change_view))
     app.action(SHARE_ACTION)(listener(share))
     app.action(EXPORT_ACTION)(listener(export))
+    app.action(EXPORT_MATCHES_ACTION)(listener(export_matches))
 
 
 async def change_view(
@@ -190,6 +193,26 @@ async def share(
 async def export(
     click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient, record: AuditRecord
 ) -> None:
+    """The whole room as CSV, in the answer's order."""
+    await _export(click, deps, respond, client, record, matching=False)
+
+
+async def export_matches(
+    click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient, record: AuditRecord
+) -> None:
+    """Only the users matching the answer's filter, in its order."""
+    await _export(click, deps, respond, client, record, matching=True)
+
+
+async def _export(
+    click: _Click,
+    deps: SlackDeps,
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    record: AuditRecord,
+    *,
+    matching: bool,
+) -> None:
     ref = await _start(click, deps, respond, client, record)
     if ref is None:
         return
@@ -203,19 +226,29 @@ async def export(
         if click.ephemeral
         else ExportTarget(channel_id=click.channel, thread_ts=click.thread_ts)
     )
+    users = roster.ordered(newest_first=ref.newest_first)
+    filter_text = ref.filter_text.strip() if matching else ""
+    if filter_text:
+        users = filter_users(users, filter_text)
     problem = await upload_roster_csv(
         client,
         room_id=ref.room_id,
-        users=roster.ordered(newest_first=ref.newest_first),
+        users=users,
         fetched_at=roster.fetched_at,
         target=target,
         requested_by=click.user,
         profile=ref.profile,
+        filter_text=filter_text,
+        room_users=len(roster.users),
     )
     record.note(room_users=len(roster.users))
     if problem is not None:
         await _tell(respond, click, record, problem_message(problem, title="Can't export that room"), "export_failed")
         return
     where = "your direct messages with roomusers" if click.ephemeral else "this conversation"
-    done = notice_message(f"The CSV of all {len(roster.users):,} users was sent to {where}.", title="Exported")
+    what = f"all {len(roster.users):,} users"
+    if filter_text:
+        echo = escape_mrkdwn(clean_untrusted(filter_text, 100))
+        what = f"the {len(users):,} {'user' if len(users) == 1 else 'users'} matching “{echo}”"
+    done = notice_message(f"The CSV of {what} was sent to {where}.", title="Exported")
     await _tell(respond, click, record, done, "ok")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
@@ -10,7 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.observability.audit import AuditRecord
 from bot.roster.view import RoomView
-from bot.slack.access import Identity, Installation
+from bot.slack.access import Identity, Installation, Refusal
 from bot.slack.delivery import Requester, deliver
 from bot.slack.deps import SlackDeps, restarting_message
 from bot.slack.parsing import HelpRequest, InvalidRequest, parse_command_text
@@ -19,6 +20,9 @@ from bot.slack.render.blocks import loading_text, problem_message, usage_message
 COMMAND = "/roomusers"
 NOT_ALLOWED = "Not allowed"
 SLOW_DOWN = "Too many requests"
+# How long the ack waits for the access check, so a refused user never sees "Fetching…" first. The lists are
+# in memory and group membership is cached, so only a first usergroups.users.list takes any time at all.
+ACCESS_BEFORE_ACK_SECONDS = 1.5
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
@@ -48,10 +52,29 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             record.note(room=request.room_id)
             record.emit("rate_limited")
             return
-        await ack(text=loading_text(request.room_id))
+        known = deps.answers.with_known_profile(request)
+        if known is None:
+            await ack(**deps.answers.unknown_profile(request.profile).to_payload())
+            record.emit("unknown_profile")
+            return
+        request = known
+        who, home = Identity.from_command(command), Installation.of(context.authorize_result)
+        access = asyncio.ensure_future(
+            deps.access.refusal(who, channel_id=channel, profile=request.profile, installation=home, client=client)
+        )
+        # asyncio.wait, not wait_for: a slow check goes on (its shared membership fetch is never cancelled).
+        decided, _ = await asyncio.wait({access}, timeout=ACCESS_BEFORE_ACK_SECONDS)
+        if decided and access.exception() is None and (early := access.result()) is not None:
+            await ack(**problem_message(early.sentence, title=NOT_ALLOWED).to_payload())
+            record.note(room=request.room_id, refusal=early.kind)
+            record.emit("refused")
+            return
+        if decided:
+            await ack(text=loading_text(request.room_id))
+        else:
+            await ack()  # still undecided: acknowledge without promising an answer
         record.note(room=request.room_id, profile=request.profile or None, filter=bool(request.filter_text))
         to = Requester(client, user, channel, "command")
-        who, home = Identity.from_command(command), Installation.of(context.authorize_result)
 
         async def tell_to_retry() -> None:
             delivery = await deliver(respond, restarting_message(), to)
@@ -59,7 +82,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             record.emit("interrupted")
 
         async def answer() -> None:
-            await answer_command(deps, request, respond, to, record, who=who, home=home)
+            await answer_command(deps, request, respond, to, record, access)
 
         try:
             await deps.pending.run(answer, tell_to_retry)
@@ -76,13 +99,9 @@ async def answer_command(
     respond: AsyncRespond,
     to: Requester,
     record: AuditRecord,
-    *,
-    who: Identity,
-    home: Installation | None,
+    access: Awaitable[Refusal | None],
 ) -> None:
-    refusal = await deps.access.refusal(
-        who, channel_id=to.channel, profile=request.profile, installation=home, client=to.client
-    )
+    refusal = await access
     if refusal is not None:
         refused = await deliver(respond, problem_message(refusal.sentence, title=NOT_ALLOWED), to)
         record.note(refusal=refusal.kind, **refused.audit())

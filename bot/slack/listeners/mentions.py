@@ -78,6 +78,13 @@ async def answer_mention(
         record.note(**said.audit())
         record.emit(said.outcome("help" if isinstance(request, HelpRequest) else "invalid_input"))
         return
+    known = deps.answers.with_known_profile(request)
+    if known is None:
+        said = await post_in_thread(deps.answers.unknown_profile(request.profile), in_thread)
+        record.note(**said.audit())
+        record.emit(said.outcome("unknown_profile"))
+        return
+    request = known
     record.note(room=request.room_id, profile=request.profile or None, filter=bool(request.filter_text))
     # Only the person who asked needs to see a refusal. Not in the mention's own "thread": Slack shows no
     # ephemeral in a thread without replies. A mention inside a real thread keeps it.

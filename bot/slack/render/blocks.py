@@ -42,6 +42,7 @@ from bot.zim.room_id import MAX_ROOM_ID_BYTES, ROOM_ID_SYMBOLS, room_id_problem
 
 __all__ = [
     "EXPORT_ACTION_ID",
+    "EXPORT_MATCHES_ACTION_ID",
     "MAX_TEXT_CHARS",
     "NEXT_ACTION_ID",
     "ORDER_ACTION_ID",
@@ -74,6 +75,7 @@ TOOLS_BLOCK_ID = "roomusers_tools"
 ORDER_ACTION_ID = "roomusers_order"
 REFRESH_ACTION_ID = "roomusers_refresh"
 EXPORT_ACTION_ID = "roomusers_export"
+EXPORT_MATCHES_ACTION_ID = "roomusers_export_matches"
 SHARE_ACTION_ID = "roomusers_share"
 
 NO_NAME = "_(no name)_"
@@ -171,7 +173,8 @@ def _summary(roster: Roster, total: int, matches: int | None, filter_text: str, 
 def _user_lines(users: Sequence[RoomUser], first_position: int) -> str:
     """One line per user, shrinking long names and IDs evenly until the block fits in MAX_TEXT_CHARS."""
     names = [clean_untrusted(user.user_name, NAME_CHARS) for user in users]
-    ids = [clean_untrusted(user.user_id, ID_CHARS) for user in users]
+    # a backtick would end the ID's code span early; ˋ (U+02CB) looks the same and cannot
+    ids = [clean_untrusted(user.user_id, ID_CHARS).replace("`", "\u02cb") for user in users]
 
     def render(cap: int) -> str:
         lines = []
@@ -267,15 +270,16 @@ def roster_message(
         blocks.append({"type": "actions", "block_id": PAGING_BLOCK_ID, "elements": buttons})
     if pageable and loading is None:
         here = RoomView(roster.room_id, page, newest_first, roster.fetched_at, filter_text, profile)
-        blocks.append(_tools(here, users=len(ordered), shareable=shareable))
+        matches = len(shown) if filter_text else 0
+        blocks.append(_tools(here, users=len(ordered), matches=matches, shareable=shareable))
 
     fallback = f"Room {_room_code(roster.room_id)}: {summary} (page {page:,} of {pages:,})."
     return Message(text=fallback, blocks=blocks)
 
 
-def _tools(here: RoomView, *, users: int, shareable: bool) -> dict[str, Any]:
-    """Order toggle and CSV export (when there is something to order or export), refresh, and sharing for
-    answers only the requester sees."""
+def _tools(here: RoomView, *, users: int, matches: int = 0, shareable: bool) -> dict[str, Any]:
+    """Order toggle and CSV export (when there is something to order or export), the filtered view's export,
+    refresh, and sharing for answers only the requester sees."""
     buttons = []
     if users > 1:
         flipped = RoomView(here.room_id, 1, not here.newest_first, here.fetched_at, here.filter_text, here.profile)
@@ -284,6 +288,8 @@ def _tools(here: RoomView, *, users: int, shareable: bool) -> dict[str, Any]:
     buttons.append(_paging_button("↻ Refresh", REFRESH_ACTION_ID, here))
     if users:
         buttons.append(_paging_button("⬇ Export CSV", EXPORT_ACTION_ID, here))
+    if here.filter_text and matches:
+        buttons.append(_paging_button(f"⬇ Export {matches:,} matches", EXPORT_MATCHES_ACTION_ID, here))
     if shareable:
         buttons.append(_paging_button("📣 Share in channel", SHARE_ACTION_ID, here))
     return {"type": "actions", "block_id": TOOLS_BLOCK_ID, "elements": buttons}
@@ -295,10 +301,13 @@ def usage_message(reason: str = "") -> Message:
     lines = [
         "*How to use roomusers*",
         f"• `/roomusers {room}` lists the users in a room, {PAGE_SIZE} per page, in join order.",
-        f"• `/roomusers {room} {text}` lists only users whose ID or name contains the text (any case), "
-        "e.g. `/roomusers lobby-1 anna`.",
-        f"• `/roomusers {room} --reverse` (or `-r`) lists the most recent joiners first.",
-        f"• `/roomusers {room} --app {profile}` reads the room from another configured ZIM app, e.g. `--app staging`.",
+        f"• `/roomusers {room} {text}` lists only users whose ID or name contains the text (ignoring case, "
+        "accents, curly quotes and invisible characters), e.g. `/roomusers lobby-1 anna`.",
+        f"• `/roomusers {room} --reverse` (or `-r`, before or after the room ID) lists the most recent joiners first.",
+        f"• `/roomusers {room} --app {profile}` reads the room from another configured ZIM app (any case), "
+        "e.g. `--app staging`.",
+        "• `/roomusers --room help` lists a room whose ID is a word roomusers uses itself (`help`, `?`).",
+        "• Put `--` before filter text that starts with a dash: `/roomusers lobby -- -5`.",
         f"• `@roomusers {room}` does the same in a channel or thread the bot is in; it answers in the thread.",
         "Buttons under an answer page through it, switch the order, refresh it, export it as CSV, or share an "
         "answer only you can see with the channel.",

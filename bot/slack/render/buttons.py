@@ -18,6 +18,10 @@ from bot.slack.render.text import LAST_EPOCH
 from bot.zim.room_id import room_id_problem
 
 MAX_BUTTON_VALUE = 2000  # Slack's limit for a button's value
+# An answer carries up to seven buttons, and Slack's undocumented ceiling on a message counts their values too, so
+# a filter may take at most this many UTF-16 units once JSON-escaped: 256 letters or 256 CJK characters fit,
+# 256 emoji fit (2 units each); `&`, `<`, `>`, `"` and control characters take 2 to 6 units each.
+MAX_FILTER_VALUE_UNITS = 540
 VIEW_VERSION = 1
 _KEYS = frozenset({"v", "r", "p", "o", "t", "f", "a"})
 # `<`, `>` and `&` are escaped inside the JSON so a value never holds text Slack could read as markup.
@@ -28,15 +32,21 @@ class StaleButton(Exception):
     """A button value this app version cannot trust or understand; the user should run the command again."""
 
 
-def _dump(payload: dict[str, Any]) -> str:
+def _dump(payload: dict[str, Any] | str) -> str:
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     for char, escaped in _JSON_UNSAFE.items():
         text = text.replace(char, escaped)
     return text
 
 
+def filter_value_units(filter_text: str) -> int:
+    """How many UTF-16 units `filter_text` takes inside a button value (JSON-escaped, without the quotes)."""
+    return slack_length(_dump(LONE_SURROGATE.sub("\ufffd", filter_text))) - 2
+
+
 def encode_view(ref: RoomView) -> str:
-    """Compact versioned JSON, at most MAX_BUTTON_VALUE chars; a long filter is shortened to fit.
+    """Compact versioned JSON, at most MAX_BUTTON_VALUE chars; a filter is shortened to MAX_FILTER_CHARS and
+    MAX_FILTER_VALUE_UNITS (parsing refuses longer ones, so only a forged or old value is ever shortened).
 
     Raises ValueError for a ref decode_view would refuse (invalid room ID, page or profile name), so a
     button can never carry state that fails later, on a click.
@@ -52,6 +62,13 @@ def encode_view(ref: RoomView) -> str:
         payload["a"] = ref.profile
     value = _dump(payload)  # at most ~250 chars: room IDs and profiles are short
     filter_text = LONE_SURROGATE.sub("\ufffd", ref.filter_text[:MAX_FILTER_CHARS])
+    if filter_value_units(filter_text) > MAX_FILTER_VALUE_UNITS:
+        fits = largest_fitting(
+            lambda length: filter_value_units(filter_text[:length]) <= MAX_FILTER_VALUE_UNITS,
+            low=0,
+            high=len(filter_text),
+        )
+        filter_text = filter_text[:fits]
     if not filter_text:
         return value
 

@@ -20,6 +20,7 @@ __all__ = [
     "clean_untrusted",
     "escape_mrkdwn",
     "largest_fitting",
+    "quote_code",
     "slack_length",
     "unescape_slack",
 ]
@@ -78,6 +79,15 @@ def clean_untrusted(text: str, max_chars: int) -> str:
         if window >= len(text):
             return flat
         window *= 4
+
+
+def quote_code(text: str, max_chars: int) -> str:
+    """Untrusted text as one inline code span that cannot break: cleaned (one line, at most `max_chars`), each
+    backtick shown as ˋ (U+02CB: Slack has no escape for a backtick, which would end the span), escaped."""
+    cleaned = clean_untrusted(text, max_chars)
+    if not cleaned:
+        return "_(empty)_"
+    return "`" + escape_mrkdwn(cleaned.replace("`", "\u02cb")) + "`"
 
 
 def largest_fitting(fits: Callable[[int], bool], *, low: int, high: int) -> int:
