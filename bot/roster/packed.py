@@ -70,6 +70,13 @@ class PackedUsers(Sequence[RoomUser]):
                 raise ValueError("packed users: offsets out of order")
         return packed
 
+    @classmethod
+    def _from_parts(cls, ids: bytes, names: bytes, id_ends: array[int], name_ends: array[int]) -> PackedUsers:
+        """Wrap blobs and offsets built elsewhere in this module (GrowingUsers, joined) without re-encoding."""
+        packed = cls()
+        packed._ids, packed._names, packed._id_ends, packed._name_ends = ids, names, id_ends, name_ends
+        return packed
+
     def _user(self, index: int) -> RoomUser:
         id_start = self._id_ends[index - 1] if index else 0
         name_start = self._name_ends[index - 1] if index else 0
@@ -149,3 +156,90 @@ class ReversedUsers(Sequence[RoomUser]):
 
     def __iter__(self) -> Iterator[RoomUser]:
         return reversed(self._users)
+
+
+class GrowingUsers(Sequence[RoomUser]):
+    """The append-only twin of PackedUsers: a read packs users as its pages arrive (~30 bytes a user).
+
+    It is a Sequence while it grows, so answers can serve pages of a read still under way from it.
+    """
+
+    __slots__ = ("_id_ends", "_ids", "_name_ends", "_names")
+
+    def __init__(self) -> None:
+        self._ids, self._names = bytearray(), bytearray()
+        self._id_ends, self._name_ends = array("I"), array("I")
+
+    def append(self, user: RoomUser) -> None:
+        self._ids += user.user_id.encode("utf-8", _ERRORS)
+        self._names += user.user_name.encode("utf-8", _ERRORS)
+        self._id_ends.append(len(self._ids))
+        self._name_ends.append(len(self._names))
+
+    def extend(self, users: Iterable[RoomUser]) -> None:
+        for user in users:
+            self.append(user)
+
+    def __len__(self) -> int:
+        return len(self._id_ends)
+
+    def _user(self, index: int) -> RoomUser:
+        id_start = self._id_ends[index - 1] if index else 0
+        name_start = self._name_ends[index - 1] if index else 0
+        return RoomUser(
+            self._ids[id_start : self._id_ends[index]].decode("utf-8", _ERRORS),
+            self._names[name_start : self._name_ends[index]].decode("utf-8", _ERRORS),
+        )
+
+    @overload
+    def __getitem__(self, index: int) -> RoomUser: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[RoomUser]: ...
+
+    def __getitem__(self, index: int | slice) -> RoomUser | Sequence[RoomUser]:
+        if isinstance(index, slice):
+            return [self._user(i) for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("user index out of range")
+        return self._user(index)
+
+    def __iter__(self) -> Iterator[RoomUser]:
+        for index in range(len(self)):
+            yield self._user(index)
+
+    def __reversed__(self) -> Iterator[RoomUser]:
+        for index in range(len(self) - 1, -1, -1):
+            yield self._user(index)
+
+    def freeze(self) -> PackedUsers:
+        """An immutable PackedUsers of the users so far (copies the blobs once; this builder stays usable)."""
+        return PackedUsers._from_parts(
+            bytes(self._ids), bytes(self._names), array("I", self._id_ends), array("I", self._name_ends)
+        )
+
+    def clear(self) -> None:
+        """Free the blobs (after freeze(), once nothing reads the partial list any more)."""
+        self._ids, self._names = bytearray(), bytearray()
+        self._id_ends, self._name_ends = array("I"), array("I")
+
+
+def joined(oldest_first: GrowingUsers, newest_first: GrowingUsers) -> PackedUsers:
+    """`oldest_first` then `newest_first` reversed, as one PackedUsers, without decoding a user.
+
+    Used by the paging core to assemble the roster in join order from the two chains' packed users.
+    """
+    ids = bytearray(oldest_first._ids)
+    names = bytearray(oldest_first._names)
+    id_ends, name_ends = array("I", oldest_first._id_ends), array("I", oldest_first._name_ends)
+    back = newest_first
+    for index in range(len(back) - 1, -1, -1):
+        id_start = back._id_ends[index - 1] if index else 0
+        name_start = back._name_ends[index - 1] if index else 0
+        ids += back._ids[id_start : back._id_ends[index]]
+        names += back._names[name_start : back._name_ends[index]]
+        id_ends.append(len(ids))
+        name_ends.append(len(names))
+    return PackedUsers._from_parts(bytes(ids), bytes(names), id_ends, name_ends)
