@@ -14,11 +14,14 @@ from collections.abc import Sequence
 
 from bot.observability.logs import configure_logging, log_format
 from bot.query import run_query
+from bot.roster.model import Roster
 from bot.settings import ConfigError, load_dotenv_file, log_level
 from bot.zim import ZimError, validate_room_id
 
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
+# Exit statuses (README lists them): 0 a complete list was printed.
+EXIT_FAILED = 1  # ZIM failed (or could not be reached)
+EXIT_BAD_INPUT = 2  # bad input or settings
+EXIT_INCOMPLETE = 3  # a list was printed, but it is not the whole room (it says why)
 
 DESCRIPTION = "roomusers: see who is in a ZEGOCLOUD ZIM room."
 EPILOG = """examples:
@@ -30,6 +33,8 @@ EPILOG = """examples:
   python -m bot query demo-120                list a room's users as a table
   python -m bot query 'room#1+a&b' --json     the same as one JSON object
   python -m bot query demo-1234 --reverse     most recent joiners first
+  exit status of query: 0 complete, 3 an incomplete list was printed (it says why), 1 ZIM failed,
+  2 bad input or settings
 
 in Slack:
   /roomusers <room-id>                        the room's users, 20 a page, with buttons
@@ -79,6 +84,12 @@ def fail(message: str, code: int) -> None:
     raise SystemExit(code)
 
 
+def exit_for(roster: Roster) -> None:
+    """After printing: exit 3 when the printed list is incomplete (every printing command uses this)."""
+    if not roster.complete:
+        raise SystemExit(EXIT_INCOMPLETE)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     load_dotenv_file()
@@ -89,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         configure_logging(level, log_format())
         if args.command == "query":
             validate_room_id(args.room_id)
-            asyncio.run(run_query(args.room_id, newest_first=args.reverse, as_json=args.json))
+            roster = asyncio.run(run_query(args.room_id, newest_first=args.reverse, as_json=args.json))
+            exit_for(roster)
         elif args.command == "serve":
             from bot.serve import serve
 

@@ -51,7 +51,7 @@ def _zego_app(
     )
 
     async def fetch(room_id: str, progress: FetchProgress) -> Roster:
-        return await fetch_roster(client, room_id, progress=progress)
+        return await fetch_roster(client, room_id, progress=progress, first_mode=progress.first_mode)
 
     # The namespace keeps apps apart in a shared store; the same room ID in two apps is two rooms.
     snapshots = SnapshotService(store=store, fetch=fetch, namespace=f"zim:{settings.app_id}", leases=leases)

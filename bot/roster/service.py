@@ -9,19 +9,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from bot.observability.metrics import FETCH_SECONDS, SNAPSHOT_LOOKUPS
-from bot.roster.model import Roster
+from cachetools import TTLCache
+
+from bot.observability.metrics import FETCH_SECONDS, ROSTER_READS, ROSTER_SHORTFALL, SNAPSHOT_LOOKUPS
+from bot.roster.model import RoomUser, Roster
 from bot.state.leases import FetchLeases, LocalLeases
 from bot.state.snapshots import SnapshotStore
+from bot.zim.errors import RoomNotFound
 from bot.zim.models import Page
-from bot.zim.paging import FetchProgress
+from bot.zim.paging import NEWEST_FIRST, OLDEST_FIRST, FetchProgress
 
 log = logging.getLogger(__name__)
 
 FOLLOW_TIMEOUT_SECONDS = 90.0  # a follower waits this long for another replica's fetch (100k users at 200 ms: ~21 s)
+ABSENT_SECONDS = 10.0  # a 660300001 is remembered this long per (profile, room): a mistyped ID spends no budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +50,36 @@ class RoomRead:
         return self._progress.users_read
 
     @property
+    def count(self) -> int:
+        """ZIM's latest Count for the room (0 before the first page)."""
+        return self._progress.count
+
+    @property
+    def first_mode(self) -> int:
+        """The order the read started from: OLDEST_FIRST, or NEWEST_FIRST for a `--reverse` first requester."""
+        return self._progress.first_mode
+
+    @property
     def first_page(self) -> Page | None:
-        """ZIM's first page (join order), once it has arrived."""
+        """ZIM's first page (of `first_mode`'s order), once it has arrived."""
         return self._progress.first_page
+
+    @property
+    def changed(self) -> bool:
+        """The read has already seen a sign that the room changed under it."""
+        return self._progress.changed
+
+    def oldest(self) -> Sequence[RoomUser]:
+        """The users read so far from the oldest end, in join order (grows while the read goes on)."""
+        return self._progress.oldest()
+
+    def newest(self) -> Sequence[RoomUser]:
+        """The users read so far from the newest end, most recent first (grows while the read goes on)."""
+        return self._progress.newest()
+
+    def ended(self, *, newest_first: bool) -> bool:
+        """Whether the chain of that order has read to its end (its sequence is the whole room in that order)."""
+        return self._progress.chain_ended(NEWEST_FIRST if newest_first else OLDEST_FIRST)
 
     async def first_page_or_end(self) -> None:
         """Wait until the first page has arrived or the read has ended (whichever comes first)."""
@@ -81,6 +112,7 @@ class SnapshotService:
         namespace: str,
         leases: FetchLeases | None = None,
         follow_timeout: float = FOLLOW_TIMEOUT_SECONDS,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._fetch = fetch
@@ -88,27 +120,54 @@ class SnapshotService:
         self._leases = leases or LocalLeases()
         self._follow_timeout = follow_timeout
         self._reads: dict[str, RoomRead] = {}
+        self._absent: TTLCache[str, RoomNotFound] = TTLCache(maxsize=4096, ttl=ABSENT_SECONDS, timer=timer)
 
     def key(self, room_id: str) -> str:
         return f"{self._namespace}:{room_id}"
 
-    async def begin(self, room_id: str, *, refresh: bool = False) -> Snapshot | RoomRead:
-        """The cached snapshot, or the fetch that will produce one (joining a fetch already under way)."""
+    async def begin(
+        self,
+        room_id: str,
+        *,
+        refresh: bool = False,
+        first_mode: int = OLDEST_FIRST,
+        on_change: Callable[[FetchProgress], None] | None = None,
+    ) -> Snapshot | RoomRead:
+        """The cached snapshot, or the fetch that will produce one (joining a fetch already under way).
+
+        A cached *incomplete* roster is a miss here: a new command or mention reads the room again (clicks
+        on an answer use `cached`, which returns it, so paging stays on the list the user saw). A room ZIM
+        said does not exist (660300001) raises RoomNotFound again for ABSENT_SECONDS, unless `refresh`.
+        """
         key = self.key(room_id)
+        self._raise_if_absent(room_id, refresh=refresh)
         if not refresh and key not in self._reads:
             cached = await self._store.get(key)
-            SNAPSHOT_LOOKUPS.labels("miss" if cached is None else "hit").inc()
-            if cached is not None:
+            SNAPSHOT_LOOKUPS.labels("miss" if cached is None else "hit" if cached.complete else "incomplete").inc()
+            if cached is not None and cached.complete:
                 return Snapshot(cached, from_cache=True)
-        return self.start_read(room_id, refresh=refresh)
+        return self.start_read(room_id, refresh=refresh, first_mode=first_mode, on_change=on_change)
 
-    def start_read(self, room_id: str, *, refresh: bool = False) -> RoomRead:
-        """The fetch of `room_id` under way, or a new one (the cache is not consulted)."""
+    def start_read(
+        self,
+        room_id: str,
+        *,
+        refresh: bool = False,
+        first_mode: int = OLDEST_FIRST,
+        on_change: Callable[[FetchProgress], None] | None = None,
+    ) -> RoomRead:
+        """The fetch of `room_id` under way, or a new one (the cache is not consulted).
+
+        `first_mode` (the first requester's order) decides which end a new read starts from; `on_change` is
+        called after every page of a new read (a progress bar).
+        """
         key = self.key(room_id)
+        self._raise_if_absent(room_id, refresh=refresh)
         # Synchronous: nothing can start a second fetch between this check and the insert.
         flight = self._reads.get(key)
         if flight is None:
-            progress = FetchProgress()
+            progress = FetchProgress(on_change)
+            progress.first_mode = first_mode
             task = asyncio.create_task(self._lead_or_follow(key, room_id, progress, refresh=refresh))
             flight = RoomRead(task, progress)
             self._reads[key] = flight
@@ -143,6 +202,15 @@ class SnapshotService:
         SNAPSHOT_LOOKUPS.labels("miss" if roster is None else "hit").inc()
         return roster
 
+    def _raise_if_absent(self, room_id: str, *, refresh: bool) -> None:
+        if refresh:
+            self._absent.pop(room_id, None)  # an explicit retry asks ZIM again
+            return
+        absent = self._absent.get(room_id)
+        if absent is not None:
+            SNAPSHOT_LOOKUPS.labels("absent").inc()
+            raise absent
+
     def _forget(self, key: str, task: asyncio.Task[Roster]) -> None:
         self._reads.pop(key, None)
         if not task.cancelled():
@@ -166,7 +234,14 @@ class SnapshotService:
             lease = await self._leases.acquire(key)  # the leader died or is slow: None again means share the work
         try:
             with FETCH_SECONDS.time():
-                roster = await self._fetch(room_id, progress)
+                try:
+                    roster = await self._fetch(room_id, progress)
+                except RoomNotFound as error:
+                    self._absent[room_id] = error
+                    raise
+            # Once per read, by the replica that read it (a follower's roster was counted by its leader).
+            ROSTER_SHORTFALL.observe(roster.shortfall)
+            ROSTER_READS.labels(roster.incomplete_reason or "complete").inc()
             await self._store.put(key, roster)
             return roster
         finally:

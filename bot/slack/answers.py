@@ -40,12 +40,18 @@ class Answer:
     def audit_fields(self) -> dict[str, Any]:
         if self.roster is None:
             return {}
-        return {
+        fields: dict[str, Any] = {
             "room_users": len(self.roster.users),
             "zim_count": self.roster.reported_count,
             "cache_hit": self.from_cache,
             "request_ids": list(self.roster.request_ids),
         }
+        if self.pending is None:  # a "loading" answer's list is ZIM's first page: whether it is whole is not known yet
+            fields["complete"] = self.roster.complete
+            fields["shortfall"] = self.roster.shortfall
+            if self.roster.incomplete_reason is not None:
+                fields["incomplete"] = self.roster.incomplete_reason
+        return fields
 
 
 def with_note(message: Message, note: str) -> Message:
@@ -127,7 +133,9 @@ class RoomAnswers:
         """The whole roster for an export (from the snapshot if it is still there), or the answer saying why not."""
 
         async def whole(stack: ZegoApp) -> Roster:
-            return (await stack.snapshots.get(ref.room_id)).roster
+            # The list the click was made on, if still cached (an incomplete one too: the file says so).
+            cached = await stack.snapshots.cached(ref.room_id)
+            return cached if cached is not None else (await stack.snapshots.get(ref.room_id)).roster
 
         return await self._safely(ref, whole)
 

@@ -74,8 +74,9 @@ def _utc_stamp(fetched_at: float, pattern: str) -> str | None:
     return time.strftime(pattern, time.gmtime(int(fetched_at)))
 
 
-def csv_filename(room_id: str, fetched_at: float) -> str:
-    """`roomusers-<room-id>-YYYYMMDD-HHMMSSZ.csv` (UTC), e.g. `roomusers-demo-120-20261128-063100Z.csv`.
+def csv_filename(room_id: str, fetched_at: float, *, complete: bool = True) -> str:
+    """`roomusers-<room-id>-YYYYMMDD-HHMMSSZ.csv` (UTC), e.g. `roomusers-demo-120-20261128-063100Z.csv`;
+    an incomplete list's name ends in `-incomplete.csv`, so the file never passes for the whole room.
 
     Every character of the room ID outside ASCII letters, digits, `.`, `_` and `-` becomes `_` (so no path
     separators, spaces or shell metacharacters), and the ID is cut to 64 characters. A timestamp that cannot
@@ -83,7 +84,8 @@ def csv_filename(room_id: str, fetched_at: float) -> str:
     """
     safe_id = _UNSAFE_FILENAME_CHARS.sub("_", room_id[:_MAX_ROOM_ID_IN_FILENAME]) or "_"
     stamp = _utc_stamp(fetched_at, "%Y%m%d-%H%M%SZ")
-    return f"roomusers-{safe_id}-{stamp}.csv" if stamp else f"roomusers-{safe_id}.csv"
+    suffix = "" if complete else "-incomplete"
+    return f"roomusers-{safe_id}-{stamp}{suffix}.csv" if stamp else f"roomusers-{safe_id}{suffix}.csv"
 
 
 @dataclass(frozen=True)
@@ -101,13 +103,16 @@ def _code_span(text: str, max_chars: int) -> str:
     return "`" + escape_mrkdwn(clean_untrusted(text, max_chars).replace("`", "'")) + "`"
 
 
-def _initial_comment(room_id: str, count: int, fetched_at: float, requested_by: str, profile: str) -> str:
+def _initial_comment(
+    room_id: str, count: int, fetched_at: float, requested_by: str, profile: str, problem: str = ""
+) -> str:
     room = _code_span(room_id, 100)
     app = f" (app {_code_span(profile, 50)})" if profile else ""
     users = "1 user" if count == 1 else f"{count} users"
     # The requester's ID comes from Slack's own payload; the mention is ours and intended.
     requester = f" — requested by <@{requested_by}>" if SLACK_USER_ID.fullmatch(requested_by) else ""
-    return f"Users of room {room}{app} ({users}, fetched {date_token(fetched_at)}){requester}"
+    incomplete = f" — *incomplete:* {escape_mrkdwn(problem)}" if problem else ""
+    return f"Users of room {room}{app} ({users}, fetched {date_token(fetched_at)}){incomplete}{requester}"
 
 
 def _title(room_id: str, profile: str) -> str:
@@ -161,8 +166,11 @@ async def upload_roster_csv(
     target: ExportTarget,
     requested_by: str,
     profile: str = "",
+    problem: str = "",
 ) -> str | None:
     """Upload the roster as a CSV file to `target`; None on success, else one sentence saying why it could not.
+
+    `problem` is an incomplete roster's sentence: the comment says so and the file name ends `-incomplete.csv`.
 
     A DM target opens (or reuses) the bot's direct message with the user and uploads there, never in the
     channel (a thread_ts then does not apply). No exception escapes, except cancellation; failures are logged
@@ -175,11 +183,11 @@ async def upload_roster_csv(
             channel, thread_ts = target.channel_id, target.thread_ts
         await client.files_upload_v2(
             content=roster_csv(users),
-            filename=csv_filename(room_id, fetched_at),
+            filename=csv_filename(room_id, fetched_at, complete=not problem),
             title=_title(room_id, profile),
             channel=channel,
             thread_ts=thread_ts,
-            initial_comment=_initial_comment(room_id, len(users), fetched_at, requested_by, profile),
+            initial_comment=_initial_comment(room_id, len(users), fetched_at, requested_by, profile, problem),
         )
     except (SlackClientError, aiohttp.ClientError, TimeoutError) as error:
         log.warning("CSV export of room %r for %s failed: %s", room_id[:100], requested_by[:20], _error_code(error))

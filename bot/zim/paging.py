@@ -220,6 +220,10 @@ class PagingCore:
     def changed(self) -> bool:
         return bool(self.signs)
 
+    def chain_ended(self, mode: int) -> bool:
+        """Chain `mode` read to the end of its order (its users are then the whole room in that order)."""
+        return self._chains[mode].state == "ended"
+
     # -- the result -------------------------------------------------------------------------------------
 
     def roster(self, *, fetched_at: float) -> Roster:
@@ -375,6 +379,9 @@ class FetchProgress:
     def changed(self) -> bool:
         """A sign of change was already seen: partial answers say the list may not add up."""
         return self._core is not None and self._core.changed
+
+    def chain_ended(self, mode: int) -> bool:
+        return self._core is not None and self._core.chain_ended(mode)
 
 
 # -- the async driver ---------------------------------------------------------------------------------

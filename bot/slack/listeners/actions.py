@@ -23,6 +23,7 @@ from bot.slack.export import ExportTarget, upload_roster_csv
 from bot.slack.listeners.commands import NOT_ALLOWED
 from bot.slack.render.blocks import problem_message
 from bot.slack.render.buttons import StaleButton, decode_view
+from bot.slack.render.escaping import escape_mrkdwn
 
 VIEW_ACTIONS = re.compile(r"^roomusers_(prev|next|order|refresh)$")
 SHARE_ACTION = "roomusers_share"
@@ -148,15 +149,22 @@ async def export(click: _Click, deps: SlackDeps, respond: AsyncRespond, client: 
         target=target,
         requested_by=click.user,
         profile=ref.profile,
+        problem=roster.problem,
     )
-    record.note(room_users=len(roster.users))
+    record.note(room_users=len(roster.users), complete=roster.complete, shortfall=roster.shortfall)
     if problem is not None:
         message = problem_message(problem, title="Can't export that room")
         await deliver(respond, message, fallback=fallback, response_type="ephemeral", replace_original=False)
         record.emit("export_failed")
         return
     where = "your direct messages with roomusers" if click.ephemeral else "this conversation"
-    done = problem_message(f"The CSV of all {len(roster.users):,} users was sent to {where}.", title="Exported")
+    sent = (
+        f"The CSV of all {len(roster.users):,} users was sent to {where}."
+        if roster.complete
+        else f"The CSV of the {len(roster.users):,} users read was sent to {where}; "
+        f"it is incomplete: {escape_mrkdwn(roster.problem)}."
+    )
+    done = problem_message(sent, title="Exported")
     await deliver(respond, done, fallback=fallback, response_type="ephemeral", replace_original=False)
     record.emit("ok")
 

@@ -37,7 +37,7 @@ from bot.slack.render.escaping import (
     largest_fitting,
     slack_length,
 )
-from bot.slack.render.text import date_token
+from bot.slack.render.text import date_token, incomplete_note
 from bot.zim.room_id import MAX_ROOM_ID_BYTES, ROOM_ID_SYMBOLS, room_id_problem
 
 __all__ = [
@@ -152,7 +152,7 @@ def _summary(roster: Roster, total: int, matches: int | None, filter_text: str, 
             f"*{loading.expected:,} {_users_word(loading.expected)}* in this room · still loading the list "
             f"({loading.users_read:,} read so far)"
         )
-    if roster.being_destroyed or total == 0:
+    if total == 0:
         text = "This room is empty"
         if roster.being_destroyed:
             text += " (it is being destroyed)"
@@ -162,7 +162,7 @@ def _summary(roster: Roster, total: int, matches: int | None, filter_text: str, 
         text = f"*{matches:,} of {total:,} {_users_word(total)}* {verb} “{echo}”"
     else:
         text = f"*{total:,} {_users_word(total)}* in this room"
-    if roster.reported_count != total:
+    if roster.reported_count != total and roster.complete:  # an incomplete one's note gives both numbers
         text += f" (ZIM reports {roster.reported_count:,})"
     return text
 
@@ -235,6 +235,9 @@ def roster_message(
     header = "Room " + _clip_escaped(room, MAX_HEADER_CHARS - len("Room "))
     summary = _summary(roster, len(ordered), len(shown) if filter_text else None, filter_text, loading)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(header)}, _section(summary)]
+    if not roster.complete:  # on every page, filtered or not: an incomplete list never passes as whole
+        note = _clip_mrkdwn(incomplete_note(roster.problem), MAX_TEXT_CHARS)
+        blocks.append({"type": "context", "elements": [_mrkdwn(note)]})
     if page_users:
         blocks.append({"type": "section", "text": _mrkdwn(_user_lines(page_users, first))})
 
@@ -269,6 +272,8 @@ def roster_message(
         blocks.append(_tools(here, users=len(ordered), shareable=shareable))
 
     fallback = f"Room {_room_code(roster.room_id)}: {summary} (page {page:,} of {pages:,})."
+    if not roster.complete:
+        fallback = f"Incomplete list: {escape_mrkdwn(roster.problem)}. {fallback}"
     return Message(text=fallback, blocks=blocks)
 
 
