@@ -69,7 +69,9 @@ def invisible(events: list[tuple[str, object]], delivered: set[int]) -> bool:
     return False
 
 
-def drive(room: Room, core: PagingCore, changes: list[tuple[str, int]], draw) -> tuple[list[tuple[str, object]], set[int], int]:
+def drive(
+    room: Room, core: PagingCore, changes: list[tuple[str, int]], draw
+) -> tuple[list[tuple[str, object]], set[int], int]:
     """Run the core to the end, hypothesis (`draw`) picking each next step; returns the events log."""
     mode, cursor = core.first_request()
     core.receive(mode, cursor, room.page(mode, cursor))

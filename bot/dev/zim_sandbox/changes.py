@@ -16,6 +16,7 @@ Ops (JSON objects, as the control API takes them):
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -39,7 +40,7 @@ class ChangeOp:
     @classmethod
     def from_json(cls, data: object) -> ChangeOp:
         """Raises ValueError for anything but a well-formed op."""
-        if not isinstance(data, dict):
+        if not isinstance(data, Mapping):
             raise ValueError("an op must be a JSON object")
         allowed = {"op", "user_id", "user_name", "index", "count", "state"}
         unknown = sorted(set(data) - allowed)

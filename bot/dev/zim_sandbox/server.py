@@ -18,7 +18,7 @@ import random
 import secrets
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 
 from aiohttp import web
@@ -139,7 +139,7 @@ class ZimSandbox:
         return room
 
     def schedule(
-        self, room_id: str, *, after: tuple[int, int] | None, ops: list[ChangeOp] | list[dict[str, object]]
+        self, room_id: str, *, after: tuple[int, int] | None, ops: Sequence[ChangeOp | Mapping[str, object]]
     ) -> ScheduledChange:
         """Change `room_id` after the sandbox answers page `after=(mode, k)` of it (None or k=0: now).
 
