@@ -65,7 +65,12 @@ async def test_refresh_refetches_and_says_so(local: LocalStack):
     assert "from cache" in all_text(cached)
     requests = local.sandbox.stats.requests
     await local.slack.click(answer, "roomusers_refresh")
+    refreshing = await local.slack.next_message()  # at once: the page shown, marked, without its buttons
+    assert "↻ Refreshing… started" in all_text(refreshing)
+    assert listed_user_ids(refreshing) == listed_user_ids(answer)
+    assert action_ids(refreshing) == [] and tool_ids(refreshing) == []
     refreshed = await local.slack.next_message()
+    assert "Refreshing" not in all_text(refreshed)
     assert local.sandbox.stats.requests == requests + 1
     assert "fresh" in all_text(refreshed)
     assert "from cache" not in all_text(refreshed)
@@ -125,7 +130,7 @@ async def test_share_posts_the_current_page_visibly_crediting_the_requester(loca
     assert "roomusers_share" not in tool_ids(shared)
 
 
-async def test_big_room_answers_after_the_first_page_and_next_waits_for_the_rest(sandbox: ZimSandbox):
+async def test_big_room_answers_after_the_first_page_and_next_is_served_from_what_is_read(sandbox: ZimSandbox):
     sandbox.add_room("big", 20_000)  # 40 pages: about 2 s at 20 requests/s
     sandbox.faults.set_latency(latency_ms=50)
     async with local_stack(sandbox=sandbox, retry=FAST_RETRY) as local:
@@ -138,9 +143,16 @@ async def test_big_room_answers_after_the_first_page_and_next_waits_for_the_rest
         assert "still loading" in all_text(first)
         assert listed_user_ids(first) == [uid for uid, _ in sandbox.rooms["big"].users[:20]]
         await local.slack.click(first, "roomusers_next")
+        # Users 21-40 came with the first page of 500: page 2 is served at once, saying the read goes on...
         second = await local.slack.next_message(timeout=30)
+        assert sandbox.stats.requests < 40
         assert listed_user_ids(second) == [uid for uid, _ in sandbox.rooms["big"].users[20:40]]
-        assert "still loading" not in all_text(second)
+        assert "still loading" in all_text(second)
+        assert "Page 2 of 1,000" in all_text(second)
+        # ...and replaced by the whole room's page 2 when the read ends.
+        final = await local.slack.next_message(timeout=30)
+        assert listed_user_ids(final) == [uid for uid, _ in sandbox.rooms["big"].users[20:40]]
+        assert "still loading" not in all_text(final)
         assert sandbox.stats.requests >= 40
 
 

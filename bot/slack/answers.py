@@ -18,11 +18,19 @@ from typing import Any, TypeVar
 from bot.roster.apps import ZegoApp, ZegoApps
 from bot.roster.model import Roster
 from bot.roster.service import RoomRead, Snapshot
-from bot.roster.view import RoomView
-from bot.slack.render.blocks import Loading, Message, problem_message, roster_message
+from bot.roster.view import PAGE_SIZE, RoomView
+from bot.slack.render.blocks import (
+    Loading,
+    Message,
+    not_read_yet_message,
+    problem_message,
+    refreshing_message,
+    roster_message,
+)
 from bot.slack.render.escaping import escape_mrkdwn
 from bot.slack.render.text import describe_zim_error, unexpected_error_sentence
 from bot.zim.errors import ZimError
+from bot.zim.paging import NEWEST_FIRST, OLDEST_FIRST
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +86,14 @@ class RoomAnswers:
         ref = _first_page_ref(request)
 
         async def answer(stack: ZegoApp) -> Answer:
-            begun = await stack.snapshots.begin(request.room_id)
+            # The first requester's order picks the end the read starts from: a `--reverse` answer is Mode=1's
+            # first page, one round trip away.
+            first_mode = NEWEST_FIRST if request.newest_first else OLDEST_FIRST
+            begun = await stack.snapshots.begin(request.room_id, first_mode=first_mode)
             if isinstance(begun, Snapshot):
                 return self._render(begun, ref, shareable=shareable)
-            # A partial list can only show page 1 of join order, unfiltered.
-            if not request.newest_first and not request.filter_text:
+            # A partial list can show page 1 of either order, unfiltered.
+            if not request.filter_text:
                 partial = await self._first_page_of(begun, ref)
                 if partial is not None:
                     return partial
@@ -104,8 +115,36 @@ class RoomAnswers:
         ref = _first_page_ref(request)
         return self._partial(pending, ref)
 
+    async def finish_page(self, ref: RoomView, pending: RoomRead, *, shareable: bool, shared_by: str = "") -> Answer:
+        """The page `ref` once a pending read is done (or why it failed), for a click answered early."""
+
+        async def answer(_: ZegoApp) -> Answer:
+            whole = Snapshot(await pending.roster(), from_cache=False)
+            return self._render(whole, ref, shareable=shareable, shared_by=shared_by)
+
+        return await self._safely(ref, answer)
+
+    async def refreshing(self, ref: RoomView) -> Message | None:
+        """The page shown, from the snapshot, marked "Refreshing…" without buttons (None if not cached)."""
+        stack = self._rosters.pick(ref.profile)
+        if stack is None:
+            return None
+        try:
+            roster = await stack.snapshots.cached(ref.room_id)
+        except Exception:  # a placeholder is never worth failing the refresh for
+            log.warning("no refreshing placeholder for room %r", ref.room_id, exc_info=True)
+            return None
+        if roster is None:
+            return None
+        shown = self._render(Snapshot(roster, True), ref, shareable=False).message
+        return refreshing_message(shown, started=self._clock())
+
     async def page(self, ref: RoomView, *, shareable: bool, refresh: bool = False, shared_by: str = "") -> Answer:
-        """A page for a click: from the snapshot, from the fetch under way, or (refresh/expired) read anew."""
+        """A page for a click: from the snapshot, from the fetch under way, or (refresh/expired) read anew.
+
+        While a read is under way, a page already read is answered at once (with `pending` set: the
+        caller replaces it with `finish_page` when the read ends), and a page not read yet says so.
+        """
 
         async def answer(stack: ZegoApp) -> Answer:
             if refresh:
@@ -117,9 +156,17 @@ class RoomAnswers:
                 if ref.fetched_at and int(roster.fetched_at) != int(ref.fetched_at):
                     return replace(rendered, message=with_note(rendered.message, "The list was refreshed since."))
                 return rendered
-            # Not cached: the click came while the room is still being read (wait for it), or after the
-            # snapshot expired (read it again, and say so).
-            expired = stack.snapshots.read_under_way(ref.room_id) is None and bool(ref.fetched_at)
+            # Not cached: the click came while the room is still being read (serve what has arrived), or
+            # after the snapshot expired (read it again, and say so).
+            under_way = stack.snapshots.read_under_way(ref.room_id)
+            if under_way is not None and not under_way.done and not ref.filter_text and under_way.count:
+                early = self._partial(under_way, ref)
+                if early is not None:
+                    return early
+                expected = max(under_way.count, under_way.users_read)
+                message = not_read_yet_message(ref.room_id, ref.page, under_way.users_read, expected)
+                return Answer(message, "loading", None, False, pending=under_way)
+            expired = under_way is None and bool(ref.fetched_at)
             whole = Snapshot(await stack.snapshots.start_read(ref.room_id).roster(), from_cache=False)
             rendered = self._render(whole, ref, shareable=shareable, shared_by=shared_by)
             if expired:
@@ -148,13 +195,33 @@ class RoomAnswers:
         return self._partial(read, ref)
 
     def _partial(self, read: RoomRead, ref: RoomView) -> Answer | None:
+        """Page `ref.page` of the read under way, if that page has already been read in `ref`'s order.
+
+        Each chain's users are a prefix of the room in its order (bar changes, which the message then
+        mentions), so page N of join order is served once the oldest-first chain has N pages of 20.
+        """
         first = read.first_page
-        if first is None or first.next_flag is None:
+        if first is None or first.next_flag is None or read.done or ref.filter_text:
             return None
-        provisional = Roster(room_id=ref.room_id, users=first.users, reported_count=first.count, fetched_at=0.0)
-        loading = Loading(users_read=read.users_read, expected=max(first.count, len(first.users)))
+        sequence = read.newest() if ref.newest_first else read.oldest()
+        start = (max(1, ref.page) - 1) * PAGE_SIZE
+        if len(sequence) < start + PAGE_SIZE and not (
+            read.ended(newest_first=ref.newest_first) and start < len(sequence)
+        ):
+            return None
+        page_users = list(sequence[start : start + PAGE_SIZE])
+        if ref.newest_first:
+            page_users.reverse()  # the provisional roster is in join order; the message shows it reversed
+        expected = max(read.count, read.users_read)
+        provisional = Roster(room_id=ref.room_id, users=page_users, reported_count=read.count, fetched_at=0.0)
+        loading = Loading(read.users_read, expected, page=max(1, ref.page), changed=read.changed)
         message = roster_message(
-            provisional, page=1, now=self._clock(), profile=self._profile_label(ref.profile), loading=loading
+            provisional,
+            page=loading.page,
+            newest_first=ref.newest_first,
+            now=self._clock(),
+            profile=self._profile_label(ref.profile),
+            loading=loading,
         )
         return Answer(message, "loading", provisional, False, pending=read)
 

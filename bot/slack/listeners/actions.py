@@ -101,7 +101,18 @@ async def change_view(click: _Click, deps: SlackDeps, respond: AsyncRespond, cli
     ref, record = await _start(click, deps, respond, client)
     if ref is None:
         return
-    answer = await deps.answers.page(ref, shareable=click.ephemeral, refresh=click.action_id == "roomusers_refresh")
+    refresh = click.action_id == "roomusers_refresh"
+    fallback = (client, click.channel, click.user)
+    if refresh:
+        # A big room takes a while to read again: show at once that it is being refreshed.
+        placeholder = await deps.answers.refreshing(ref)
+        if placeholder is not None:
+            await deliver(respond, placeholder, fallback=fallback, replace_original=True)
+    answer = await deps.answers.page(ref, shareable=click.ephemeral, refresh=refresh)
+    if answer.pending is not None:
+        # A page already read (or "not read yet") while the read goes on; the whole page replaces it at the end.
+        await deliver(respond, answer.message, fallback=fallback, replace_original=True)
+        answer = await deps.answers.finish_page(ref, answer.pending, shareable=click.ephemeral)
     await _replace(respond, answer, click, client, record)
 
 

@@ -65,7 +65,8 @@ async def answer_command(
     record.emit(answer.outcome)
     if answer.pending is not None:
         # A command's own response_url can't replace its answer: later pages come with clicks. Only a
-        # failure to read the rest is worth a second message.
+        # failure to read the rest, or a list that turned out incomplete, is worth a second message.
         final = await deps.answers.finish(request, answer.pending, shareable=True)
-        if final.outcome not in ("ok", "empty"):
+        incomplete = final.roster is not None and not final.roster.complete
+        if final.outcome not in ("ok", "empty") or incomplete:
             await deliver(respond, final.message, fallback=fallback, replace_original=False)

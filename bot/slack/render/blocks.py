@@ -53,7 +53,9 @@ __all__ = [
     "Loading",
     "Message",
     "loading_text",
+    "not_read_yet_message",
     "problem_message",
+    "refreshing_message",
     "roster_message",
     "usage_message",
 ]
@@ -81,10 +83,13 @@ NO_ID = "_(no ID)_"
 
 @dataclass(frozen=True)
 class Loading:
-    """A fetch still under way: the message shows ZIM's first page and count while the rest is read."""
+    """A fetch still under way: the message shows one page already read (`page`, in the order asked for)
+    and ZIM's count while the rest is read. `changed`: the read already saw the room change under it."""
 
     users_read: int
     expected: int
+    page: int = 1
+    changed: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,10 +153,11 @@ def _users_word(count: int) -> str:
 
 def _summary(roster: Roster, total: int, matches: int | None, filter_text: str, loading: Loading | None) -> str:
     if loading is not None:
-        return (
+        text = (
             f"*{loading.expected:,} {_users_word(loading.expected)}* in this room · still loading the list "
             f"({loading.users_read:,} read so far)"
         )
+        return text + " · the room is changing, so the list may still change" if loading.changed else text
     if total == 0:
         text = "This room is empty"
         if roster.being_destroyed:
@@ -218,17 +224,22 @@ def roster_message(
     """One page of a room's users: header, summary, the page's users, where/when, paging and tool buttons.
 
     `filter_text` (case-insensitive substring of ID or name) is applied here, so paging and counts agree;
-    `page` is clamped into range; `now` dates a cached snapshot. With `loading`, `roster` holds only ZIM's
-    first page (join order) and page 1 of `loading.expected` users is shown. `shareable` (an ephemeral
-    answer) adds "Share in channel"; `shared_by` (a Slack user ID) credits whoever shared it.
+    `page` is clamped into range; `now` dates a cached snapshot. With `loading`, `roster` holds only the users
+    of page `loading.page` (join order; `newest_first` shows them reversed) out of `loading.expected`.
+    `shareable` (an ephemeral answer) adds "Share in channel"; `shared_by` (a Slack user ID) credits whoever
+    shared it.
     """
     filter_text = filter_text.strip()
     ordered = roster.ordered(newest_first=newest_first)
     shown = filter_users(ordered, filter_text) if filter_text else ordered
     listed = loading.expected if loading is not None else len(shown)
     pages = page_count(listed)
-    page = 1 if loading is not None else clamp_page(page, len(shown))
-    page_users = page_slice(shown, page)
+    if loading is not None:
+        page = clamp_page(loading.page, listed)
+        page_users: Sequence[RoomUser] = shown[:PAGE_SIZE]
+    else:
+        page = clamp_page(page, len(shown))
+        page_users = page_slice(shown, page)
     first, last = page_bounds(page, listed)
 
     room = clean_untrusted(roster.room_id, ROOM_ECHO_CHARS)
@@ -324,6 +335,22 @@ def problem_message(sentence: str, *, title: str = "Can't list that room") -> Me
     heading = f":warning: *{escape_mrkdwn(title)}*\n"
     body = _clip_mrkdwn(sentence, MAX_TEXT_CHARS - slack_length(heading))
     return Message(text=f"{escape_mrkdwn(title)}: {body}", blocks=[_section(heading + body)])
+
+
+def not_read_yet_message(room_id: str, page: int, users_read: int, expected: int) -> Message:
+    """A click on a page of a big room that has not arrived yet: it comes as soon as it is read."""
+    text = (
+        f"Room {_room_code(room_id)}: page {page:,} is not read yet: {users_read:,} of {expected:,} users "
+        "read so far. It will appear here as soon as it is read…"
+    )
+    return Message(text=text, blocks=[_section(text)])
+
+
+def refreshing_message(message: Message, *, started: float) -> Message:
+    """`message` (the page shown) marked as being refreshed, without its buttons: the new read replaces it."""
+    note = {"type": "context", "elements": [_mrkdwn(f"↻ Refreshing… started {date_token(started)}")]}
+    kept = [block for block in message.blocks if block.get("type") != "actions"]
+    return Message(text=f"Refreshing… {message.text}", blocks=[*kept[:1], note, *kept[1:]])
 
 
 def loading_text(room_id: str) -> str:
