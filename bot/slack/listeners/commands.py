@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -62,11 +63,16 @@ async def answer_command(
     answer = await deps.answers.first_page(request, shareable=True)
     record.note(**answer.audit_fields())
     await deliver(respond, answer.message, fallback=fallback, response_type="ephemeral", replace_original=False)
-    record.emit(answer.outcome)
-    if answer.pending is not None:
-        # A command's own response_url can't replace its answer: later pages come with clicks. Only a
-        # failure to read the rest, or a list that turned out incomplete, is worth a second message.
-        final = await deps.answers.finish(request, answer.pending, shareable=True)
-        incomplete = final.roster is not None and not final.roster.complete
-        if final.outcome not in ("ok", "empty") or incomplete:
-            await deliver(respond, final.message, fallback=fallback, replace_original=False)
+    if answer.pending is None:
+        record.emit(answer.outcome)
+        return
+    # The audit line waits for the read to end, so it records what the list turned out to be.
+    record.note(first_answer_ms=round((time.monotonic() - record.started) * 1000))
+    # A command's own response_url can't replace its answer: later pages come with clicks. Only a
+    # failure to read the rest, or a list that turned out incomplete, is worth a second message.
+    final = await deps.answers.finish(request, answer.pending, shareable=True)
+    record.note(**final.audit_fields())
+    incomplete = final.roster is not None and not final.roster.complete
+    if final.outcome not in ("ok", "empty") or incomplete:
+        await deliver(respond, final.message, fallback=fallback, replace_original=False)
+    record.emit(final.outcome)

@@ -7,6 +7,7 @@ updated in place (chat.update) with progress every few seconds and with the comp
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
@@ -69,16 +70,21 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             answer = await deps.answers.first_page(request, shareable=False)
             record.note(**answer.audit_fields())
             ts = await post(client, channel, thread_ts, answer.message)
-            record.emit(answer.outcome)
-            if answer.pending is not None and ts is not None:
-                await follow_up(deps, client, channel, ts, request, answer.pending)
+            if answer.pending is None or ts is None:
+                record.emit(answer.outcome)
+                return
+            # The audit line waits for the read to end, so it records what the list turned out to be.
+            record.note(first_answer_ms=round((time.monotonic() - record.started) * 1000))
+            final = await follow_up(deps, client, channel, ts, request, answer.pending)
+            record.note(**final.audit_fields())
+            record.emit(final.outcome)
 
         await deps.pending.run(reply, tell_to_retry)
 
 
 async def follow_up(
     deps: SlackDeps, client: AsyncWebClient, channel: str, ts: str, request: RoomView, pending: RoomRead
-) -> None:
+) -> Answer:
     """Update the posted partial answer with progress, then with the complete page 1 (or the failure)."""
     while not pending.done:
         await pending.wait(PROGRESS_EVERY_SECONDS)
@@ -89,6 +95,7 @@ async def follow_up(
             await update(client, channel, ts, progress.message)
     final: Answer = await deps.answers.finish(request, pending, shareable=False)
     await update(client, channel, ts, final.message)
+    return final
 
 
 async def post(client: AsyncWebClient, channel: str, thread_ts: str, message: Message) -> str | None:
