@@ -46,7 +46,7 @@ def incomplete(users=USERS, *, count=60, problem=PROBLEM, reason="changed") -> R
         fetched_at=NOW - 5,
         complete=False,
         problem=problem,
-        incomplete_reason=reason,  # type: ignore[arg-type]
+        incomplete_reason=reason,
     )
 
 
@@ -94,7 +94,7 @@ def note_of(message) -> str:
         if "Incomplete" in element["text"]
     ]
     assert len(notes) == 1, message.blocks
-    return notes[0]
+    return str(notes[0])
 
 
 @pytest.mark.parametrize(
@@ -180,7 +180,7 @@ async def test_a_complete_read_records_no_shortfall(local: LocalStack, caplog: p
     after = await scrape(local)
     line = next(json.loads(r.getMessage()) for r in caplog.records if r.name == "roomusers.audit")
     assert (line["complete"], line["shortfall"]) == (True, 0)
-    key = ("roomusers_roster_shortfall_users_count", frozenset())
+    key: tuple[str, frozenset[tuple[str, str]]] = ("roomusers_roster_shortfall_users_count", frozenset())
     assert after[key] - before.get(key, 0.0) == 1
     bucket = ("roomusers_roster_shortfall_users_bucket", frozenset({("le", "0.0")}))
     assert after[bucket] - before.get(bucket, 0.0) == 1
