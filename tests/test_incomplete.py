@@ -393,3 +393,59 @@ async def test_changes_at_once_and_cleared(sandbox: ZimSandbox):
     assert len(sandbox.rooms["ctl"]) == 11
     assert sandbox.rooms["ctl"].state == "ok"
     await asyncio.sleep(0)
+
+
+# -- query's output and progress bar -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_streamed_json_is_the_same_object_in_chunks(newest_first):
+    import io
+
+    from bot.query import roster_json, write_roster_json
+
+    users = tuple(RoomUser(f"id-{i}", f'Näme "{i}" <!here> 🎉\\') for i in range(3_000))  # several 64 KiB chunks
+    for roster in (Roster("r1", users, 3_000, NOW), incomplete(users, count=3_100)):
+        out = io.StringIO()
+        write_roster_json(roster, out, newest_first=newest_first)
+        assert out.getvalue().endswith("\n")
+        assert json.loads(out.getvalue()) == json.loads(roster_json(roster, newest_first=newest_first))
+        assert list(json.loads(out.getvalue())) == list(json.loads(roster_json(roster, newest_first=newest_first)))
+
+
+def test_progress_bar_draws_only_on_a_terminal():
+    import io
+
+    from bot.progress import progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    pipe, terminal = io.StringIO(), Terminal()
+    for stream in (pipe, terminal):
+        with progress_bar(file=stream) as update:
+            update(500, 0)
+            update(1_000, 3_000)
+            update(3_000, 3_000)
+    assert pipe.getvalue() == ""
+    assert "3.00k" in terminal.getvalue() or "3000" in terminal.getvalue()
+
+
+async def test_reverse_answers_from_mode_1_first_page(sandbox: ZimSandbox):
+    """`--reverse` reads the newest end first: its first answer needs one round trip, whatever the room size."""
+    from bot.dev.local_stack import local_stack
+
+    from .conftest import FAST_RETRY
+
+    sandbox.add_room("big", 5_000)
+    sandbox.faults.set_latency(latency_ms=50)
+    async with local_stack(sandbox=sandbox, retry=FAST_RETRY) as local:
+        first = await answer_to(local, "big --reverse")
+        requests_when_answered = sandbox.stats.requests
+        assert sandbox.events("big")[0][:2] == ("page", 1)  # the read began with Mode=1
+        assert requests_when_answered <= 3  # the first page, and at most the two that went out with the answer
+        assert "still loading" in all_text(first)
+        assert "most recent first" in all_text(first)
+        assert listed_user_ids(first) == [uid for uid, _ in sandbox.rooms["big"].users[::-1][:20]]
+        await local.until_idle()
