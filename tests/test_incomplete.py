@@ -449,3 +449,30 @@ async def test_reverse_answers_from_mode_1_first_page(sandbox: ZimSandbox):
         assert "most recent first" in all_text(first)
         assert listed_user_ids(first) == [uid for uid, _ in sandbox.rooms["big"].users[::-1][:20]]
         await local.until_idle()
+
+
+async def test_filter_while_loading_answers_with_matches_so_far_and_mentions_update_in_place(sandbox: ZimSandbox):
+    from bot.dev.local_stack import local_stack
+
+    from .conftest import FAST_RETRY
+
+    sandbox.add_room("big", 12_000)
+    sandbox.faults.set_latency(latency_ms=50)
+    everyone = [uid for uid, _ in sandbox.rooms["big"].users]
+    async with local_stack(sandbox=sandbox, retry=FAST_RETRY) as local:
+        command = await answer_to(local, "big u0001")
+        text = all_text(command)
+        assert "for “u0001” in the 500 of 12,000 users read so far · still reading" in text
+        assert listed_user_ids(command) == [uid for uid in everyone[:500] if "u0001" in uid][:20]
+        await local.until_idle()
+        sandbox.add_room("other", sandbox.rooms["big"].users)  # the same users in a room not read yet
+        await local.slack.mention("other u0001")
+        partial = await local.slack.next_message()
+        assert "still reading" in all_text(partial)
+        final = partial
+        while "still reading" in all_text(final) or "still loading" in all_text(final):
+            final = await local.slack.next_message(timeout=30)
+        assert final.ts == partial.ts  # updated in place
+        matches = [uid for uid in everyone if "u0001" in uid]
+        assert f"*{len(matches):,} of 12,000 users* match" in all_text(final)
+        assert listed_user_ids(final) == matches[:20]

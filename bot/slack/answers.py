@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from bot.roster.apps import ZegoApp, ZegoApps
 from bot.roster.model import Roster
 from bot.roster.service import RoomRead, Snapshot
-from bot.roster.view import PAGE_SIZE, RoomView
+from bot.roster.view import PAGE_SIZE, RoomView, filter_users
 from bot.slack.render.blocks import (
     Loading,
     Message,
@@ -92,11 +92,10 @@ class RoomAnswers:
             begun = await stack.snapshots.begin(request.room_id, first_mode=first_mode)
             if isinstance(begun, Snapshot):
                 return self._render(begun, ref, shareable=shareable)
-            # A partial list can show page 1 of either order, unfiltered.
-            if not request.filter_text:
-                partial = await self._first_page_of(begun, ref)
-                if partial is not None:
-                    return partial
+            # A partial list can show page 1 of either order, or the matches read so far.
+            partial = await self._first_page_of(begun, ref)
+            if partial is not None:
+                return partial
             return self._render(Snapshot(await begun.roster(), from_cache=False), ref, shareable=shareable)
 
         return await self._safely(ref, answer)
@@ -159,7 +158,7 @@ class RoomAnswers:
             # Not cached: the click came while the room is still being read (serve what has arrived), or
             # after the snapshot expired (read it again, and say so).
             under_way = stack.snapshots.read_under_way(ref.room_id)
-            if under_way is not None and not under_way.done and not ref.filter_text and under_way.count:
+            if under_way is not None and not under_way.done and under_way.count:
                 early = self._partial(under_way, ref)
                 if early is not None:
                     return early
@@ -201,8 +200,11 @@ class RoomAnswers:
         mentions), so page N of join order is served once the oldest-first chain has N pages of 20.
         """
         first = read.first_page
-        if first is None or first.next_flag is None or read.done or ref.filter_text:
+        if first is None or first.next_flag is None or read.done:
             return None
+        expected = max(read.count, read.users_read)
+        if ref.filter_text:
+            return self._filtered_partial(read, ref, expected)
         sequence = read.newest() if ref.newest_first else read.oldest()
         start = (max(1, ref.page) - 1) * PAGE_SIZE
         if len(sequence) < start + PAGE_SIZE and not (
@@ -212,7 +214,6 @@ class RoomAnswers:
         page_users = list(sequence[start : start + PAGE_SIZE])
         if ref.newest_first:
             page_users.reverse()  # the provisional roster is in join order; the message shows it reversed
-        expected = max(read.count, read.users_read)
         provisional = Roster(room_id=ref.room_id, users=page_users, reported_count=read.count, fetched_at=0.0)
         loading = Loading(read.users_read, expected, page=max(1, ref.page), changed=read.changed)
         message = roster_message(
@@ -220,6 +221,25 @@ class RoomAnswers:
             page=loading.page,
             newest_first=ref.newest_first,
             now=self._clock(),
+            profile=self._profile_label(ref.profile),
+            loading=loading,
+        )
+        return Answer(message, "loading", provisional, False, pending=read)
+
+    def _filtered_partial(self, read: RoomRead, ref: RoomView, expected: int) -> Answer:
+        """The matches among the users read so far (both ends; the chains never hold a user twice)."""
+        matches = [
+            *filter_users(read.oldest(), ref.filter_text),
+            *reversed(filter_users(read.newest(), ref.filter_text)),
+        ]
+        provisional = Roster(room_id=ref.room_id, users=matches, reported_count=read.count, fetched_at=0.0)
+        loading = Loading(read.users_read, expected, page=max(1, ref.page), changed=read.changed)
+        message = roster_message(
+            provisional,
+            page=loading.page,
+            newest_first=ref.newest_first,
+            now=self._clock(),
+            filter_text=ref.filter_text,
             profile=self._profile_label(ref.profile),
             loading=loading,
         )

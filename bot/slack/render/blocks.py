@@ -152,6 +152,13 @@ def _users_word(count: int) -> str:
 
 
 def _summary(roster: Roster, total: int, matches: int | None, filter_text: str, loading: Loading | None) -> str:
+    if loading is not None and matches is not None:
+        echo = _clip_escaped(clean_untrusted(filter_text, FILTER_ECHO_CHARS), 5 * FILTER_ECHO_CHARS)
+        text = (
+            f"*{matches:,} {'match' if matches == 1 else 'matches'}* for “{echo}” in the {loading.users_read:,} of "
+            f"{loading.expected:,} users read so far · still reading; the next click shows more"
+        )
+        return text + " · the room is changing, so the list may still change" if loading.changed else text
     if loading is not None:
         text = (
             f"*{loading.expected:,} {_users_word(loading.expected)}* in this room · still loading the list "
@@ -225,16 +232,17 @@ def roster_message(
 
     `filter_text` (case-insensitive substring of ID or name) is applied here, so paging and counts agree;
     `page` is clamped into range; `now` dates a cached snapshot. With `loading`, `roster` holds only the users
-    of page `loading.page` (join order; `newest_first` shows them reversed) out of `loading.expected`.
+    of page `loading.page` (join order; `newest_first` shows them reversed) out of `loading.expected`; with
+    a filter too, `roster` holds every user read so far (the matches are paged as usual).
     `shareable` (an ephemeral answer) adds "Share in channel"; `shared_by` (a Slack user ID) credits whoever
     shared it.
     """
     filter_text = filter_text.strip()
     ordered = roster.ordered(newest_first=newest_first)
     shown = filter_users(ordered, filter_text) if filter_text else ordered
-    listed = loading.expected if loading is not None else len(shown)
+    listed = loading.expected if loading is not None and not filter_text else len(shown)
     pages = page_count(listed)
-    if loading is not None:
+    if loading is not None and not filter_text:
         page = clamp_page(loading.page, listed)
         page_users: Sequence[RoomUser] = shown[:PAGE_SIZE]
     else:
