@@ -476,3 +476,20 @@ async def test_filter_while_loading_answers_with_matches_so_far_and_mentions_upd
         matches = [uid for uid in everyone if "u0001" in uid]
         assert f"*{len(matches):,} of 12,000 users* match" in all_text(final)
         assert listed_user_ids(final) == matches[:20]
+
+
+async def test_a_failed_refresh_puts_the_page_back_with_its_buttons(local: LocalStack):
+    from bot.dev.zim_sandbox import Fault
+
+    answer = await answer_to(local, "demo-120")
+    local.sandbox.inject(Fault(kind="code", code=660300007, count=100))  # ZIM cannot load the room
+    await local.slack.click(answer, "roomusers_refresh")
+    refreshing = await local.slack.next_message()
+    assert "Refreshing" in all_text(refreshing)
+    restored = await local.slack.next_message()
+    assert restored.ts == answer.ts
+    assert "Refreshing" not in all_text(restored)
+    assert "roomusers_refresh" in tool_ids(restored)
+    failure = await local.slack.next_message()
+    assert "could not load room" in all_text(failure)
+    assert failure.ts != answer.ts

@@ -103,12 +103,18 @@ async def change_view(click: _Click, deps: SlackDeps, respond: AsyncRespond, cli
         return
     refresh = click.action_id == "roomusers_refresh"
     fallback = (client, click.channel, click.user)
+    placeholder = None
     if refresh:
         # A big room takes a while to read again: show at once that it is being refreshed.
         placeholder = await deps.answers.refreshing(ref)
         if placeholder is not None:
             await deliver(respond, placeholder, fallback=fallback, replace_original=True)
     answer = await deps.answers.page(ref, shareable=click.ephemeral, refresh=refresh)
+    if placeholder is not None and answer.outcome not in ("ok", "empty", "loading"):
+        # The refresh failed: put back the page (with its buttons, to try again) before saying why.
+        restored = await deps.answers.page(ref, shareable=click.ephemeral)
+        if restored.outcome in ("ok", "empty"):
+            await deliver(respond, restored.message, fallback=fallback, replace_original=True)
     if answer.pending is not None:
         # A page already read (or "not read yet") while the read goes on; the whole page replaces it at the end.
         await deliver(respond, answer.message, fallback=fallback, replace_original=True)
