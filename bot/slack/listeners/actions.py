@@ -127,6 +127,8 @@ async def share(click: _Click, deps: SlackDeps, respond: AsyncRespond, client: A
     if ref is None:
         return
     answer = await deps.answers.page(ref, shareable=False, shared_by=click.user)
+    if answer.pending is not None:  # only a whole page is shared with the channel
+        answer = await deps.answers.finish_page(ref, answer.pending, shareable=False, shared_by=click.user)
     record.note(**answer.audit_fields())
     fallback = (client, click.channel, click.user)
     if answer.outcome not in ("ok", "empty"):
