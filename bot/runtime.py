@@ -21,6 +21,7 @@ from bot.slack.deps import SlackDeps
 from bot.state import SharedState
 from bot.state.leases import FetchLeases
 from bot.state.pacer import SmoothPacer
+from bot.state.progress import ProgressBoard
 from bot.state.snapshots import MemorySnapshotStore, SnapshotStore
 from bot.zim import Pacer, RetryPolicy, ZimClient, fetch_roster, new_http_client
 from bot.zim.paging import FetchProgress
@@ -39,6 +40,7 @@ def _zego_app(
     pacer: Pacer,
     leases: FetchLeases | None,
     retry: RetryPolicy | None,
+    progress_board: ProgressBoard | None = None,
 ) -> ZegoApp:
     client = ZimClient(
         app_id=settings.app_id,
@@ -54,7 +56,9 @@ def _zego_app(
         return await fetch_roster(client, room_id, progress=progress, first_mode=progress.first_mode)
 
     # The namespace keeps apps apart in a shared store; the same room ID in two apps is two rooms.
-    snapshots = SnapshotService(store=store, fetch=fetch, namespace=f"zim:{settings.app_id}", leases=leases)
+    snapshots = SnapshotService(
+        store=store, fetch=fetch, namespace=f"zim:{settings.app_id}", leases=leases, progress_board=progress_board
+    )
     return ZegoApp(profile=settings.profile, client=client, snapshots=snapshots)
 
 
@@ -66,12 +70,13 @@ async def open_zego_apps(
     pacer_for: PacerFactory = local_pacer,
     leases: FetchLeases | None = None,
     retry: RetryPolicy | None = None,
+    progress_board: ProgressBoard | None = None,
 ) -> AsyncIterator[ZegoApps]:
     """A ZegoApp per profile sharing one HTTP client and one store; each app gets its own pacer (its own limit)."""
     shared_store = store or MemorySnapshotStore()
     async with new_http_client() as http:
         apps = {
-            name: _zego_app(settings, http, shared_store, pacer_for(settings), leases, retry)
+            name: _zego_app(settings, http, shared_store, pacer_for(settings), leases, retry, progress_board)
             for name, settings in profiles.by_name.items()
         }
         try:
@@ -115,7 +120,12 @@ async def compose_app(
         return state.pacer_for(f"zim:{settings.app_id}", qps=settings.qps)
 
     async with open_zego_apps(
-        profiles, store=state.store, pacer_for=pacer_for, leases=state.leases, retry=retry
+        profiles,
+        store=state.store,
+        pacer_for=pacer_for,
+        leases=state.leases,
+        retry=retry,
+        progress_board=state.progress_board(),
     ) as rosters:
         deps = SlackDeps(answers=RoomAnswers(rosters), access=access or AccessPolicy(), deduper=state.deduper)
         yield RunningApp(app=build_app(slack, deps), zego_apps=rosters, deps=deps, state=state)

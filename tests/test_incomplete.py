@@ -493,3 +493,12 @@ async def test_a_failed_refresh_puts_the_page_back_with_its_buttons(local: Local
     failure = await local.slack.next_message()
     assert "could not load room" in all_text(failure)
     assert failure.ts != answer.ts
+
+
+def test_shared_progress_round_trips_and_foreign_values_are_ignored():
+    from bot.state.progress import SharedProgress, decode_progress, encode_progress
+
+    shared = SharedProgress(20_000, 1_000, 1, PackedUsers(USERS[:3]), NOW)
+    assert decode_progress(encode_progress(shared)) == shared
+    assert decode_progress(b"RUS2" + encode_progress(shared)[4:]) is None
+    assert decode_progress(encode_progress(shared)[:-3]) is None

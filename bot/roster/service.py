@@ -16,7 +16,9 @@ from cachetools import TTLCache
 
 from bot.observability.metrics import FETCH_SECONDS, ROSTER_READS, ROSTER_SHORTFALL, SNAPSHOT_LOOKUPS
 from bot.roster.model import RoomUser, Roster
+from bot.roster.packed import PackedUsers
 from bot.state.leases import FetchLeases, LocalLeases
+from bot.state.progress import ProgressBoard, SharedProgress
 from bot.state.snapshots import SnapshotStore
 from bot.zim.errors import RoomNotFound
 from bot.zim.models import Page
@@ -25,6 +27,8 @@ from bot.zim.paging import NEWEST_FIRST, OLDEST_FIRST, FetchProgress
 log = logging.getLogger(__name__)
 
 FOLLOW_TIMEOUT_SECONDS = 90.0  # a follower waits this long for another replica's fetch (100k users at 200 ms: ~21 s)
+PUBLISH_EVERY_SECONDS = 1.0  # a leader shares its progress this often (after the first page, at once)
+FOLLOW_POLL_SECONDS = 0.1  # a follower looks for the leader's progress this often
 ABSENT_SECONDS = 10.0  # a 660300001 is remembered this long per (profile, room): a mistyped ID spends no budget
 
 
@@ -113,8 +117,10 @@ class SnapshotService:
         leases: FetchLeases | None = None,
         follow_timeout: float = FOLLOW_TIMEOUT_SECONDS,
         timer: Callable[[], float] = time.monotonic,
+        progress_board: ProgressBoard | None = None,
     ) -> None:
         self._store = store
+        self._board = progress_board
         self._fetch = fetch
         self._namespace = namespace
         self._leases = leases or LocalLeases()
@@ -226,12 +232,19 @@ class SnapshotService:
         if lease is None:
             # Without a refresh any snapshot the leader stores will do; with one, only a newer one.
             newer_than = started if refresh else 0.0
-            roster = await self._leases.wait_for_leader(
-                key, read=lambda: self._store.get(key), newer_than=newer_than, timeout=self._follow_timeout
-            )
+            watcher = asyncio.create_task(self._watch_leader(key, progress)) if self._board is not None else None
+            try:
+                roster = await self._leases.wait_for_leader(
+                    key, read=lambda: self._store.get(key), newer_than=newer_than, timeout=self._follow_timeout
+                )
+            finally:
+                if watcher is not None:
+                    watcher.cancel()
+                    await asyncio.gather(watcher, return_exceptions=True)
             if roster is not None:
                 return roster
             lease = await self._leases.acquire(key)  # the leader died or is slow: None again means share the work
+        publisher = asyncio.create_task(self._publish(key, progress)) if self._board is not None else None
         try:
             with FETCH_SECONDS.time():
                 try:
@@ -245,5 +258,32 @@ class SnapshotService:
             await self._store.put(key, roster)
             return roster
         finally:
+            if publisher is not None and self._board is not None:
+                publisher.cancel()
+                await asyncio.gather(publisher, return_exceptions=True)
+                await self._board.clear(key)
             if lease is not None:
                 await lease.release()
+
+    async def _publish(self, key: str, progress: FetchProgress) -> None:
+        """Share this read's progress for replicas waiting on it: at the first page, then every second."""
+        assert self._board is not None
+        await progress.first_page_ready.wait()
+        while True:
+            first = progress.first_page
+            if first is not None and first.next_flag is not None:  # a one-page room is stored at once anyway
+                shared = SharedProgress(
+                    progress.count, progress.users_read, progress.first_mode, PackedUsers(first.users), time.time()
+                )
+                await self._board.publish(key, shared)
+            await asyncio.sleep(PUBLISH_EVERY_SECONDS)
+
+    async def _watch_leader(self, key: str, progress: FetchProgress) -> None:
+        """Fill `progress` from the leader's shared progress while this replica waits for its snapshot."""
+        assert self._board is not None
+        while True:
+            shared = await self._board.read(key)
+            if shared is not None:
+                page = Page(tuple(shared.first_users), shared.count, "another replica", "")
+                progress.adopt(first_page=page, first_mode=shared.first_mode, users_read=shared.users_read)
+            await asyncio.sleep(FOLLOW_POLL_SECONDS)

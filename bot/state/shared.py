@@ -26,6 +26,7 @@ from bot.state.once import (
     RedisEventDeduper,
 )
 from bot.state.pacer import FallbackPacer, RedisPacer, SmoothPacer
+from bot.state.progress import ProgressBoard, RedisProgressBoard
 from bot.state.snapshots import (
     DEFAULT_TTL_SECONDS,
     FallbackSnapshotStore,
@@ -73,6 +74,12 @@ class SharedState:
             return SmoothPacer(qps)
         shared = RedisPacer(self._redis.client, qps=qps, key=f"{self._redis.prefix}pacer:{name}")
         return FallbackPacer(shared, SmoothPacer(qps), self._redis.health)
+
+    def progress_board(self) -> ProgressBoard | None:
+        """Where reads share their progress with replicas waiting on them (None: one replica, nothing to share)."""
+        if self._redis is None:
+            return None
+        return RedisProgressBoard(self._redis.client, prefix=self._redis.prefix)
 
     async def aclose(self) -> None:
         if self._redis is not None:

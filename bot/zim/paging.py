@@ -409,7 +409,9 @@ class FetchProgress:
     every page (the CLI's progress bar, the Redis progress writer).
     """
 
-    __slots__ = ("_core", "count", "first_mode", "first_page", "first_page_ready", "on_change", "users_read")
+    __slots__ = (
+        "_core", "_remote", "count", "first_mode", "first_page", "first_page_ready", "on_change", "users_read",
+    )  # fmt: skip
 
     def __init__(self, on_change: Callable[[FetchProgress], None] | None = None) -> None:
         self.first_page: Page | None = None
@@ -419,6 +421,7 @@ class FetchProgress:
         self.count = 0
         self.on_change = on_change
         self._core: PagingCore | None = None
+        self._remote: Sequence[RoomUser] = ()  # another replica's first page (see adopt)
 
     def watch(self, core: PagingCore) -> None:
         self._core = core
@@ -435,11 +438,25 @@ class FetchProgress:
         if self.on_change is not None:
             self.on_change(self)
 
+    def adopt(self, *, first_page: Page, first_mode: int, users_read: int) -> None:
+        """Progress of a read another replica is doing (bot/state/progress.py): its first page and counts."""
+        if self._core is not None:
+            return
+        self.first_mode, self._remote = first_mode, first_page.users
+        self.users_read, self.count = users_read, first_page.count
+        if self.first_page is None:
+            self.first_page = first_page
+            self.first_page_ready.set()
+
     def oldest(self) -> Sequence[RoomUser]:
-        return self._core.oldest() if self._core is not None else ()
+        if self._core is not None:
+            return self._core.oldest()
+        return self._remote if self.first_mode == OLDEST_FIRST else ()
 
     def newest(self) -> Sequence[RoomUser]:
-        return self._core.newest() if self._core is not None else ()
+        if self._core is not None:
+            return self._core.newest()
+        return self._remote if self.first_mode == NEWEST_FIRST else ()
 
     @property
     def changed(self) -> bool:
