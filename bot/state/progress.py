@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import struct
-import time
 import zlib
 from dataclasses import dataclass
 from typing import Protocol
@@ -99,7 +98,3 @@ class RedisProgressBoard:
             await self._redis.delete(self.redis_key(key))
         except REDIS_UNAVAILABLE as error:
             log.debug("progress of %r not cleared: %s", key, type(error).__name__)
-
-
-def now() -> float:
-    return time.time()
