@@ -93,6 +93,8 @@ class WireRoom:
 class StubClient:
     """Just enough of ZimClient for fetch_roster: `query_page` answers from a WireRoom via decode_page."""
 
+    page_limit = MAX_LIMIT
+
     def __init__(self, room: WireRoom) -> None:
         self.room = room
 
@@ -104,7 +106,7 @@ class StubClient:
 
 async def fetch_and_store(room: WireRoom, room_id: str) -> tuple[MemorySnapshotStore, Roster]:
     store = MemorySnapshotStore()
-    roster = await fetch_roster(StubClient(room), room_id)  # type: ignore[arg-type]  # duck-typed stub
+    roster = await fetch_roster(StubClient(room), room_id)
     await store.put(f"zim:bench:{room_id}", roster)
     return store, roster
 

@@ -16,12 +16,15 @@ from pathlib import Path
 
 from bot.observability.logs import configure_logging, log_format
 from bot.query import Output, QueryRequest, run_query
+from bot.roster.model import Roster
 from bot.roster.view import FILTER_TOO_LONG, MAX_FILTER_CHARS
 from bot.settings import PROFILE_NAME, ConfigError, load_dotenv_file, log_level, parse_cli_port
 from bot.zim import ZimError, validate_room_id
 
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
+# Exit statuses (README lists them): 0 a complete list was printed.
+EXIT_FAILED = 1  # ZIM failed (or could not be reached)
+EXIT_BAD_INPUT = 2  # bad input or settings
+EXIT_INCOMPLETE = 3  # a list was printed, but it is not the whole room (it says why)
 
 DESCRIPTION = "roomusers: see who is in a ZEGOCLOUD ZIM room."
 EPILOG = """examples:
@@ -35,6 +38,8 @@ EPILOG = """examples:
   python -m bot query demo-1234 li -r         users whose ID or name contains "li", most recent first
   python -m bot query demo-120 --csv > demo-120.csv    the Slack export's CSV (UTF-8 with BOM)
   python -m bot query lobby --app staging     a room of another configured ZEGO app
+  exit status of query: 0 complete, 3 an incomplete list was printed (it says why), 1 ZIM failed,
+  2 bad input or settings
 
 in Slack:
   /roomusers <room-id>                        the room's users, 20 a page, with buttons
@@ -60,7 +65,9 @@ QUERY_EPILOG = """The filter matches as in Slack: users whose ID or name contain
 quotes and invisible characters). Options may come anywhere on the line; put -- before a filter that starts
 with a dash. On a terminal a progress bar is drawn on stderr while a big room is read.
 
-exit status: 0 the list was printed, 1 ZIM failed, 2 bad input or settings
+exit status: 0 the whole room was printed; 3 a list was printed but it is incomplete (the room changed or is
+being destroyed while it was read; the output says why, and so does one sentence on stderr); 1 ZIM failed;
+2 bad input or settings
 
 examples:
   {prog} query demo-1234 li -r             users matching "li", most recent first
@@ -165,6 +172,12 @@ def _query_request(args: argparse.Namespace) -> QueryRequest:
     return QueryRequest(args.room_id, filter_text, newest_first=args.reverse, profile=args.app, output=output)
 
 
+def exit_for(roster: Roster) -> None:
+    """After printing: exit 3 when the printed list is incomplete (every printing command uses this)."""
+    if not roster.complete:
+        raise SystemExit(EXIT_INCOMPLETE)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = program_name()
@@ -180,7 +193,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         level = logging.WARNING if quiet else log_level()
         configure_logging(level, log_format())
         if args.command == "query":
-            asyncio.run(run_query(_query_request(args)))
+            roster = asyncio.run(run_query(_query_request(args)))
+            exit_for(roster)
         elif args.command == "serve":
             from bot.serve import serve
 

@@ -1,15 +1,20 @@
 """`python -m bot query`: read one room and print it for a terminal, as plain text untrusted names cannot disturb,
-as JSON, or as the Slack export's CSV."""
+as JSON, or as the Slack export's CSV.
+
+An incomplete roster is printed (it is what could be read) but always says so: `"complete": false` and
+`"problem"` in JSON, an `Incomplete: …` line in the table, and one sentence on stderr whatever the output;
+`bot/cli.py` then exits with 3. The JSON is streamed: a 1,000,000-user room is written a few thousand users at
+a time, never built as one string.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TextIO
 
 from bot.progress import progress_bar
 from bot.roster.model import RoomUser, Roster
@@ -19,10 +24,10 @@ from bot.settings import load_zego_profiles
 from bot.slack.export import roster_csv
 from bot.slack.render.escaping import EMOJI_JOINERS
 from bot.zim import fetch_roster
-from bot.zim.paging import FetchProgress
+from bot.zim.paging import NEWEST_FIRST, OLDEST_FIRST, FetchProgress
 
-PROGRESS_EVERY_SECONDS = 0.1
 Output = Literal["table", "json", "csv"]
+_WRITE_CHARS = 64 * 1024  # the JSON writer buffers this much per write
 
 
 @dataclass(frozen=True)
@@ -46,25 +51,66 @@ def _unsafe(char: str) -> bool:
     return unicodedata.category(char) in ("Cc", "Cf") and char not in EMOJI_JOINERS
 
 
-def roster_json(roster: Roster, *, newest_first: bool, filter_text: str = "") -> str:
-    """`count` is the room's user count; with a filter, `filter` and `matches` say what `users` holds."""
-    users = roster.ordered(newest_first=newest_first)
-    shown = filter_users(users, filter_text) if filter_text else users
-    payload: dict[str, object] = {"room_id": roster.room_id, "count": len(users)}
+def _json_head(
+    roster: Roster, users: Sequence[RoomUser], shown: Sequence[RoomUser], filter_text: str
+) -> dict[str, object]:
+    """`count` is the number of users read; `reported_count` is ZIM's Count; with a filter, `filter` and
+    `matches` say what `users` holds."""
+    head: dict[str, object] = {
+        "room_id": roster.room_id,
+        "complete": roster.complete,
+        "reported_count": roster.reported_count,
+        "count": len(users),
+    }
+    if not roster.complete:
+        head["problem"] = roster.problem
     if filter_text:
-        payload.update(filter=filter_text, matches=len(shown))
-    payload["users"] = [{"user_id": user.user_id, "user_name": user.user_name} for user in shown]
-    return json.dumps(payload, ensure_ascii=False)
+        head.update(filter=filter_text, matches=len(shown))
+    return head
+
+
+def _shown(roster: Roster, newest_first: bool, filter_text: str) -> tuple[Sequence[RoomUser], Sequence[RoomUser]]:
+    users = roster.ordered(newest_first=newest_first)
+    return users, (filter_users(users, filter_text) if filter_text else users)
+
+
+def write_roster_json(roster: Roster, out: TextIO, *, newest_first: bool, filter_text: str = "") -> None:
+    """One JSON object, streamed: `room_id, complete, reported_count, count, problem?` (only when incomplete),
+    `filter, matches` (only with a filter), then `users` written in chunks."""
+    users, shown = _shown(roster, newest_first, filter_text)
+    head = json.dumps(_json_head(roster, users, shown, filter_text), ensure_ascii=False)
+    out.write(head[:-1] + ', "users": [')
+    chunk: list[str] = []
+    size = 0
+    for index, user in enumerate(shown):
+        item = json.dumps({"user_id": user.user_id, "user_name": user.user_name}, ensure_ascii=False)
+        chunk.append(item if index == 0 else ", " + item)
+        size += len(item) + 2
+        if size >= _WRITE_CHARS:
+            out.write("".join(chunk))
+            chunk, size = [], 0
+    chunk.append("]}\n")
+    out.write("".join(chunk))
+
+
+def roster_json(roster: Roster, *, newest_first: bool, filter_text: str = "") -> str:
+    """The same object as write_roster_json, as one string (small rosters, tests)."""
+    users, shown = _shown(roster, newest_first, filter_text)
+    return json.dumps(
+        {
+            **_json_head(roster, users, shown, filter_text),
+            "users": [{"user_id": user.user_id, "user_name": user.user_name} for user in shown],
+        },
+        ensure_ascii=False,
+    )
 
 
 def roster_table(roster: Roster, *, newest_first: bool, filter_text: str = "") -> str:
-    users = roster.ordered(newest_first=newest_first)
+    users, shown = _shown(roster, newest_first, filter_text)
     order = "most recent first" if newest_first else "in join order"
-    shown: Sequence[RoomUser] = users
-    if roster.being_destroyed:
+    if roster.being_destroyed and not users:
         headline = f"Room {printable(roster.room_id)} is empty (it is being destroyed)."
     elif filter_text:
-        shown = filter_users(users, filter_text)
         verb = "matches" if len(shown) == 1 else "match"
         headline = (
             f"Room {printable(roster.room_id)}: {len(shown):,} of {len(users):,} users {verb} "
@@ -72,6 +118,8 @@ def roster_table(roster: Roster, *, newest_first: bool, filter_text: str = "") -
         )
     else:
         headline = f"Room {printable(roster.room_id)}: {len(users):,} users, {order}."
+    if not roster.complete:
+        headline += f"\nIncomplete: {printable(roster.problem)}"
     return "\n".join([headline, *_table(shown)]) if shown else headline
 
 
@@ -83,35 +131,51 @@ def _table(users: Iterable[RoomUser]) -> list[str]:
     return lines
 
 
-async def read_room(fetch: asyncio.Task[Roster], progress: FetchProgress, room_id: str) -> Roster:
-    """Wait for `fetch`, drawing a progress bar on stderr when it is a terminal."""
-    with progress_bar(sys.stderr, f"Reading room {printable(room_id)}") as show:
-        while show is not None and not fetch.done():
-            show(progress.users_read, progress.count)
-            await asyncio.wait({fetch}, timeout=PROGRESS_EVERY_SECONDS)
-        roster = await fetch
-        if show is not None:
-            show(len(roster.users), len(roster.users))
-    return roster
+async def read_room(request: QueryRequest) -> Roster:
+    """Read the room from the profile's ZEGO app, with a progress bar on stderr when it is a terminal.
 
-
-async def run_query(request: QueryRequest) -> None:
-    """Read the room from the profile's ZEGO app and print it; settings problems raise ConfigError."""
+    `--reverse` starts the read from the newest end (zim-api.md §5: Mode=1's first page is the newest users).
+    Settings problems raise ConfigError; ZIM failures a ZimError.
+    """
     profiles = load_zego_profiles()
     profile = profiles.resolve(request.profile)
     if profile is None:
         raise profiles.unknown(request.profile)
-    async with open_zego_app(profiles.by_name[profile]) as app:
-        progress = FetchProgress()
-        fetch = asyncio.create_task(fetch_roster(app.client, request.room_id, progress=progress))
-        try:
-            roster = await read_room(fetch, progress, request.room_id)
-        finally:
-            fetch.cancel()
+    with progress_bar(f"Reading room {printable(request.room_id)}") as update:
+        progress = FetchProgress(on_change=lambda read: update(read.users_read, read.count))
+        first_mode = NEWEST_FIRST if request.newest_first else OLDEST_FIRST
+        async with open_zego_app(profiles.by_name[profile]) as app:
+            roster = await fetch_roster(app.client, request.room_id, progress=progress, first_mode=first_mode)
+        update(len(roster.users), len(roster.users))
+    return roster
+
+
+def print_roster(roster: Roster, request: QueryRequest, out: TextIO | None = None) -> None:
+    """Print the roster as the request asks (table, streamed JSON or CSV); an incomplete one also says so on
+    stderr, in one sentence."""
+    stream = sys.stdout if out is None else out
     if request.output == "csv":
-        ordered = roster.ordered(newest_first=request.newest_first)
-        sys.stdout.buffer.write(roster_csv(filter_users(ordered, request.filter_text)))
-        sys.stdout.flush()
-        return
-    render = roster_json if request.output == "json" else roster_table
-    print(render(roster, newest_first=request.newest_first, filter_text=request.filter_text))
+        _, shown = _shown(roster, request.newest_first, request.filter_text)
+        data = roster_csv(shown)
+        binary = getattr(stream, "buffer", None)
+        stream.flush()
+        if binary is not None:
+            binary.write(data)
+            binary.flush()
+        else:
+            stream.write(data.decode("utf-8"))
+    elif request.output == "json":
+        write_roster_json(roster, stream, newest_first=request.newest_first, filter_text=request.filter_text)
+    else:
+        text = roster_table(roster, newest_first=request.newest_first, filter_text=request.filter_text)
+        stream.write(text + "\n")
+    stream.flush()
+    if not roster.complete:
+        print(f"roomusers: incomplete: {roster.problem}", file=sys.stderr)
+
+
+async def run_query(request: QueryRequest) -> Roster:
+    """Read and print one room; the roster, so the caller can choose the exit status (bot/cli.py exit_for)."""
+    roster = await read_room(request)
+    print_roster(roster, request)
+    return roster

@@ -24,6 +24,7 @@ from bot.slack.link import SlackLink
 from bot.state import SharedState
 from bot.state.leases import FetchLeases
 from bot.state.pacer import SmoothPacer
+from bot.state.progress import ProgressBoard
 from bot.state.ratelimit import MemoryUserRate
 from bot.state.snapshots import MemorySnapshotStore, SnapshotStore
 from bot.zim import Pacer, RetryPolicy, ZimClient, fetch_roster, new_http_client
@@ -46,6 +47,7 @@ def _zego_app(
     leases: FetchLeases | None,
     retry: RetryPolicy | None,
     limits: LimitSettings,
+    progress_board: ProgressBoard | None = None,
 ) -> ZegoApp:
     client = ZimClient(
         app_id=settings.app_id,
@@ -70,7 +72,7 @@ def _zego_app(
     )
 
     async def fetch(room_id: str, progress: FetchProgress) -> Roster:
-        return await fetch_roster(client, room_id, progress=progress)
+        return await fetch_roster(client, room_id, progress=progress, first_mode=progress.first_mode)
 
     # The namespace keeps apps apart in a shared store; the same room ID in two apps is two rooms.
     snapshots = SnapshotService(
@@ -78,6 +80,7 @@ def _zego_app(
         fetch=fetch,
         namespace=f"zim:{settings.app_id}",
         leases=leases,
+        progress_board=progress_board,
         profile=settings.profile,
         max_concurrent_reads=limits.max_concurrent_reads,
         read_deadline=limits.read_deadline,
@@ -96,12 +99,22 @@ async def open_zego_apps(
     leases: FetchLeases | None = None,
     retry: RetryPolicy | None = None,
     limits: LimitSettings | None = None,
+    progress_board: ProgressBoard | None = None,
 ) -> AsyncIterator[ZegoApps]:
     """A ZegoApp per profile sharing one HTTP client and one store; each app gets its own pacer (its own limit)."""
     shared_store = store or MemorySnapshotStore()
     async with new_http_client() as http:
         apps = {
-            name: _zego_app(settings, http, shared_store, pacer_for(settings), leases, retry, limits or LimitSettings())
+            name: _zego_app(
+                settings,
+                http,
+                shared_store,
+                pacer_for(settings),
+                leases,
+                retry,
+                limits or LimitSettings(),
+                progress_board,
+            )
             for name, settings in profiles.by_name.items()
         }
         try:
@@ -151,7 +164,13 @@ async def compose_app(
         return state.pacer_for(f"zim:{settings.app_id}", qps=settings.qps)
 
     async with open_zego_apps(
-        profiles, store=state.store, pacer_for=pacer_for, leases=state.leases, retry=retry, limits=limits
+        profiles,
+        store=state.store,
+        pacer_for=pacer_for,
+        leases=state.leases,
+        retry=retry,
+        limits=limits,
+        progress_board=state.progress_board(),
     ) as rosters:
         link = SlackLink(mode)
         deps = SlackDeps(

@@ -691,8 +691,17 @@ def test_every_page_of_any_roster_is_valid(
         assert_within_slack_limits(message)
         assert_no_live_markup(message, shared_by=shared_by)
         tools = block_by_id(message, TOOLS_BLOCK_ID)
-        if still_loading is not None:
-            assert message == messages[0]  # always page 1 while loading
+        if still_loading is not None and filter_text.strip():
+            # Filtered while loading: `users` are all the users read so far; their matches are paged.
+            assert tools is None
+            shown_page = clamp_page(page, matches)
+            assert context_of(message).startswith(f"Page {shown_page:,} of {page_count(matches):,} · ")
+            assert "loading…" in context_of(message)
+            assert "read so far · still reading" in message.text
+            has_next = NEXT_ACTION_ID in action_ids(message, PAGING_BLOCK_ID)
+            assert has_next == (pageable and shown_page < page_count(matches))
+        elif still_loading is not None:
+            assert message == messages[0]  # the one page given (`loading.page`, 1 here) while loading
             assert tools is None
             assert context_of(message).startswith(f"Page 1 of {page_count(still_loading.expected):,} · ")
             assert "loading…" in context_of(message)

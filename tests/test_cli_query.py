@@ -48,7 +48,7 @@ async def test_table_output_has_the_count_and_neutralises_control_characters(san
 async def test_empty_room_being_destroyed(sandbox_env):
     code, out, _ = await run_cli("query", "demo-empty", "--json", env=sandbox_env)
     assert code == 0
-    assert json.loads(out) == {"room_id": "demo-empty", "count": 0, "users": []}
+    assert json.loads(out) == {"room_id": "demo-empty", "complete": True, "reported_count": 0, "count": 0, "users": []}
 
 
 async def test_invalid_room_id_is_refused_without_any_request(sandbox: ZimSandbox, sandbox_env):
@@ -278,3 +278,74 @@ async def test_a_profiles_bad_base_url_names_its_own_variable(sandbox: ZimSandbo
     assert " ZEGO_API_BASE_URL" not in err
     code, out, _ = await run_cli("query", "demo-12", env=env)  # the default profile is unaffected
     assert (code, out.splitlines()[0]) == (0, "Room demo-12: 12 users, in join order.")
+
+
+# -- completeness: exit 3 for an incomplete list, streamed JSON --------------------------------------------
+
+
+async def test_query_json_incomplete_exits_3(sandbox: ZimSandbox, sandbox_env):
+    """A reconnect right after page 1: the list is printed, says it is incomplete, and the exit status is 3."""
+    sandbox.add_room("moving", 3000)
+    sandbox.schedule("moving", after=(0, 1), ops=[{"op": "reconnect", "index": 0}])
+    code, out, err = await run_cli("query", "moving", "--json", env=sandbox_env)
+    assert code == 3
+    payload = json.loads(out)
+    assert list(payload) == ["room_id", "complete", "reported_count", "count", "problem", "users"]
+    assert payload["complete"] is False
+    assert payload["reported_count"] == 3000
+    assert payload["count"] == len(payload["users"])
+    assert payload["problem"] == f"the room changed while it was read: {payload['count']:,} of 3,000 users"
+    assert err == f"roomusers: incomplete: {payload['problem']}\n"
+
+
+async def test_query_table_incomplete_says_so_and_exits_3(sandbox: ZimSandbox, sandbox_env):
+    sandbox.add_room("doomed", 3000)
+    sandbox.schedule("doomed", after=(0, 2), ops=[{"op": "destroy", "state": "destroying"}])
+    code, out, err = await run_cli("query", "doomed", env=sandbox_env)
+    assert code == 3
+    lines = out.splitlines()
+    assert lines[1].startswith("Incomplete: the room is being destroyed: ")
+    assert lines[1].endswith(" of 3,000 read")
+    assert "incomplete" in err
+
+
+async def test_query_json_streams_valid_json_with_every_key(sandbox: ZimSandbox, sandbox_env):
+    sandbox.add_room("streamed", 3000)
+    code, out, err = await run_cli("query", "streamed", "--json", env=sandbox_env)
+    assert (code, err) == (0, "")  # and no progress bar: stderr is a pipe
+    payload = json.loads(out)
+    assert list(payload) == ["room_id", "complete", "reported_count", "count", "users"]
+    assert (payload["complete"], payload["reported_count"], payload["count"]) == (True, 3000, 3000)
+    assert [(u["user_id"], u["user_name"]) for u in payload["users"]] == sandbox.rooms["streamed"].users
+
+
+async def test_reverse_starts_from_the_newest_end(sandbox: ZimSandbox, sandbox_env):
+    sandbox.add_room("rev", 1200)
+    code, out, _ = await run_cli("query", "rev", "--json", "--reverse", env=sandbox_env)
+    assert code == 0
+    assert sandbox.events("rev")[0][:2] == ("page", 1)
+    assert [u["user_id"] for u in json.loads(out)["users"]] == [uid for uid, _ in sandbox.rooms["rev"].users[::-1]]
+
+
+async def test_query_csv_incomplete_exits_3_with_one_sentence(sandbox: ZimSandbox, sandbox_env):
+    sandbox.add_room("moving-csv", 3000)
+    sandbox.schedule("moving-csv", after=(0, 1), ops=[{"op": "reconnect", "index": 0}])
+    code, out, err = await run_cli_bytes("query", "moving-csv", "--csv", env=sandbox_env)
+    assert code == 3
+    assert out.startswith(b"\xef\xbb\xbfuser_id,user_name\r\n")
+    text = err.decode()
+    assert text.startswith("roomusers: incomplete: the room changed while it was read: ")
+    assert text.count("\n") == 1
+
+
+async def test_filtered_json_incomplete_keeps_filter_and_completeness(sandbox: ZimSandbox, sandbox_env):
+    sandbox.add_room("moving-li", 3000)
+    sandbox.schedule("moving-li", after=(0, 1), ops=[{"op": "reconnect", "index": 0}])
+    code, out, _ = await run_cli("query", "moving-li", "1", "--json", env=sandbox_env)
+    assert code == 3
+    payload = json.loads(out)
+    assert list(payload) == [
+        "room_id", "complete", "reported_count", "count", "problem", "filter", "matches", "users",
+    ]  # fmt: skip
+    assert (payload["complete"], payload["filter"]) == (False, "1")
+    assert payload["matches"] == len(payload["users"]) <= payload["count"]

@@ -132,3 +132,19 @@ async def test_readyz_reports_redis(sandbox: ZimSandbox, redis_url: str):
         async with aiohttp.ClientSession() as session, session.get(url) as response:
             assert response.status == 200
             assert await response.json() == {"ready": True, "checks": {"slack": "connected", "redis": "ok"}}
+
+
+async def test_a_follower_answers_early_from_the_leaders_shared_progress(sandbox: ZimSandbox, redis_url: str):
+    """A replica that waits for another replica's read answers with ZIM's count and first page, as the leader
+    does, instead of waiting for the whole room (the progress goes through Redis)."""
+    sandbox.add_room("big-shared", 20_000)  # 40 pages: about 2 s at 20 requests a second
+    sandbox.faults.set_latency(latency_ms=50)
+    async with local_replicas(2, sandbox=sandbox, redis_url=redis_url, retry=FAST_RETRY) as local:
+        leader = await command_answer(local, 0, "big-shared", user="U0ALICE")
+        assert "still loading" in all_text(leader)
+        follower = await command_answer(local, 1, "big-shared", user="U0BOB")
+        assert "still loading" in all_text(follower)
+        assert "*20,000 users* in this room" in all_text(follower)
+        assert listed_user_ids(follower) == [uid for uid, _ in sandbox.rooms["big-shared"].users[:20]]
+        await until_cached(local, ["big-shared"])
+        assert sandbox.stats.per_room["big-shared"] <= 42  # one read: the follower sent nothing

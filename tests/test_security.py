@@ -515,6 +515,9 @@ async def every_command_path(local: LocalStack) -> list[AppResponse]:
     for action in ("roomusers_next", "roomusers_prev", "roomusers_order", "roomusers_refresh"):
         responses.append(await slack.click(answer, action))
         answer = await slack.next_message()
+        if action == "roomusers_refresh":  # first the page marked "Refreshing…", then the new read
+            assert "Refreshing" in all_text(answer)
+            answer = await slack.next_message()
         assert len(listed_user_ids(answer)) == 20
     responses.append(await slack.click(answer, "roomusers_export"))
     assert "direct messages" in all_text(await slack.next_message())

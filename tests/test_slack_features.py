@@ -68,7 +68,12 @@ async def test_refresh_refetches_and_says_so(local: LocalStack):
     assert "from cache" in all_text(cached)
     requests = local.sandbox.stats.requests
     await local.slack.click(answer, "roomusers_refresh")
+    refreshing = await local.slack.next_message()  # at once: the page shown, marked, without its buttons
+    assert "↻ Refreshing… started" in all_text(refreshing)
+    assert listed_user_ids(refreshing) == listed_user_ids(answer)
+    assert action_ids(refreshing) == [] and tool_ids(refreshing) == []
     refreshed = await local.slack.next_message()
+    assert "Refreshing" not in all_text(refreshed)
     assert local.sandbox.stats.requests == requests + 1
     assert "fresh" in all_text(refreshed)
     assert "from cache" not in all_text(refreshed)
@@ -132,7 +137,9 @@ async def test_share_posts_the_current_page_visibly_crediting_the_requester(loca
     assert "roomusers_share" not in tool_ids(shared)
 
 
-async def test_big_room_answers_after_the_first_page_and_next_waits_for_the_rest(sandbox: ZimSandbox, mode: Mode):
+async def test_big_room_answers_after_the_first_page_and_next_is_served_from_what_is_read(
+    sandbox: ZimSandbox, mode: Mode
+):
     sandbox.add_room("big", 20_000)  # 40 pages: about 2 s at 20 requests/s
     sandbox.faults.set_latency(latency_ms=50)
     async with local_stack(mode=mode, sandbox=sandbox, retry=FAST_RETRY) as local:
@@ -145,9 +152,16 @@ async def test_big_room_answers_after_the_first_page_and_next_waits_for_the_rest
         assert "still loading" in all_text(first)
         assert listed_user_ids(first) == [uid for uid, _ in sandbox.rooms["big"].users[:20]]
         await local.slack.click(first, "roomusers_next")
+        # Users 21-40 came with the first page of 500: page 2 is served at once, saying the read goes on...
         second = await local.slack.next_message(timeout=30)
+        assert sandbox.stats.requests < 40
         assert listed_user_ids(second) == [uid for uid, _ in sandbox.rooms["big"].users[20:40]]
-        assert "still loading" not in all_text(second)
+        assert "still loading" in all_text(second)
+        assert "Page 2 of 1,000" in all_text(second)
+        # ...and replaced by the whole room's page 2 when the read ends.
+        final = await local.slack.next_message(timeout=30)
+        assert listed_user_ids(final) == [uid for uid, _ in sandbox.rooms["big"].users[20:40]]
+        assert "still loading" not in all_text(final)
         assert sandbox.stats.requests >= 40
 
 
@@ -290,7 +304,13 @@ async def test_overlong_filter_is_refused_without_a_zim_call(local: LocalStack, 
 
 
 async def test_a_filtered_answer_exports_just_its_matches(local: LocalStack):
+    early = await answer_to(local, "demo-1234 li")
+    # A 3-page room answers a filter with the matches read so far (no tools yet: the list is still growing);
+    # once it is read, the same command is answered from the snapshot, whole, with its tools.
+    assert "still loading" in all_text(early)
+    await local.until_idle()
     answer = await answer_to(local, "demo-1234 li")
+    assert "still loading" not in all_text(answer)
     users = [RoomUser(*user) for user in users_of(local.sandbox, "demo-1234")]
     matches = filter_users(users, "li")
     assert 0 < len(matches) < len(users)

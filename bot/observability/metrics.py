@@ -34,6 +34,16 @@ FETCH_SECONDS = Histogram(
     "Time to read a whole room from ZIM",
     buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60),
 )
+ROSTER_SHORTFALL = Histogram(
+    "roomusers_roster_shortfall_users",
+    "Users missing against ZIM's Count, per read (0 for a complete one)",
+    buckets=(0, 1, 5, 20, 100, 500, 2000, 10000, 100000),
+)
+ROSTER_READS = Counter(
+    "roomusers_roster_reads_total",
+    "Whole-room reads by result: complete, or why incomplete (changed, destroyed, cursor_repeated, cursor_endless)",
+    ["result"],
+)
 LIMITER_WAIT_SECONDS = Histogram(
     "roomusers_limiter_wait_seconds",
     "Time a ZIM request waited for its send slot under the QPS limit",

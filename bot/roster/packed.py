@@ -70,6 +70,13 @@ class PackedUsers(Sequence[RoomUser]):
                 raise ValueError("packed users: offsets out of order")
         return packed
 
+    @classmethod
+    def _from_parts(cls, ids: bytes, names: bytes, id_ends: array[int], name_ends: array[int]) -> PackedUsers:
+        """Wrap blobs and offsets built elsewhere in this module (GrowingUsers, joined) without re-encoding."""
+        packed = cls()
+        packed._ids, packed._names, packed._id_ends, packed._name_ends = ids, names, id_ends, name_ends
+        return packed
+
     def _user(self, index: int) -> RoomUser:
         id_start = self._id_ends[index - 1] if index else 0
         name_start = self._name_ends[index - 1] if index else 0
@@ -149,3 +156,112 @@ class ReversedUsers(Sequence[RoomUser]):
 
     def __iter__(self) -> Iterator[RoomUser]:
         return reversed(self._users)
+
+
+class GrowingUsers(Sequence[RoomUser]):
+    """The append-only twin of PackedUsers: a read packs users as its pages arrive (~30 bytes a user).
+
+    It is a Sequence while it grows, so answers can serve pages of a read still under way from it.
+    """
+
+    __slots__ = ("_id_ends", "_ids", "_name_ends", "_names")
+
+    def __init__(self) -> None:
+        self._ids, self._names = bytearray(), bytearray()
+        self._id_ends, self._name_ends = array("I"), array("I")
+
+    def append(self, user: RoomUser) -> None:
+        self._ids += user.user_id.encode("utf-8", _ERRORS)
+        self._names += user.user_name.encode("utf-8", _ERRORS)
+        self._id_ends.append(len(self._ids))
+        self._name_ends.append(len(self._names))
+
+    def extend(self, users: Iterable[RoomUser]) -> None:
+        for user in users:
+            self.append(user)
+
+    def __len__(self) -> int:
+        return len(self._id_ends)
+
+    def _user(self, index: int) -> RoomUser:
+        id_start = self._id_ends[index - 1] if index else 0
+        name_start = self._name_ends[index - 1] if index else 0
+        return RoomUser(
+            self._ids[id_start : self._id_ends[index]].decode("utf-8", _ERRORS),
+            self._names[name_start : self._name_ends[index]].decode("utf-8", _ERRORS),
+        )
+
+    @overload
+    def __getitem__(self, index: int) -> RoomUser: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[RoomUser]: ...
+
+    def __getitem__(self, index: int | slice) -> RoomUser | Sequence[RoomUser]:
+        if isinstance(index, slice):
+            return [self._user(i) for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("user index out of range")
+        return self._user(index)
+
+    def __iter__(self) -> Iterator[RoomUser]:
+        for index in range(len(self)):
+            yield self._user(index)
+
+    def __reversed__(self) -> Iterator[RoomUser]:
+        for index in range(len(self) - 1, -1, -1):
+            yield self._user(index)
+
+    def freeze(self) -> PackedUsers:
+        """An immutable PackedUsers of the users so far (copies the blobs once; this builder stays usable)."""
+        return PackedUsers._from_parts(
+            bytes(self._ids), bytes(self._names), array("I", self._id_ends), array("I", self._name_ends)
+        )
+
+    def clear(self) -> None:
+        """Free the blobs (after freeze(), once nothing reads the partial list any more)."""
+        self._ids, self._names = bytearray(), bytearray()
+        self._id_ends, self._name_ends = array("I"), array("I")
+
+
+def _reversed_blob(blob: bytearray, ends: array[int]) -> tuple[bytearray, list[int]]:
+    """The items of `blob` (delimited by `ends`) in reverse order, and their lengths in that order."""
+    out = bytearray()
+    lengths = []
+    for index in range(len(ends) - 1, -1, -1):
+        start = ends[index - 1] if index else 0
+        out += blob[start : ends[index]]
+        lengths.append(ends[index] - start)
+    return out, lengths
+
+
+def joined(oldest_first: GrowingUsers, newest_first: GrowingUsers, *, release: bool = False) -> PackedUsers:
+    """`oldest_first` then `newest_first` reversed, as one PackedUsers, without decoding a user.
+
+    Used by the paging core to assemble the roster in join order from the two chains' packed users. With
+    `release`, each input blob is freed as soon as it is copied (IDs first, then names), so the peak stays
+    close to the result's size rather than three times it; the inputs are then empty.
+    """
+    parts: list[bytes] = []
+    ends_out: list[array[int]] = []
+    for attribute, ends_attribute in (("_ids", "_id_ends"), ("_names", "_name_ends")):
+        front: bytearray = getattr(oldest_first, attribute)
+        back_blob, lengths = _reversed_blob(getattr(newest_first, attribute), getattr(newest_first, ends_attribute))
+        if release:
+            setattr(newest_first, attribute, bytearray())
+        ends = array("I", getattr(oldest_first, ends_attribute))
+        total = len(front)
+        for length in lengths:
+            total += length
+            ends.append(total)
+        parts.append(b"".join((front, back_blob)))
+        del back_blob, front
+        if release:
+            setattr(oldest_first, attribute, bytearray())
+        ends_out.append(ends)
+    if release:
+        oldest_first.clear()
+        newest_first.clear()
+    return PackedUsers._from_parts(parts[0], parts[1], ends_out[0], ends_out[1])

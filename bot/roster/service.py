@@ -9,25 +9,39 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.observability.metrics import FETCH_OUTCOMES, FETCH_SECONDS, FETCHES_IN_FLIGHT, SNAPSHOT_LOOKUPS
-from bot.roster.model import Roster
+from cachetools import TTLCache
+
+from bot.observability.metrics import (
+    FETCH_OUTCOMES,
+    FETCH_SECONDS,
+    FETCHES_IN_FLIGHT,
+    ROSTER_READS,
+    ROSTER_SHORTFALL,
+    SNAPSHOT_LOOKUPS,
+)
+from bot.roster.model import RoomUser, Roster
+from bot.roster.packed import PackedUsers
 from bot.roster.reads import ReadQueue, Ticket
 from bot.state.leases import FetchLeases, LocalLeases
+from bot.state.progress import ProgressBoard, SharedProgress
 from bot.state.snapshots import SnapshotStore
-from bot.zim.errors import ZimIncompleteRoster
+from bot.zim.errors import RoomNotFound, ZimIncompleteRoster
 from bot.zim.models import Page
-from bot.zim.paging import FetchProgress
+from bot.zim.paging import NEWEST_FIRST, OLDEST_FIRST, FetchProgress
 
 log = logging.getLogger(__name__)
 
 FOLLOW_TIMEOUT_SECONDS = 90.0  # a follower waits this long for another replica's fetch (100k users at 200 ms: ~21 s)
+PUBLISH_EVERY_SECONDS = 1.0  # a leader shares its progress this often (after the first page, at once)
+FOLLOW_POLL_SECONDS = 0.1  # a follower looks for the leader's progress this often
 READ_DEADLINE_SECONDS = 300.0  # ROOMUSERS_READ_DEADLINE_SECONDS: a read still going then ends as incomplete
 MAX_CONCURRENT_READS = 4  # ROOMUSERS_MAX_CONCURRENT_READS
 REFRESH_MIN_SECONDS = 10.0  # ROOMUSERS_REFRESH_MIN_SECONDS
+ABSENT_SECONDS = 10.0  # a 660300001 is remembered this long per (profile, room): a mistyped ID spends no budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +61,6 @@ class RoomRead:
     _queue: ReadQueue | None = None
 
     @property
-    def done(self) -> bool:
-        return self._task.done()
-
-    @property
     def queue_position(self) -> int | None:
         """The read's place in line for a free reader (1 = next), or None once it is reading."""
         if self._ticket is None or self._queue is None:
@@ -62,13 +72,44 @@ class RoomRead:
         return self._queue.running if self._queue is not None else 0
 
     @property
+    def done(self) -> bool:
+        return self._task.done()
+
+    @property
     def users_read(self) -> int:
         return self._progress.users_read
 
     @property
+    def count(self) -> int:
+        """ZIM's latest Count for the room (0 before the first page)."""
+        return self._progress.count
+
+    @property
+    def first_mode(self) -> int:
+        """The order the read started from: OLDEST_FIRST, or NEWEST_FIRST for a `--reverse` first requester."""
+        return self._progress.first_mode
+
+    @property
     def first_page(self) -> Page | None:
-        """ZIM's first page (join order), once it has arrived."""
+        """ZIM's first page (of `first_mode`'s order), once it has arrived."""
         return self._progress.first_page
+
+    @property
+    def changed(self) -> bool:
+        """The read has already seen a sign that the room changed under it."""
+        return self._progress.changed
+
+    def oldest(self) -> Sequence[RoomUser]:
+        """The users read so far from the oldest end, in join order (grows while the read goes on)."""
+        return self._progress.oldest()
+
+    def newest(self) -> Sequence[RoomUser]:
+        """The users read so far from the newest end, most recent first (grows while the read goes on)."""
+        return self._progress.newest()
+
+    def ended(self, *, newest_first: bool) -> bool:
+        """Whether the chain of that order has read to its end (its sequence is the whole room in that order)."""
+        return self._progress.chain_ended(NEWEST_FIRST if newest_first else OLDEST_FIRST)
 
     async def first_page_or_end(self) -> None:
         """Wait until the first page has arrived, the read has ended, or it had to wait in line for a reader."""
@@ -105,6 +146,8 @@ class SnapshotService:
         namespace: str,
         leases: FetchLeases | None = None,
         follow_timeout: float | None = None,
+        timer: Callable[[], float] = time.monotonic,
+        progress_board: ProgressBoard | None = None,
         profile: str = "",
         max_concurrent_reads: int = MAX_CONCURRENT_READS,
         read_deadline: float = READ_DEADLINE_SECONDS,
@@ -112,6 +155,7 @@ class SnapshotService:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._board = progress_board
         self._fetch = fetch
         self._namespace = namespace
         self._leases = leases or LocalLeases()
@@ -122,29 +166,61 @@ class SnapshotService:
         self._refresh_min = refresh_min
         self._clock = clock
         self._reads: dict[str, RoomRead] = {}
+        self._absent: TTLCache[str, RoomNotFound] = TTLCache(maxsize=4096, ttl=ABSENT_SECONDS, timer=timer)
+
+    @property
+    def refresh_min(self) -> float:
+        return self._refresh_min
 
     def key(self, room_id: str) -> str:
         return f"{self._namespace}:{room_id}"
 
-    async def begin(self, room_id: str, *, refresh: bool = False) -> Snapshot | RoomRead:
-        """The cached snapshot, or the fetch that will produce one (joining a fetch already under way)."""
+    async def begin(
+        self,
+        room_id: str,
+        *,
+        refresh: bool = False,
+        first_mode: int = OLDEST_FIRST,
+        on_change: Callable[[FetchProgress], None] | None = None,
+    ) -> Snapshot | RoomRead:
+        """The cached snapshot, or the fetch that will produce one (joining a fetch already under way).
+
+        A cached *incomplete* roster is a miss here: a new command or mention reads the room again (clicks
+        on an answer use `cached`, which returns it, so paging stays on the list the user saw). A room ZIM
+        said does not exist (660300001) raises RoomNotFound again for ABSENT_SECONDS, unless `refresh`.
+        """
         key = self.key(room_id)
+        self._raise_if_absent(room_id, refresh=refresh)
         if key not in self._reads:
             cached = await self._store.get(key)
-            SNAPSHOT_LOOKUPS.labels("miss" if cached is None else "hit").inc()
-            if cached is not None and not refresh:
+            SNAPSHOT_LOOKUPS.labels("miss" if cached is None else "hit" if cached.complete else "incomplete").inc()
+            if cached is not None and cached.complete and not refresh:
                 return Snapshot(cached, from_cache=True)
-            if cached is not None and self._clock() - cached.fetched_at < self._refresh_min:
+            # A Refresh of a complete read younger than ROOMUSERS_REFRESH_MIN_SECONDS is answered from it.
+            if cached is not None and cached.complete and self._clock() - cached.fetched_at < self._refresh_min:
                 return Snapshot(cached, from_cache=True, refresh_declined=True)
-        return self.start_read(room_id, refresh=refresh)
+        return self.start_read(room_id, refresh=refresh, first_mode=first_mode, on_change=on_change)
 
-    def start_read(self, room_id: str, *, refresh: bool = False) -> RoomRead:
-        """The fetch of `room_id` under way, or a new one (the cache is not consulted)."""
+    def start_read(
+        self,
+        room_id: str,
+        *,
+        refresh: bool = False,
+        first_mode: int = OLDEST_FIRST,
+        on_change: Callable[[FetchProgress], None] | None = None,
+    ) -> RoomRead:
+        """The fetch of `room_id` under way, or a new one (the cache is not consulted).
+
+        `first_mode` (the first requester's order) decides which end a new read starts from; `on_change` is
+        called after every page of a new read (a progress bar).
+        """
         key = self.key(room_id)
+        self._raise_if_absent(room_id, refresh=refresh)
         # Synchronous: nothing can start a second fetch between this check and the insert.
         flight = self._reads.get(key)
         if flight is None:
-            progress = FetchProgress()
+            progress = FetchProgress(on_change)
+            progress.first_mode = first_mode
             ticket = Ticket()
             task = asyncio.create_task(self._lead_or_follow(key, room_id, progress, ticket, refresh=refresh))
             flight = RoomRead(task, progress, ticket, self._queue)
@@ -157,10 +233,6 @@ class SnapshotService:
         if isinstance(begun, Snapshot):
             return begun
         return Snapshot(await begun.roster(), from_cache=False)
-
-    @property
-    def refresh_min(self) -> float:
-        return self._refresh_min
 
     async def aclose(self) -> None:
         """Stop fetches still under way (at shutdown, after answers had their grace period)."""
@@ -184,6 +256,15 @@ class SnapshotService:
         SNAPSHOT_LOOKUPS.labels("miss" if roster is None else "hit").inc()
         return roster
 
+    def _raise_if_absent(self, room_id: str, *, refresh: bool) -> None:
+        if refresh:
+            self._absent.pop(room_id, None)  # an explicit retry asks ZIM again
+            return
+        absent = self._absent.get(room_id)
+        if absent is not None:
+            SNAPSHOT_LOOKUPS.labels("absent").inc()
+            raise absent
+
     def _forget(self, key: str, task: asyncio.Task[Roster]) -> None:
         self._reads.pop(key, None)
         if not task.cancelled():
@@ -201,18 +282,32 @@ class SnapshotService:
         if lease is None:
             # Without a refresh any snapshot the leader stores will do; with one, only a newer one.
             newer_than = started if refresh else 0.0
-            roster = await self._leases.wait_for_leader(
-                key, read=lambda: self._store.get(key), newer_than=newer_than, timeout=self._follow_timeout
-            )
+            watcher = asyncio.create_task(self._watch_leader(key, progress)) if self._board is not None else None
+            try:
+                roster = await self._leases.wait_for_leader(
+                    key, read=lambda: self._store.get(key), newer_than=newer_than, timeout=self._follow_timeout
+                )
+            finally:
+                if watcher is not None:
+                    watcher.cancel()
+                    await asyncio.gather(watcher, return_exceptions=True)
             if roster is not None:
                 return roster
             lease = await self._leases.acquire(key)  # the leader died or is slow: None again means share the work
+        publisher = asyncio.create_task(self._publish(key, progress)) if self._board is not None else None
         try:
             async with self._queue.slot(ticket):
                 roster = await self._read(room_id, progress)
+            # Once per read, by the replica that read it (a follower's roster was counted by its leader).
+            ROSTER_SHORTFALL.observe(roster.shortfall)
+            ROSTER_READS.labels(roster.incomplete_reason or "complete").inc()
             await self._store.put(key, roster)
             return roster
         finally:
+            if publisher is not None and self._board is not None:
+                publisher.cancel()
+                await asyncio.gather(publisher, return_exceptions=True)
+                await self._board.clear(key)
             if lease is not None:
                 await lease.release()
 
@@ -231,7 +326,10 @@ class SnapshotService:
                         users_read=progress.users_read,
                         users_expected=progress.count,
                     ) from None
-            outcome = "complete"
+                except RoomNotFound as error:
+                    self._absent[room_id] = error
+                    raise
+            outcome = "complete" if roster.complete else "incomplete"
             return roster
         except ZimIncompleteRoster:
             outcome = "incomplete"
@@ -242,3 +340,26 @@ class SnapshotService:
         finally:
             if outcome:
                 FETCH_OUTCOMES.labels(self._profile, outcome).inc()
+
+    async def _publish(self, key: str, progress: FetchProgress) -> None:
+        """Share this read's progress for replicas waiting on it: at the first page, then every second."""
+        assert self._board is not None
+        await progress.first_page_ready.wait()
+        while True:
+            first = progress.first_page
+            if first is not None and first.next_flag is not None:  # a one-page room is stored at once anyway
+                shared = SharedProgress(
+                    progress.count, progress.users_read, progress.first_mode, PackedUsers(first.users), time.time()
+                )
+                await self._board.publish(key, shared)
+            await asyncio.sleep(PUBLISH_EVERY_SECONDS)
+
+    async def _watch_leader(self, key: str, progress: FetchProgress) -> None:
+        """Fill `progress` from the leader's shared progress while this replica waits for its snapshot."""
+        assert self._board is not None
+        while True:
+            shared = await self._board.read(key)
+            if shared is not None:
+                page = Page(tuple(shared.first_users), shared.count, "another replica", "")
+                progress.adopt(first_page=page, first_mode=shared.first_mode, users_read=shared.users_read)
+            await asyncio.sleep(FOLLOW_POLL_SECONDS)

@@ -19,8 +19,15 @@ from bot.roster.apps import ZegoApp, ZegoApps
 from bot.roster.cpu import off_loop
 from bot.roster.model import Roster
 from bot.roster.service import RoomRead, Snapshot
-from bot.roster.view import RoomView
-from bot.slack.render.blocks import Loading, Message, problem_message, roster_message
+from bot.roster.view import PAGE_SIZE, RoomView, filter_users
+from bot.slack.render.blocks import (
+    Loading,
+    Message,
+    not_read_yet_message,
+    problem_message,
+    refreshing_message,
+    roster_message,
+)
 from bot.slack.render.escaping import quote_code
 from bot.slack.render.text import (
     describe_zim_error,
@@ -29,6 +36,7 @@ from bot.slack.render.text import (
     unexpected_error_sentence,
 )
 from bot.zim.errors import ZimError
+from bot.zim.paging import NEWEST_FIRST, OLDEST_FIRST
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +56,19 @@ class Answer:
     def audit_fields(self) -> dict[str, Any]:
         if self.roster is None:
             return {"queued": True} if self.queued else {}
-        extra: dict[str, Any] = {"refresh_reused": True} if self.refresh_reused else {}
-        return {
-            **extra,
+        fields: dict[str, Any] = {"refresh_reused": True} if self.refresh_reused else {}
+        fields |= {
             "room_users": len(self.roster.users),
             "zim_count": self.roster.reported_count,
             "cache_hit": self.from_cache,
             "request_ids": list(self.roster.request_ids),
         }
+        if self.pending is None:  # a "loading" answer's list is ZIM's first page: whether it is whole is not known yet
+            fields["complete"] = self.roster.complete
+            fields["shortfall"] = self.roster.shortfall
+            if self.roster.incomplete_reason is not None:
+                fields["incomplete"] = self.roster.incomplete_reason
+        return fields
 
 
 def with_note(message: Message, note: str) -> Message:
@@ -82,15 +95,18 @@ class RoomAnswers:
         ref = _first_page_ref(request)
 
         async def answer(stack: ZegoApp) -> Answer:
-            begun = await stack.snapshots.begin(request.room_id)
+            # The first requester's order picks the end the read starts from: a `--reverse` answer is Mode=1's
+            # first page, one round trip away.
+            first_mode = NEWEST_FIRST if request.newest_first else OLDEST_FIRST
+            begun = await stack.snapshots.begin(request.room_id, first_mode=first_mode)
             if isinstance(begun, Snapshot):
                 return await self._render(begun, ref, shareable=shareable)
             await begun.first_page_or_end()
             queued = self._queued(begun)
             if queued is not None:
                 return queued
-            # A partial list can only show page 1 of join order, unfiltered.
-            if not request.newest_first and not request.filter_text and not begun.done:
+            # A partial list can show page 1 of either order, or the matches read so far.
+            if not begun.done:
                 partial = self._partial(begun, ref)
                 if partial is not None:
                     return partial
@@ -112,8 +128,36 @@ class RoomAnswers:
         ref = _first_page_ref(request)
         return self._queued(pending) or self._partial(pending, ref)
 
+    async def finish_page(self, ref: RoomView, pending: RoomRead, *, shareable: bool, shared_by: str = "") -> Answer:
+        """The page `ref` once a pending read is done (or why it failed), for a click answered early."""
+
+        async def answer(_: ZegoApp) -> Answer:
+            whole = Snapshot(await pending.roster(), from_cache=False)
+            return await self._render(whole, ref, shareable=shareable, shared_by=shared_by)
+
+        return await self._safely(ref, answer)
+
+    async def refreshing(self, ref: RoomView) -> Message | None:
+        """The page shown, from the snapshot, marked "Refreshing…" without buttons (None if not cached)."""
+        stack = self._rosters.pick(ref.profile)
+        if stack is None:
+            return None
+        try:
+            roster = await stack.snapshots.cached(ref.room_id)
+        except Exception:  # a placeholder is never worth failing the refresh for
+            log.warning("no refreshing placeholder for room %r", ref.room_id, exc_info=True)
+            return None
+        if roster is None:
+            return None
+        shown = (await self._render(Snapshot(roster, True), ref, shareable=False)).message
+        return refreshing_message(shown, started=self._clock())
+
     async def page(self, ref: RoomView, *, shareable: bool, refresh: bool = False, shared_by: str = "") -> Answer:
-        """A page for a click: from the snapshot, from the fetch under way, or (refresh/expired) read anew."""
+        """A page for a click: from the snapshot, from the fetch under way, or (refresh/expired) read anew.
+
+        While a read is under way, a page already read is answered at once (with `pending` set: the
+        caller replaces it with `finish_page` when the read ends), and a page not read yet says so.
+        """
 
         async def answer(stack: ZegoApp) -> Answer:
             if refresh:
@@ -130,9 +174,17 @@ class RoomAnswers:
                 if ref.fetched_at and int(roster.fetched_at) != int(ref.fetched_at):
                     return replace(rendered, message=with_note(rendered.message, "The list was refreshed since."))
                 return rendered
-            # Not cached: the click came while the room is still being read (wait for it), or after the
-            # snapshot expired (read it again, and say so).
-            expired = stack.snapshots.read_under_way(ref.room_id) is None and bool(ref.fetched_at)
+            # Not cached: the click came while the room is still being read (serve what has arrived), or
+            # after the snapshot expired (read it again, and say so).
+            under_way = stack.snapshots.read_under_way(ref.room_id)
+            if under_way is not None and not under_way.done and under_way.count:
+                early = self._partial(under_way, ref)
+                if early is not None:
+                    return early
+                expected = max(under_way.count, under_way.users_read)
+                message = not_read_yet_message(ref.room_id, ref.page, under_way.users_read, expected)
+                return Answer(message, "loading", None, False, pending=under_way)
+            expired = under_way is None and bool(ref.fetched_at)
             whole = Snapshot(await stack.snapshots.start_read(ref.room_id).roster(), from_cache=False)
             rendered = await self._render(whole, ref, shareable=shareable, shared_by=shared_by)
             if expired:
@@ -146,7 +198,9 @@ class RoomAnswers:
         """The whole roster for an export (from the snapshot if it is still there), or the answer saying why not."""
 
         async def whole(stack: ZegoApp) -> Roster:
-            return (await stack.snapshots.get(ref.room_id)).roster
+            # The list the click was made on, if still cached (an incomplete one too: the file says so).
+            cached = await stack.snapshots.cached(ref.room_id)
+            return cached if cached is not None else (await stack.snapshots.get(ref.room_id)).roster
 
         return await self._safely(ref, whole)
 
@@ -162,15 +216,67 @@ class RoomAnswers:
         return Answer(message, "loading", pending=read, queued=True)
 
     def _partial(self, read: RoomRead, ref: RoomView) -> Answer | None:
+        """Page `ref.page` of the read under way, if that page has already been read in `ref`'s order.
+
+        Each chain's users are a prefix of the room in its order (bar changes, which the message then
+        mentions), so page N of join order is served once the oldest-first chain has N pages of 20.
+        """
         first = read.first_page
-        if first is None or first.next_flag is None:
+        if first is None or first.next_flag is None or read.done:
             return None
-        provisional = Roster(room_id=ref.room_id, users=first.users, reported_count=first.count, fetched_at=0.0)
-        loading = Loading(users_read=read.users_read, expected=max(first.count, len(first.users)))
+        expected = max(read.count, read.users_read)
+        if ref.filter_text:
+            return self._filtered_partial(read, ref, expected)
+        sequence = read.newest() if ref.newest_first else read.oldest()
+        start = (max(1, ref.page) - 1) * PAGE_SIZE
+        if len(sequence) < start + PAGE_SIZE and not (
+            read.ended(newest_first=ref.newest_first) and start < len(sequence)
+        ):
+            return None
+        page_users = list(sequence[start : start + PAGE_SIZE])
+        if ref.newest_first:
+            page_users.reverse()  # the provisional roster is in join order; the message shows it reversed
+        provisional = Roster(room_id=ref.room_id, users=page_users, reported_count=read.count, fetched_at=0.0)
+        loading = Loading(read.users_read, expected, page=max(1, ref.page), changed=read.changed)
         message = roster_message(
-            provisional, page=1, now=self._clock(), profile=self._profile_label(ref.profile), loading=loading
+            provisional,
+            page=loading.page,
+            newest_first=ref.newest_first,
+            now=self._clock(),
+            profile=self._profile_label(ref.profile),
+            loading=loading,
         )
         return Answer(message, "loading", provisional, False, pending=read)
+
+    def _filtered_partial(self, read: RoomRead, ref: RoomView, expected: int) -> Answer:
+        """The matches among the users read so far (both ends; the chains never hold a user twice)."""
+        matches = [
+            *filter_users(read.oldest(), ref.filter_text),
+            *reversed(filter_users(read.newest(), ref.filter_text)),
+        ]
+        provisional = Roster(room_id=ref.room_id, users=matches, reported_count=read.count, fetched_at=0.0)
+        loading = Loading(read.users_read, expected, page=max(1, ref.page), changed=read.changed)
+        message = roster_message(
+            provisional,
+            page=loading.page,
+            newest_first=ref.newest_first,
+            now=self._clock(),
+            filter_text=ref.filter_text,
+            profile=self._profile_label(ref.profile),
+            loading=loading,
+        )
+        return Answer(message, "loading", provisional, False, pending=read)
+
+    def with_known_profile(self, request: RoomView) -> RoomView | None:
+        """`request` naming its profile as configured (`--app EU` is `eu`); None for a profile that isn't."""
+        name = self._rosters.resolve(request.profile)
+        if name is None:
+            return None
+        return replace(request, profile=name) if request.profile else request
+
+    def unknown_profile(self, profile: str) -> Message:
+        known = ", ".join(quote_code(name, 32) for name in sorted(self._rosters.by_profile))
+        return problem_message(f"There is no app profile {quote_code(profile, 32)}; this roomusers knows {known}.")
 
     def _profile_label(self, profile: str) -> str:
         return (profile or self._rosters.default) if self._rosters.several else profile
@@ -192,17 +298,6 @@ class RoomAnswers:
         )
         outcome = "empty" if not snapshot.roster.users else "ok"
         return Answer(message, outcome, snapshot.roster, snapshot.from_cache)
-
-    def with_known_profile(self, request: RoomView) -> RoomView | None:
-        """`request` naming its profile as configured (`--app EU` is `eu`); None for a profile that isn't."""
-        name = self._rosters.resolve(request.profile)
-        if name is None:
-            return None
-        return replace(request, profile=name) if request.profile else request
-
-    def unknown_profile(self, profile: str) -> Message:
-        known = ", ".join(quote_code(name, 32) for name in sorted(self._rosters.by_profile))
-        return problem_message(f"There is no app profile {quote_code(profile, 32)}; this roomusers knows {known}.")
 
     async def _safely(self, ref: RoomView, answer: Callable[[ZegoApp], Awaitable[T]]) -> T | Answer:
         """`answer` with the profile's stack; a missing profile, a ZIM error or a bug becomes an Answer."""

@@ -101,9 +101,10 @@ def _utc_stamp(fetched_at: float, pattern: str) -> str | None:
     return time.strftime(pattern, time.gmtime(int(fetched_at)))
 
 
-def csv_filename(room_id: str, fetched_at: float, *, matching: bool = False) -> str:
-    """`roomusers-<room-id>-YYYYMMDD-HHMMSSZ.csv` (UTC), e.g. `roomusers-demo-120-20261128-063100Z.csv`, and
-    `…-matching.csv` for the users matching a filter.
+def csv_filename(room_id: str, fetched_at: float, *, matching: bool = False, complete: bool = True) -> str:
+    """`roomusers-<room-id>-YYYYMMDD-HHMMSSZ.csv` (UTC), e.g. `roomusers-demo-120-20261128-063100Z.csv`,
+    `…-matching.csv` for the users matching a filter; an incomplete list's name ends in `-incomplete.csv`, so
+    the file never passes for the whole room.
 
     Every character of the room ID outside ASCII letters, digits, `.`, `_` and `-` becomes `_` (so no path
     separators, spaces or shell metacharacters), and the ID is cut to 64 characters. A timestamp that cannot
@@ -111,7 +112,7 @@ def csv_filename(room_id: str, fetched_at: float, *, matching: bool = False) -> 
     """
     safe_id = _UNSAFE_FILENAME_CHARS.sub("_", room_id[:_MAX_ROOM_ID_IN_FILENAME]) or "_"
     stamp = _utc_stamp(fetched_at, "%Y%m%d-%H%M%SZ")
-    suffix = "-matching" if matching else ""
+    suffix = ("-matching" if matching else "") + ("" if complete else "-incomplete")
     return f"roomusers-{safe_id}-{stamp}{suffix}.csv" if stamp else f"roomusers-{safe_id}{suffix}.csv"
 
 
@@ -126,7 +127,14 @@ class ExportTarget:
 
 
 def _initial_comment(
-    room_id: str, count: int, fetched_at: float, requested_by: str, profile: str, filter_text: str, room_users: int
+    room_id: str,
+    count: int,
+    fetched_at: float,
+    requested_by: str,
+    profile: str,
+    filter_text: str = "",
+    room_users: int = 0,
+    problem: str = "",
 ) -> str:
     room = quote_code(room_id, 100)
     app = f" (app {quote_code(profile, 50)})" if profile else ""
@@ -137,7 +145,8 @@ def _initial_comment(
         users = f"{count:,} of {room_users:,} {'user' if room_users == 1 else 'users'}"
     # The requester's ID comes from Slack's own payload; the mention is ours and intended.
     requester = f" — requested by <@{requested_by}>" if SLACK_USER_ID.fullmatch(requested_by) else ""
-    return f"Users of room {room}{app}{matching} ({users}, fetched {date_token(fetched_at)}){requester}"
+    incomplete = f" — *incomplete:* {escape_mrkdwn(problem)}" if problem else ""
+    return f"Users of room {room}{app}{matching} ({users}, fetched {date_token(fetched_at)}){incomplete}{requester}"
 
 
 def _title(room_id: str, profile: str) -> str:
@@ -193,8 +202,11 @@ async def upload_roster_csv(
     profile: str = "",
     filter_text: str = "",
     room_users: int = 0,
+    problem: str = "",
 ) -> str | None:
     """Upload the roster as a CSV file to `target`; None on success, else one sentence saying why it could not.
+
+    `problem` is an incomplete roster's sentence: the comment says so and the file name ends `-incomplete.csv`.
 
     A DM target opens (or reuses) the bot's direct message with the user and uploads there, never in the
     channel (a thread_ts then does not apply). No exception escapes, except cancellation; failures are logged
@@ -208,12 +220,12 @@ async def upload_roster_csv(
         content = await off_loop(len(users), roster_csv, users)  # a 100k-user CSV must not hold the loop
         await client.files_upload_v2(
             content=content,
-            filename=csv_filename(room_id, fetched_at, matching=bool(filter_text)),
+            filename=csv_filename(room_id, fetched_at, matching=bool(filter_text), complete=not problem),
             title=_title(room_id, profile),
             channel=channel,
             thread_ts=thread_ts,
             initial_comment=_initial_comment(
-                room_id, len(users), fetched_at, requested_by, profile, filter_text, room_users
+                room_id, len(users), fetched_at, requested_by, profile, filter_text, room_users, problem
             ),
         )
     except (SlackClientError, aiohttp.ClientError, TimeoutError) as error:

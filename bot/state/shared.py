@@ -31,6 +31,7 @@ from bot.state.once import (
     ReplayGuard,
 )
 from bot.state.pacer import FallbackPacer, RedisPacer, SmoothPacer
+from bot.state.progress import ProgressBoard, RedisProgressBoard
 from bot.state.snapshots import (
     DEFAULT_BUDGET_BYTES,
     DEFAULT_TTL_SECONDS,
@@ -84,6 +85,12 @@ class SharedState:
         key = f"{self._redis.prefix}pacer:{name}"
         shared = RedisPacer(self._redis.client, qps=qps, key=key, background_share=share)
         return FallbackPacer(shared, SmoothPacer(qps, background_share=share), self._redis.health)
+
+    def progress_board(self) -> ProgressBoard | None:
+        """Where reads share their progress with replicas waiting on them (None: one replica, nothing to share)."""
+        if self._redis is None:
+            return None
+        return RedisProgressBoard(self._redis.client, prefix=self._redis.prefix)
 
     async def aclose(self) -> None:
         if self._redis is not None:

@@ -1,11 +1,14 @@
 """Roster snapshots: in process (`MemorySnapshotStore`), in Redis for every replica (`RedisSnapshotStore`),
 and the pair switched by `RedisHealth` (`FallbackSnapshotStore`).
 
-Redis encoding:a 4-byte tag (`RUS2`), then zlib (level 6) of a length-prefixed UTF-8 JSON header
+Redis encoding: a 4-byte tag (`RUS2`), then zlib (level 6) of a length-prefixed UTF-8 JSON header
 `{"room", "count", "at", "pages", "destroying", "requests"}` followed by the roster's packed form
 (`PackedUsers.to_bytes`: the ID and name blobs and their offsets). Reading it back builds no per-user
 objects, so a click served from Redis costs a decompression, not a parse of every user. Strings go through
 `surrogatepass`, so any Python string, even a lone surrogate from ZIM's JSON, comes back identical.
+An incomplete roster is tagged `RUS3` (the same body; the header adds `"complete": false, "problem",
+"reason"`) and kept at most 30 s: older replicas read an unknown tag as a miss and read the room themselves,
+so they never show an incomplete list as whole. Complete rosters stay `RUS2`, byte for byte as before.
 Large rosters are compressed and decompressed in a worker thread so the event loop keeps answering Slack.
 
 Bounded memory: every snapshot is written with `SET key value PX ttl` (default 300 s), a roster over
@@ -34,13 +37,13 @@ import struct
 import time
 import zlib
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 from cachetools import TTLCache
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from bot.roster.model import Roster
+from bot.roster.model import IncompleteReason, Roster
 from bot.roster.packed import PackedUsers
 from bot.state.connection import DEFAULT_PREFIX
 from bot.state.health import Fallback
@@ -52,6 +55,8 @@ DEFAULT_MAX_USERS_IN_MEMORY = 2_000_000
 DEFAULT_MAX_USERS = 1_000_000  # one roster in Redis
 
 _TAG = b"RUS2"  # RUS1 (JSON columns) snapshots from older versions read as misses and are refetched
+_INCOMPLETE_TAG = b"RUS3"  # an incomplete roster: older replicas treat it as a miss
+INCOMPLETE_TTL_SECONDS = 30.0  # an incomplete roster is kept for paging clicks, briefly
 _METADATA_SIZE = struct.Struct("<I")
 _COMPRESSION_LEVEL = 6
 _UTF8 = "utf-8"
@@ -84,18 +89,28 @@ class MemorySnapshotStore:
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._cache: TTLCache[str, Roster] = TTLCache(maxsize=max_users, ttl=ttl, timer=timer, getsizeof=_users_held)
+        # Incomplete rosters live shorter (min(ttl, 30 s)); TTLCache has one TTL, so they get their own cache.
+        self._incomplete: TTLCache[str, Roster] = TTLCache(
+            maxsize=max(1, max_users // 10),
+            ttl=min(ttl, INCOMPLETE_TTL_SECONDS),
+            timer=timer,
+            getsizeof=_users_held,
+        )
 
     async def get(self, key: str) -> Roster | None:
-        return self._cache.get(key)
+        return self._cache.get(key) or self._incomplete.get(key)
 
     async def put(self, key: str, roster: Roster) -> None:
+        self._cache.pop(key, None)
+        self._incomplete.pop(key, None)
         try:
-            self._cache[key] = roster
+            (self._cache if roster.complete else self._incomplete)[key] = roster
         except ValueError:  # a single roster larger than the whole budget: serve it, don't keep it
             log.warning("snapshot of %d users exceeds the cache budget; not cached", len(roster.users))
 
     async def discard(self, key: str) -> None:
         self._cache.pop(key, None)
+        self._incomplete.pop(key, None)
 
 
 class SnapshotDecodeError(ValueError):
@@ -111,21 +126,32 @@ def encode_roster(roster: Roster) -> bytes:
         "destroying": roster.being_destroyed,
         "requests": list(roster.request_ids),
     }
+    if not roster.complete:
+        metadata.update(complete=False, problem=roster.problem, reason=roster.incomplete_reason)
     header = json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode(_UTF8, _ERRORS)
     users = roster.users if isinstance(roster.users, PackedUsers) else PackedUsers(roster.users)
     body = _METADATA_SIZE.pack(len(header)) + header + users.to_bytes()
-    return _TAG + zlib.compress(body, _COMPRESSION_LEVEL)
+    return (_TAG if roster.complete else _INCOMPLETE_TAG) + zlib.compress(body, _COMPRESSION_LEVEL)
 
 
 def decode_roster(value: bytes) -> Roster:
     """The roster in `value`; SnapshotDecodeError for anything else (foreign, truncated, older format)."""
-    if not value.startswith(_TAG):
+    complete = value.startswith(_TAG)
+    if not complete and not value.startswith(_INCOMPLETE_TAG):
         raise SnapshotDecodeError("not a roster snapshot (unknown tag)")
     try:
         body = zlib.decompress(value[len(_TAG) :])
         (header_size,) = _METADATA_SIZE.unpack_from(body)
         header_end = _METADATA_SIZE.size + header_size
         document = json.loads(body[_METADATA_SIZE.size : header_end].decode(_UTF8, _ERRORS))
+        incomplete: dict[str, Any] = {}
+        if not complete:
+            if document.get("complete") is not False:
+                raise ValueError("a RUS3 snapshot must say complete: false")
+            reason = _typed(document["reason"], str)
+            if reason not in get_args(IncompleteReason):
+                raise ValueError("unknown incomplete reason")
+            incomplete = {"complete": False, "problem": _typed(document["problem"], str), "incomplete_reason": reason}
         return Roster(
             room_id=_typed(document["room"], str),
             users=PackedUsers.from_bytes(body[header_end:]),
@@ -134,6 +160,7 @@ def decode_roster(value: bytes) -> Roster:
             pages=_typed(document["pages"], int),
             being_destroyed=_typed(document["destroying"], bool),
             request_ids=tuple(_typed(request_id, str) for request_id in document["requests"]),
+            **incomplete,
         )
     except (zlib.error, struct.error, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise SnapshotDecodeError(f"corrupt roster snapshot ({type(exc).__name__})") from exc
@@ -257,8 +284,10 @@ class RedisSnapshotStore:
             value = await asyncio.to_thread(encode_roster, roster)
         else:
             value = encode_roster(roster)
+        # An incomplete roster is kept briefly (INCOMPLETE_TTL_SECONDS), for paging clicks only.
+        ttl_ms = self._ttl_ms if roster.complete else min(self._ttl_ms, round(INCOMPLETE_TTL_SECONDS * 1000))
         keys = [self.redis_key(key), self._index, self._bytes]
-        if not await self._put(keys=keys, args=[value, self._ttl_ms, self._budget]):
+        if not await self._put(keys=keys, args=[value, ttl_ms, self._budget]):
             log.warning(
                 "snapshot of %d bytes exceeds the shared store's budget of %d bytes (SNAPSHOT_REDIS_MAX_MB); "
                 "not stored",

@@ -9,7 +9,7 @@ ZimError
 │   ├── ZimInvalidRequest   2, 660000002, ... (a bug on our side or a bad parameter)
 │   └── ZimCredentialsRejected  3, 1000000xx signature/AppId codes: a settings problem
 ├── ZimUnavailable          transient failures outlasted the retry budget
-└── ZimIncompleteRoster     the pages could not be followed to the end (cursor repeated or never ended)
+└── ZimIncompleteRoster     kept for callers that name it; a read now returns an incomplete Roster instead
 """
 
 from __future__ import annotations

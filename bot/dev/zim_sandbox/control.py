@@ -8,6 +8,10 @@ DELETE /_sandbox/faults             remove every fault
 POST /_sandbox/latency              {"latency_ms": 100, "jitter_ms": 0}; an absent key is left unchanged
 GET  /_sandbox/rooms                room IDs with their size and state
 POST /_sandbox/rooms                {"room_id": "x", "users": 1234 | [[id, name], ...], "state": "ok"}
+POST /_sandbox/rooms/{room_id}/changes   {"after": {"mode": 0, "page": 1} | "now", "ops": [...]} (changes.py)
+GET  /_sandbox/rooms/{room_id}/changes   {"pending": [...], "applied": [{"after", "ops", "count_after"}]}
+DELETE /_sandbox/rooms/{room_id}/changes forget the pending changes
+GET  /_sandbox/events?room_id=x     the room's pages served and changes applied, in order
 GET  /healthz                       200 "ok"
 
 Bad input gets HTTP 400 with {"error": "..."}; nothing here is signed, since the sandbox binds to loopback.
@@ -20,6 +24,7 @@ from typing import TYPE_CHECKING, cast
 
 from aiohttp import web
 
+from bot.dev.zim_sandbox.changes import ChangeOp, parse_after
 from bot.dev.zim_sandbox.faults import Fault
 from bot.dev.zim_sandbox.rooms import ROOM_STATES, RoomState
 
@@ -77,6 +82,10 @@ class ControlApi:
         router.add_post("/_sandbox/latency", self.set_latency)
         router.add_get("/_sandbox/rooms", self.list_rooms)
         router.add_post("/_sandbox/rooms", self.add_room)
+        router.add_post("/_sandbox/rooms/{room_id}/changes", self.add_changes)
+        router.add_get("/_sandbox/rooms/{room_id}/changes", self.list_changes)
+        router.add_delete("/_sandbox/rooms/{room_id}/changes", self.clear_changes)
+        router.add_get("/_sandbox/events", self.events)
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -139,6 +148,41 @@ class ControlApi:
         except ValueError as error:
             raise _bad_request(str(error)) from error
         return web.json_response({"room_id": room.room_id, "count": len(room), "state": room.state})
+
+    async def add_changes(self, request: web.Request) -> web.Response:
+        room_id = request.match_info["room_id"]
+        body = await _json_object(request)
+        unknown = sorted(set(body) - {"after", "ops"})
+        if unknown:
+            raise _bad_request(f"unknown field(s): {', '.join(unknown)}; expected after, ops")
+        ops = body.get("ops")
+        try:
+            after = parse_after(body.get("after", "now"))
+            if not isinstance(ops, list):
+                raise ValueError("ops must be a list")
+            parsed = [ChangeOp.from_json(op) for op in ops]
+            # Validated against the room before anything is queued: a bad batch changes nothing.
+            self._sandbox.schedule(room_id, after=after, ops=parsed)
+        except ValueError as error:
+            raise _bad_request(str(error)) from error
+        return await self.list_changes(request)
+
+    async def list_changes(self, request: web.Request) -> web.Response:
+        room_id = request.match_info["room_id"]
+        return web.json_response(
+            {
+                "pending": [change.to_json() for change in self._sandbox.pending_changes(room_id)],
+                "applied": self._sandbox.applied.get(room_id, []),
+            }
+        )
+
+    async def clear_changes(self, request: web.Request) -> web.Response:
+        self._sandbox.clear_changes(request.match_info["room_id"])
+        return await self.list_changes(request)
+
+    async def events(self, request: web.Request) -> web.Response:
+        room_id = request.query.get("room_id", "")
+        return web.json_response({"room_id": room_id, "events": [list(e) for e in self._sandbox.events(room_id)]})
 
 
 def _optional_number(value: object, name: str) -> float | None:

@@ -97,21 +97,42 @@ def hostile_users() -> list[tuple[str, str]]:
     return users + padding
 
 
-class SandboxRoom:
-    """A room's state and members in join order; the JSON encoding of its members is cached.
+def page_bounds(offset: int, limit: int, total: int) -> int:
+    """The end of the page [offset, end) of a list of `total`; a cursor past the end gives an empty page."""
+    return max(offset, min(offset + limit, total))
 
-    Change members through `join`/`leave` or by assigning `users`; after mutating the `users` list in
-    place without changing its length, call `invalidate()` so pages are rebuilt.
+
+class SandboxRoom:
+    """A room's state and members in login order (oldest first); the JSON encoding of its members is cached.
+
+    The order is login time, as ZIM's (zim-api.md §5b): `join` appends, `leave` removes (everyone after
+    moves one place toward the start), `reconnect` removes and appends (a new login time puts the user at
+    the newest end), `destroy` makes later pages 660300008 ("destroying") or 660300001 ("gone"). Cursors
+    are offsets in each Mode's own order, the harsher reading of §5b. With `record_history`, `history`
+    holds the membership (IDs) after every change, starting with the initial one.
+
+    After mutating the `users` list in place without changing its length, call `invalidate()`.
     """
 
-    def __init__(self, room_id: str, users: Iterable[tuple[str, str]] = (), state: RoomState = "ok") -> None:
+    def __init__(
+        self,
+        room_id: str,
+        users: Iterable[tuple[str, str]] = (),
+        state: RoomState = "ok",
+        *,
+        record_history: bool = False,
+    ) -> None:
         self.room_id = room_id
         self.state: RoomState = state
+        self.gone = False  # destroyed for good: the sandbox answers 660300001
         self._users = list(users)
         self._encoded: dict[bool, list[bytes]] = {}
         self._encoded_len = -1
         self._names: dict[str, str] | None = None
         self._names_len = -1
+        self.history: list[tuple[str, ...]] | None = None
+        if record_history:
+            self.history = [tuple(uid for uid, _ in self._users)]
 
     @property
     def users(self) -> list[tuple[str, str]]:
@@ -129,21 +150,60 @@ class SandboxRoom:
         return f"SandboxRoom({self.room_id!r}, {len(self._users)} users, state={self.state!r})"
 
     def join(self, user_id: str, user_name: str) -> bool:
-        """Append a user at the end of the join order; False if already present (ZIM keeps one entry)."""
+        """Append a user at the newest end; False if already present (ZIM keeps one entry)."""
         if any(uid == user_id for uid, _ in self._users):
             return False
         self._users.append((user_id, user_name))
-        self.invalidate()
+        self._changed()
         return True
 
-    def leave(self, user_id: str) -> bool:
-        """Remove a user; False if absent. Later users shift one place toward the start."""
+    def leave(self, user: str | int) -> str | None:
+        """Remove a user (by ID, or by index in login order, -1 the newest); the ID removed, or None if
+        absent. Later users shift one place toward the start."""
+        index = self._index(user)
+        if index is None:
+            return None
+        user_id = self._users.pop(index)[0]
+        self._changed()
+        return user_id
+
+    def reconnect(self, user: str | int) -> str | None:
+        """Log a user in again: a new login time moves them to the newest end. The ID, or None if absent."""
+        index = self._index(user)
+        if index is None:
+            return None
+        member = self._users.pop(index)
+        self._users.append(member)
+        self._changed()
+        return member[0]
+
+    def destroy(self, state: Literal["destroying", "gone"] = "destroying") -> None:
+        """Start destroying the room: later pages are 660300008, or 660300001 once it is `gone`."""
+        self.state = "destroying"
+        self.gone = state == "gone"
+        self._changed()
+
+    def page(self, mode: int, offset: int, limit: int) -> tuple[list[tuple[str, str]], int, int]:
+        """The users of the page at `offset` in Mode `mode`'s order, the Count, and the page's end offset."""
+        total = len(self._users)
+        end = page_bounds(offset, limit, total)
+        if mode == 1:
+            return [self._users[total - 1 - i] for i in range(offset, end)], total, end
+        return self._users[offset:end], total, end
+
+    def _index(self, user: str | int) -> int | None:
+        if isinstance(user, int):
+            size = len(self._users)
+            return user % size if -size <= user < size else None
         for index, (uid, _) in enumerate(self._users):
-            if uid == user_id:
-                del self._users[index]
-                self.invalidate()
-                return True
-        return False
+            if uid == user:
+                return index
+        return None
+
+    def _changed(self) -> None:
+        self.invalidate()  # a reconnect keeps the length, so the encoding cache must be told
+        if self.history is not None:
+            self.history.append(tuple(uid for uid, _ in self._users))
 
     def invalidate(self) -> None:
         """Forget the cached encoding (and name index) after the member list changed."""

@@ -24,12 +24,13 @@ import random
 import secrets
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 
 from aiohttp import web
 from multidict import MultiMapping
 
+from bot.dev.zim_sandbox.changes import ChangeOp, ScheduledChange
 from bot.dev.zim_sandbox.control import ControlApi
 from bot.dev.zim_sandbox.credentials import SANDBOX_APP_ID, SANDBOX_SERVER_SECRET
 from bot.dev.zim_sandbox.cursor import CursorCodec
@@ -54,7 +55,15 @@ from bot.dev.zim_sandbox.protocol import (
     request_mode,
 )
 from bot.dev.zim_sandbox.ratelimit import ArrivalWindow, RoomWindows
-from bot.dev.zim_sandbox.rooms import MAX_LOAD_USERS, RoomState, SandboxRoom, generated_users, load_room, seed_rooms
+from bot.dev.zim_sandbox.rooms import (
+    MAX_LOAD_USERS,
+    RoomState,
+    SandboxRoom,
+    generated_users,
+    load_room,
+    page_bounds,
+    seed_rooms,
+)
 from bot.dev.zim_sandbox.stats import SandboxStats
 from bot.dev.zim_sandbox.wire import Reply, code_reply, members_reply, success_reply
 from bot.slack.render.escaping import LONE_SURROGATE
@@ -69,6 +78,11 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8710
 # Backstop only: in-flight latency and delays end as soon as stop() is called.
 _SHUTDOWN_GRACE_S = 1.0
+MAX_EVENTS_PER_ROOM = 10_000  # the event log is for tests and benchmarks; a read of 1M users is 2,000 pages
+
+# One entry of a room's event log: ("page", mode, RequestId) for a successful page served, or
+# ("op", op, user_id) for a scheduled change applied ("" when it affected nobody, e.g. destroy).
+Event = tuple[str, int | str, str]
 
 
 class ZimSandbox:
@@ -117,11 +131,25 @@ class ZimSandbox:
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         self._stopping = asyncio.Event()
+        self._pages_served: dict[tuple[str, int], int] = {}
+        self._pending: list[ScheduledChange] = []
+        self.applied: dict[str, list[dict[str, object]]] = {}
+        self._events: dict[str, list[Event]] = {}
 
     # ----- setup -----------------------------------------------------------------------------------
 
-    def add_room(self, room_id: str, users: int | list[tuple[str, str]], *, state: RoomState = "ok") -> SandboxRoom:
-        """Create or replace a room; an int generates that many deterministic users."""
+    def add_room(
+        self,
+        room_id: str,
+        users: int | list[tuple[str, str]],
+        *,
+        state: RoomState = "ok",
+        record_history: bool = False,
+    ) -> SandboxRoom:
+        """Create or replace a room; an int generates that many deterministic users.
+
+        Replacing a room forgets its scheduled changes, its event log and its page counters.
+        """
         problem = room_id_problem(room_id)
         if problem is not None:
             raise ValueError(problem)
@@ -131,9 +159,75 @@ class ZimSandbox:
             users = generated_users(users, seed=users)
         else:
             _refuse_lone_surrogates(users)
-        room = SandboxRoom(room_id, users, state=state)
+        room = SandboxRoom(room_id, users, state=state, record_history=record_history)
         self.rooms[room_id] = room
+        self.clear_changes(room_id)
+        self._events.pop(room_id, None)
+        self.applied.pop(room_id, None)
+        for mode in (0, 1):
+            self._pages_served.pop((room_id, mode), None)
         return room
+
+    def schedule(
+        self, room_id: str, *, after: tuple[int, int] | None, ops: Sequence[ChangeOp | Mapping[str, object]]
+    ) -> ScheduledChange:
+        """Change `room_id` after the sandbox answers page `after=(mode, k)` of it (None or k=0: now).
+
+        A change applied now is checked against the room first (ValueError, nothing changed); a scheduled
+        one is checked when it lands, and an op whose user is no longer there (or already is) does nothing
+        and is logged with an empty user ID. See changes.py.
+        """
+        room = self.rooms.get(room_id)
+        if room is None:
+            raise ValueError(f"no room {room_id!r}")
+        parsed = tuple(op if isinstance(op, ChangeOp) else ChangeOp.from_json(op) for op in ops)
+        if not parsed:
+            raise ValueError("ops must not be empty")
+        mode, page = after if after is not None else (None, 0)
+        if mode is None or page == 0:
+            for op in parsed:
+                op.check(room)
+        change = ScheduledChange(room_id, mode, page, parsed)
+        if mode is None or page == 0:
+            self._apply(change)
+        else:
+            self._pending.append(change)
+        return change
+
+    def pending_changes(self, room_id: str) -> list[ScheduledChange]:
+        return [change for change in self._pending if change.room_id == room_id]
+
+    def clear_changes(self, room_id: str) -> None:
+        self._pending = [change for change in self._pending if change.room_id != room_id]
+
+    def events(self, room_id: str) -> list[Event]:
+        """The pages served and the changes applied for `room_id`, in order (at most MAX_EVENTS_PER_ROOM)."""
+        return list(self._events.get(room_id, ()))
+
+    def _log(self, room_id: str, event: Event) -> None:
+        log = self._events.setdefault(room_id, [])
+        if len(log) < MAX_EVENTS_PER_ROOM:
+            log.append(event)
+
+    def _apply(self, change: ScheduledChange) -> None:
+        room = self.rooms.get(change.room_id)
+        if room is None:
+            return
+        for op in change.ops:
+            affected = op.apply(room)
+            for user_id in affected or [""]:
+                self._log(change.room_id, ("op", op.op, user_id))
+        self.applied.setdefault(change.room_id, []).append({**change.to_json(), "count_after": len(room)})
+
+    def _page_served(self, room_id: str, mode: int, *, from_start: bool, request_id: str) -> None:
+        key = (room_id, mode)
+        served = 1 if from_start else self._pages_served.get(key, 0) + 1
+        self._pages_served[key] = served
+        self._log(room_id, ("page", mode, request_id))
+        due = [c for c in self._pending if (c.room_id, c.after_mode, c.after_page) == (room_id, mode, served)]
+        for change in due:
+            self._pending.remove(change)
+            self._apply(change)
 
     def inject(self, fault: Fault) -> Fault:
         """Activate a fault; see bot.dev.zim_sandbox.faults for kinds, filters and when each applies."""
@@ -163,7 +257,7 @@ class ZimSandbox:
         if isinstance(params, Rejection):
             return self._code(params.code, params.message)
         room = self.find_room(params.room_id)
-        if room is None:
+        if room is None or room.gone:
             return self._code(ROOM_NOT_FOUND, "room not exist")
         if room.state == "unavailable":
             return self._code(ROOM_UNAVAILABLE, "failed to get room")
@@ -188,7 +282,7 @@ class ZimSandbox:
         if isinstance(params, Rejection):
             return self._code(params.code, params.message)
         room = self.find_room(params.room_id)
-        if room is None:
+        if room is None or room.gone:
             return self._code(ROOM_NOT_FOUND, "room not exist")
         if room.state == "unavailable":
             return self._code(ROOM_UNAVAILABLE, "failed to get room")
@@ -230,7 +324,7 @@ class ZimSandbox:
         total = len(users)
         offset = params.offset
         # A cursor can point past the end after users left; that page is simply empty.
-        end = max(offset, min(offset + params.limit, total))
+        end = page_bounds(offset, params.limit, total)
         fault = self.faults.take(
             PAGE_KINDS,
             room_id=params.room_id,
@@ -250,7 +344,11 @@ class ZimSandbox:
         elif fault is not None and fault.kind == "endless_cursor":
             # end + 1 is past the end and grows every page, so each cursor is new and never "done".
             next_flag = self._cursors.encode(params.room_id, params.mode, end + 1)
-        return success_reply(self._request_id(), count, next_flag, users[offset:end])
+        request_id = self._request_id()
+        reply = success_reply(request_id, count, next_flag, users[offset:end])
+        # Scheduled changes land here: after this page is built, before any later request is handled.
+        self._page_served(params.room_id, params.mode, from_start=params.from_start, request_id=request_id)
+        return reply
 
     def _fault_reply(self, fault: Fault) -> Reply:
         if fault.kind == "code":

@@ -143,12 +143,28 @@ async def change_view(
     ref = await _start(click, deps, respond, client, record)
     if ref is None:
         return
+    refresh = click.action_id == "roomusers_refresh"
     # A click on a mention's answer while its room is still loading (its buttons carry no fetch time) claims
     # the message: the mention's progress and final updates stop, so they can't undo this page.
     claimed = not click.ephemeral and not ref.fetched_at and bool(click.message_ts)
     if claimed:
         await deps.deduper.first_sighting(view_claim(click.channel, click.message_ts))
-    answer = await deps.answers.page(ref, shareable=click.ephemeral, refresh=click.action_id == "roomusers_refresh")
+    placeholder = None
+    if refresh:
+        # A big room takes a while to read again: show at once that it is being refreshed.
+        placeholder = await deps.answers.refreshing(ref)
+        if placeholder is not None:
+            await deliver(respond, placeholder, click.to, replace_original=True)
+    answer = await deps.answers.page(ref, shareable=click.ephemeral, refresh=refresh)
+    if placeholder is not None and answer.outcome not in ("ok", "empty", "loading"):
+        # The refresh failed: put back the page (with its buttons, to try again) before saying why.
+        restored = await deps.answers.page(ref, shareable=click.ephemeral)
+        if restored.outcome in ("ok", "empty"):
+            await deliver(respond, restored.message, click.to, replace_original=True)
+    if answer.pending is not None:
+        # A page already read (or "still loading") while the read goes on; the whole page replaces it at the end.
+        await deliver(respond, answer.message, click.to, replace_original=True)
+        answer = await deps.answers.finish_page(ref, answer.pending, shareable=click.ephemeral)
     record.note(**answer.audit_fields())
     if answer.outcome not in ("ok", "empty"):  # keep the page the user was looking at; say what went wrong beside it
         await _tell(respond, click, record, answer.message, answer.outcome)
@@ -169,6 +185,8 @@ async def share(
     if ref is None:
         return
     answer = await deps.answers.page(ref, shareable=False, shared_by=click.user)
+    if answer.pending is not None:  # only a whole page is shared with the channel
+        answer = await deps.answers.finish_page(ref, answer.pending, shareable=False, shared_by=click.user)
     record.note(**answer.audit_fields())
     if answer.outcome not in ("ok", "empty"):
         await _tell(respond, click, record, answer.message, answer.outcome)
@@ -240,15 +258,19 @@ async def _export(
         profile=ref.profile,
         filter_text=filter_text,
         room_users=len(roster.users),
+        problem=roster.problem,
     )
-    record.note(room_users=len(roster.users))
+    record.note(room_users=len(roster.users), complete=roster.complete, shortfall=roster.shortfall)
     if problem is not None:
         await _tell(respond, click, record, problem_message(problem, title="Can't export that room"), "export_failed")
         return
     where = "your direct messages with roomusers" if click.ephemeral else "this conversation"
-    what = f"all {len(roster.users):,} users"
+    what = f"all {len(roster.users):,} users" if roster.complete else f"the {len(roster.users):,} users read"
     if filter_text:
         echo = escape_mrkdwn(clean_untrusted(filter_text, 100))
         what = f"the {len(users):,} {'user' if len(users) == 1 else 'users'} matching “{echo}”"
-    done = notice_message(f"The CSV of {what} was sent to {where}.", title="Exported")
+    sent = f"The CSV of {what} was sent to {where}."
+    if not roster.complete:
+        sent = f"The CSV of {what} was sent to {where}; it is incomplete: {escape_mrkdwn(roster.problem)}."
+    done = notice_message(sent, title="Exported")
     await _tell(respond, click, record, done, "ok")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable
 from typing import Any
 
@@ -114,13 +115,15 @@ async def answer_command(
     if answer.pending is None:
         record.emit(first.outcome(answer.outcome))
         return
-    # A big room: the first page went out while the rest is read. The request's outcome is the final one.
-    record.note(first_answer=answer.outcome)
-    # A command's own response_url can't replace its answer: later pages come with clicks. Only a
-    # failure to read the rest (or a queued answer, which showed no page yet) is worth a second message.
+    # A big room: the first page went out while the rest is read. The request's outcome is the final one,
+    # so the audit line waits for the read to end and records what the list turned out to be.
+    record.note(first_answer=answer.outcome, first_answer_ms=round((time.monotonic() - record.started) * 1000))
+    # A command's own response_url can't replace its answer: later pages come with clicks. Only a failure to
+    # read the rest, a list that turned out incomplete, or a queued answer (no page yet) is worth a second one.
     final = await deps.answers.finish(request, answer.pending, shareable=True)
     record.note(**final.audit_fields())
-    if final.outcome not in ("ok", "empty") or answer.queued:
+    incomplete = final.roster is not None and not final.roster.complete
+    if final.outcome not in ("ok", "empty") or incomplete or answer.queued:
         second = await deliver(respond, final.message, to)
         record.note(**second.audit())
         record.emit(second.outcome(final.outcome))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
@@ -129,7 +130,7 @@ async def answer_mention(
             record.emit(first.outcome(answer.outcome))
             return
         posted.append(first)
-        record.note(first_answer=answer.outcome)
+        record.note(first_answer=answer.outcome, first_answer_ms=round((time.monotonic() - record.started) * 1000))
         await follow_up(deps, in_thread, first, request, answer.pending, abandoned, record)
 
     await deps.pending.run(reply, tell_to_retry)

@@ -37,7 +37,7 @@ from bot.slack.render.escaping import (
     largest_fitting,
     slack_length,
 )
-from bot.slack.render.text import date_token
+from bot.slack.render.text import date_token, incomplete_note
 from bot.zim.room_id import MAX_ROOM_ID_BYTES, ROOM_ID_SYMBOLS, room_id_problem
 
 __all__ = [
@@ -54,8 +54,10 @@ __all__ = [
     "Loading",
     "Message",
     "loading_text",
+    "not_read_yet_message",
     "notice_message",
     "problem_message",
+    "refreshing_message",
     "roster_message",
     "usage_message",
 ]
@@ -84,10 +86,13 @@ NO_ID = "_(no ID)_"
 
 @dataclass(frozen=True)
 class Loading:
-    """A fetch still under way: the message shows ZIM's first page and count while the rest is read."""
+    """A fetch still under way: the message shows one page already read (`page`, in the order asked for)
+    and ZIM's count while the rest is read. `changed`: the read already saw the room change under it."""
 
     users_read: int
     expected: int
+    page: int = 1
+    changed: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,12 +155,20 @@ def _users_word(count: int) -> str:
 
 
 def _summary(roster: Roster, total: int, matches: int | None, filter_text: str, loading: Loading | None) -> str:
+    if loading is not None and matches is not None:
+        echo = _clip_escaped(clean_untrusted(filter_text, FILTER_ECHO_CHARS), 5 * FILTER_ECHO_CHARS)
+        text = (
+            f"*{matches:,} {'match' if matches == 1 else 'matches'}* for “{echo}” in the {loading.users_read:,} of "
+            f"{loading.expected:,} users read so far · still loading; the next click shows more"
+        )
+        return text + " · the room is changing, so the list may still change" if loading.changed else text
     if loading is not None:
-        return (
+        text = (
             f"*{loading.expected:,} {_users_word(loading.expected)}* in this room · still loading: "
             f"{loading.users_read:,} of {loading.expected:,} read"
         )
-    if roster.being_destroyed or total == 0:
+        return text + " · the room is changing, so the list may still change" if loading.changed else text
+    if total == 0:
         text = "This room is empty"
         if roster.being_destroyed:
             text += " (it is being destroyed)"
@@ -165,7 +178,7 @@ def _summary(roster: Roster, total: int, matches: int | None, filter_text: str, 
         text = f"*{matches:,} of {total:,} {_users_word(total)}* {verb} “{echo}”"
     else:
         text = f"*{total:,} {_users_word(total)}* in this room"
-    if roster.reported_count != total:
+    if roster.reported_count != total and roster.complete:  # an incomplete one's note gives both numbers
         text += f" (ZIM reports {roster.reported_count:,})"
     return text
 
@@ -222,23 +235,32 @@ def roster_message(
     """One page of a room's users: header, summary, the page's users, where/when, paging and tool buttons.
 
     `filter_text` (case-insensitive substring of ID or name) is applied here, so paging and counts agree;
-    `page` is clamped into range; `now` dates a cached snapshot. With `loading`, `roster` holds only ZIM's
-    first page (join order) and page 1 of `loading.expected` users is shown. `shareable` (an ephemeral
-    answer) adds "Share in channel"; `shared_by` (a Slack user ID) credits whoever shared it.
+    `page` is clamped into range; `now` dates a cached snapshot. With `loading`, `roster` holds only the users
+    of page `loading.page` (join order; `newest_first` shows them reversed) out of `loading.expected`; with
+    a filter too, `roster` holds every user read so far (the matches are paged as usual).
+    `shareable` (an ephemeral answer) adds "Share in channel"; `shared_by` (a Slack user ID) credits whoever
+    shared it.
     """
     filter_text = filter_text.strip()
     ordered = roster.ordered(newest_first=newest_first)
     shown = filter_users(ordered, filter_text) if filter_text else ordered
-    listed = loading.expected if loading is not None else len(shown)
+    listed = loading.expected if loading is not None and not filter_text else len(shown)
     pages = page_count(listed)
-    page = 1 if loading is not None else clamp_page(page, len(shown))
-    page_users = page_slice(shown, page)
+    if loading is not None and not filter_text:
+        page = clamp_page(loading.page, listed)
+        page_users: Sequence[RoomUser] = shown[:PAGE_SIZE]
+    else:
+        page = clamp_page(page, len(shown))
+        page_users = page_slice(shown, page)
     first, last = page_bounds(page, listed)
 
     room = clean_untrusted(roster.room_id, ROOM_ECHO_CHARS)
     header = "Room " + _clip_escaped(room, MAX_HEADER_CHARS - len("Room "))
     summary = _summary(roster, len(ordered), len(shown) if filter_text else None, filter_text, loading)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(header)}, _section(summary)]
+    if not roster.complete:  # on every page, filtered or not: an incomplete list never passes as whole
+        note = _clip_mrkdwn(incomplete_note(roster.problem), MAX_TEXT_CHARS)
+        blocks.append({"type": "context", "elements": [_mrkdwn(note)]})
     if page_users:
         blocks.append({"type": "section", "text": _mrkdwn(_user_lines(page_users, first))})
 
@@ -274,6 +296,8 @@ def roster_message(
         blocks.append(_tools(here, users=len(ordered), matches=matches, shareable=shareable))
 
     fallback = f"Room {_room_code(roster.room_id)}: {summary} (page {page:,} of {pages:,})."
+    if not roster.complete:
+        fallback = f"Incomplete list: {escape_mrkdwn(roster.problem)}. {fallback}"
     return Message(text=fallback, blocks=blocks)
 
 
@@ -336,6 +360,22 @@ def notice_message(sentence: str, *, title: str) -> Message:
     heading = f":white_check_mark: *{escape_mrkdwn(title)}*\n"
     body = _clip_mrkdwn(sentence, MAX_TEXT_CHARS - slack_length(heading))
     return Message(text=f"{escape_mrkdwn(title)}: {body}", blocks=[_section(heading + body)])
+
+
+def not_read_yet_message(room_id: str, page: int, users_read: int, expected: int) -> Message:
+    """A click on a page of a big room that has not arrived yet: it comes as soon as it is read."""
+    text = (
+        f"Room {_room_code(room_id)}: page {page:,} is still loading: {users_read:,} of {expected:,} users "
+        "read so far. It will appear here as soon as it is read…"
+    )
+    return Message(text=text, blocks=[_section(text)])
+
+
+def refreshing_message(message: Message, *, started: float) -> Message:
+    """`message` (the page shown) marked as being refreshed, without its buttons: the new read replaces it."""
+    note = {"type": "context", "elements": [_mrkdwn(f"↻ Refreshing… started {date_token(started)}")]}
+    kept = [block for block in message.blocks if block.get("type") != "actions"]
+    return Message(text=f"Refreshing… {message.text}", blocks=[*kept[:1], note, *kept[1:]])
 
 
 def loading_text(room_id: str) -> str:

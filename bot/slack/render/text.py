@@ -52,6 +52,11 @@ def describe_zim_error(error: ZimError, room_id: str) -> str:
     return f"ZIM refused to list room {room}: {message}{request_id}"
 
 
+def incomplete_note(problem: str) -> str:
+    """The line every page of an incomplete answer carries (mrkdwn; `problem` is escaped here)."""
+    return f"⚠️ *Incomplete:* {escape_mrkdwn(problem)}. ↻ Refresh to read it again."
+
+
 def unexpected_error_sentence(reference: str) -> str:
     return f"Something went wrong on our side while answering; it has been logged with reference `{reference}`."
 
