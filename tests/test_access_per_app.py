@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from bot.dev.local_stack import local_replicas, local_stack, sandbox_profile
-from bot.dev.slack_standin import StoredMessage
+from bot.dev.slack_standin import SlackStandIn, StoredMessage
 from bot.dev.zim_sandbox import ZimSandbox
 from bot.settings import ConfigError, ZegoProfiles, load_runtime_settings
 from bot.slack.access import AccessPolicy, AccessRules, Identity, Installation, is_external
@@ -29,6 +29,11 @@ from .slack_helpers import all_text, answers_to, listed_user_ids, wait_for_messa
 from .test_security import FORM, command_body
 
 SAMPLES = Path(__file__).parent / "data" / "slack_payloads"
+
+
+def replies(slack: SlackStandIn, user: str) -> list[StoredMessage]:
+    """What `user` was told: a refusal comes in the ack itself (issue 13), an answer through response_url."""
+    return [m for m in slack.ephemerals(user) if m.origin == "response_url" or "Not allowed" in all_text(m)]
 
 
 def sample(name: str) -> dict[str, Any]:
@@ -117,7 +122,7 @@ async def test_an_external_user_is_refused_and_allowed_only_with_ROOMUSERS_ALLOW
     async with local_stack(sandbox=sandbox, retry=FAST_RETRY) as local:
         response = await local.slack.send_command("demo-12", team_id="T0ELSEWHERE")
         assert response.status == 200
-        refusal = await wait_for_message(local.slack, lambda: next(iter(answers_to(local.slack, "U0ALICE")), None))
+        refusal = await wait_for_message(local.slack, lambda: next(iter(replies(local.slack, "U0ALICE")), None))
         assert "other organisations in shared channels" in all_text(refusal)
         assert sandbox.stats.requests == 0
         audit = [r.getMessage() for r in caplog.records if '"refusal": "external"' in r.getMessage()]
@@ -142,9 +147,9 @@ async def test_an_apps_own_lists_apply_in_addition_to_the_global_ones(sandbox: Z
     async with local_stack(sandbox=sandbox, retry=FAST_RETRY, profiles=profiles, access=access) as local:
 
         async def ask(text: str, user: str, channel: str = "C0OPS") -> StoredMessage:
-            seen = len(answers_to(local.slack, user))
+            seen = len(replies(local.slack, user))
             await local.slack.send_command(text, user_id=user, channel_id=channel)
-            return await wait_for_message(local.slack, lambda: next(iter(answers_to(local.slack, user)[seen:]), None))
+            return await wait_for_message(local.slack, lambda: next(iter(replies(local.slack, user)[seen:]), None))
 
         refused = await ask("demo-12 --app staging", "U0ALICE")  # global allows, staging's list does not
         assert "ZEGO_STAGING_ALLOWED_USERS" in all_text(refused)
