@@ -697,7 +697,7 @@ def test_every_page_of_any_roster_is_valid(
             shown_page = clamp_page(page, matches)
             assert context_of(message).startswith(f"Page {shown_page:,} of {page_count(matches):,} · ")
             assert "loading…" in context_of(message)
-            assert "read so far · still reading" in message.text
+            assert "read so far · still loading" in message.text
             has_next = NEXT_ACTION_ID in action_ids(message, PAGING_BLOCK_ID)
             assert has_next == (pageable and shown_page < page_count(matches))
         elif still_loading is not None:

@@ -266,3 +266,21 @@ async def test_next_pressed_while_a_mention_is_loading_wins_over_the_final_updat
         # The mention never redrew its message with the finished page 1: its only edits were progress.
         edits = [c for c in local.slack.api_calls if c.method == "chat.update" and c.args.get("ts") == reply.ts]
         assert all(LOADING.search(json.dumps(c.args)) for c in edits)
+
+
+async def test_a_refused_user_cannot_make_the_bot_post_help_or_its_profiles_in_the_channel(
+    sandbox: ZimSandbox, mode: Mode
+):
+    from bot.slack.access import AccessPolicy
+
+    async with local_stack(
+        mode=mode, sandbox=sandbox, access=AccessPolicy(users=["U0ALICE"]), retry=FAST_RETRY
+    ) as local:
+        for text in ("help", "not a room!", "demo-12 --app nope"):
+            await local.slack.mention(text, user="U0MALLORY")
+            refused = await local.slack.next_message()
+            assert refused.ephemeral and refused.user == "U0MALLORY"
+            assert "Not allowed" in all_text(refused)
+        await local.until_idle()
+        assert [m for m in local.slack.messages("C0OPS") if m.origin == "api"] == []
+        assert local.slack.unread() == []

@@ -118,7 +118,11 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             record = AuditRecord(f"action:{click.action_id}", click.user, click.channel)
 
             async def tell_to_retry() -> None:
-                await _tell(respond, click, record, restarting_message(), "interrupted")
+                if record.emitted is not None:  # answered already: nothing to apologise for
+                    return
+                delivery = await deliver(respond, restarting_message(), click.to)
+                record.note(**delivery.audit())
+                record.ensure(delivery.outcome("interrupted"))  # the answer may have landed meanwhile
 
             try:
                 await deps.pending.run(lambda: work(click, deps, respond, client, record), tell_to_retry)

@@ -78,9 +78,11 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         to = Requester(client, user, channel, "command")
 
         async def tell_to_retry() -> None:
+            if record.emitted is not None:  # answered already: nothing to apologise for
+                return
             delivery = await deliver(respond, restarting_message(), to)
             record.note(**delivery.audit())
-            record.emit("interrupted")
+            record.ensure("interrupted")  # the answer may have landed while this notice was on its way
 
         async def answer() -> None:
             await answer_command(deps, request, respond, to, record, access)

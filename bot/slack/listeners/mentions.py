@@ -71,6 +71,32 @@ async def answer_mention(
     user, channel = str(event["user"]), str(event["channel"])
     in_thread = Requester(client, user, channel, "mention", thread_ts=str(event.get("thread_ts") or event["ts"]))
     request = parse_command_text(strip_mention(event.get("text") or "", context.bot_user_id))
+    # Only the person who asked needs to see a refusal. Not in the mention's own "thread": Slack shows no
+    # ephemeral in a thread without replies. A mention inside a real thread keeps it.
+    private = Requester(client, user, channel, "mention", thread_ts=event.get("thread_ts"))
+    # The rate limit and access come before anything visible (help, a bad ID, the list of app profiles): a
+    # refused user or an outsider must not be able to make the bot post in the channel.
+    limited = deps.over_rate(str(body.get("team_id") or ""), user)
+    if limited is not None:
+        slowed = await deliver(None, problem_message(limited, title=SLOW_DOWN), private)
+        record.note(**slowed.audit())
+        record.emit(slowed.outcome("rate_limited"))
+        return
+    known = deps.answers.with_known_profile(request) if isinstance(request, RoomView) else None
+    refusal = await deps.access.refusal(
+        Identity.from_event(body),
+        channel_id=channel,
+        profile=known.profile if known is not None else "",
+        installation=Installation.of(context.authorize_result),
+        client=client,
+    )
+    if refusal is not None:
+        if known is not None:
+            record.note(room=known.room_id, profile=known.profile or None)
+        refused = await deliver(None, problem_message(refusal.sentence, title=NOT_ALLOWED), private)
+        record.note(refusal=refusal.kind, **refused.audit())
+        record.emit(refused.outcome("refused"))
+        return
     if isinstance(request, HelpRequest | InvalidRequest):
         message = (
             usage_message(request.reason) if isinstance(request, HelpRequest) else problem_message(request.problem)
@@ -79,7 +105,6 @@ async def answer_mention(
         record.note(**said.audit())
         record.emit(said.outcome("help" if isinstance(request, HelpRequest) else "invalid_input"))
         return
-    known = deps.answers.with_known_profile(request)
     if known is None:
         said = await post_in_thread(deps.answers.unknown_profile(request.profile), in_thread)
         record.note(**said.audit())
@@ -87,39 +112,20 @@ async def answer_mention(
         return
     request = known
     record.note(room=request.room_id, profile=request.profile or None, filter=bool(request.filter_text))
-    # Only the person who asked needs to see a refusal. Not in the mention's own "thread": Slack shows no
-    # ephemeral in a thread without replies. A mention inside a real thread keeps it.
-    private = Requester(client, user, channel, "mention", thread_ts=event.get("thread_ts"))
-    limited = deps.over_rate(str(body.get("team_id") or ""), user)
-    if limited is not None:
-        slowed = await deliver(None, problem_message(limited, title=SLOW_DOWN), private)
-        record.note(**slowed.audit())
-        record.emit(slowed.outcome("rate_limited"))
-        return
-    refusal = await deps.access.refusal(
-        Identity.from_event(body),
-        channel_id=channel,
-        profile=request.profile,
-        installation=Installation.of(context.authorize_result),
-        client=client,
-    )
-    if refusal is not None:
-        refused = await deliver(None, problem_message(refusal.sentence, title=NOT_ALLOWED), private)
-        record.note(refusal=refusal.kind, **refused.audit())
-        record.emit(refused.outcome("refused"))
-        return
 
     posted: list[Delivery] = []
     abandoned = asyncio.Event()
 
     async def tell_to_retry() -> None:
+        if record.emitted is not None:  # answered already: nothing to apologise for
+            return
         abandoned.set()
         if posted:  # the loading message itself says so, rather than loading forever
             said = await land_final(deps.updates, in_thread, posted[0], restarting_message())
         else:
             said = await post_in_thread(restarting_message(), in_thread)
         record.note(**said.audit())
-        record.emit("interrupted")
+        record.ensure("interrupted")  # the answer may have landed while this notice was on its way
 
     async def reply() -> None:
         answer = await deps.answers.first_page(request, shareable=False)
