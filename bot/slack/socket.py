@@ -1,5 +1,6 @@
 """Socket Mode: the app opens a WebSocket to Slack (apps.connections.open with the xapp- token) and is sent
-commands, clicks and events over it. Used by `serve` and by the local stack."""
+commands, clicks and events over it. The local stack connects with this plain handler; `serve` uses
+`bot.slack.link` (TimedSocketModeHandler, with the connection's state for /readyz and ack timing)."""
 
 from __future__ import annotations
 
