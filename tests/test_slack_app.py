@@ -237,6 +237,9 @@ async def test_healthz(local: LocalStack):
 
     async with aiohttp.ClientSession() as session, session.get(local.ops_url + "/healthz") as r:
         assert r.status == 200
+        body = await r.json()
+    assert body["live"] is True
+    assert body["checks"]["event_loop"].startswith("ok")
 
 
 async def scrape(local: LocalStack) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
