@@ -23,8 +23,53 @@ _ERRORS = "surrogatepass"
 _HEADER = struct.Struct("<III")
 
 
-class PackedUsers(Sequence[RoomUser]):
+class _Blobs(Sequence[RoomUser]):
+    """Users kept as two UTF-8 blobs with end offsets, decoded on access: the reading side PackedUsers and
+    GrowingUsers share."""
+
     __slots__ = ("_id_ends", "_ids", "_name_ends", "_names")
+    _ids: bytes | bytearray
+    _names: bytes | bytearray
+    _id_ends: array[int]
+    _name_ends: array[int]
+
+    def __len__(self) -> int:
+        return len(self._id_ends)
+
+    def _user(self, index: int) -> RoomUser:
+        id_start = self._id_ends[index - 1] if index else 0
+        name_start = self._name_ends[index - 1] if index else 0
+        return RoomUser(
+            self._ids[id_start : self._id_ends[index]].decode("utf-8", _ERRORS),
+            self._names[name_start : self._name_ends[index]].decode("utf-8", _ERRORS),
+        )
+
+    @overload
+    def __getitem__(self, index: int) -> RoomUser: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[RoomUser]: ...
+
+    def __getitem__(self, index: int | slice) -> RoomUser | Sequence[RoomUser]:
+        if isinstance(index, slice):
+            return [self._user(i) for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("user index out of range")
+        return self._user(index)
+
+    def __iter__(self) -> Iterator[RoomUser]:
+        for index in range(len(self)):
+            yield self._user(index)
+
+    def __reversed__(self) -> Iterator[RoomUser]:
+        for index in range(len(self) - 1, -1, -1):
+            yield self._user(index)
+
+
+class PackedUsers(_Blobs):
+    __slots__ = ()
 
     def __init__(self, users: Iterable[RoomUser | tuple[str, str]] = ()) -> None:
         ids, names = bytearray(), bytearray()
@@ -36,9 +81,6 @@ class PackedUsers(Sequence[RoomUser]):
             name_ends.append(len(names))
         self._ids, self._names = bytes(ids), bytes(names)
         self._id_ends, self._name_ends = id_ends, name_ends
-
-    def __len__(self) -> int:
-        return len(self._id_ends)
 
     def to_bytes(self) -> bytes:
         """A compact binary form (for a shared store); `from_bytes` reverses it without decoding any user."""
@@ -76,37 +118,6 @@ class PackedUsers(Sequence[RoomUser]):
         packed = cls()
         packed._ids, packed._names, packed._id_ends, packed._name_ends = ids, names, id_ends, name_ends
         return packed
-
-    def _user(self, index: int) -> RoomUser:
-        id_start = self._id_ends[index - 1] if index else 0
-        name_start = self._name_ends[index - 1] if index else 0
-        return RoomUser(
-            self._ids[id_start : self._id_ends[index]].decode("utf-8", _ERRORS),
-            self._names[name_start : self._name_ends[index]].decode("utf-8", _ERRORS),
-        )
-
-    @overload
-    def __getitem__(self, index: int) -> RoomUser: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[RoomUser]: ...
-
-    def __getitem__(self, index: int | slice) -> RoomUser | Sequence[RoomUser]:
-        if isinstance(index, slice):
-            return [self._user(i) for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("user index out of range")
-        return self._user(index)
-
-    def __iter__(self) -> Iterator[RoomUser]:
-        for index in range(len(self)):
-            yield self._user(index)
-
-    def __reversed__(self) -> Iterator[RoomUser]:
-        for index in range(len(self) - 1, -1, -1):
-            yield self._user(index)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, PackedUsers):
@@ -158,13 +169,13 @@ class ReversedUsers(Sequence[RoomUser]):
         return reversed(self._users)
 
 
-class GrowingUsers(Sequence[RoomUser]):
+class GrowingUsers(_Blobs):
     """The append-only twin of PackedUsers: a read packs users as its pages arrive (~30 bytes a user).
 
     It is a Sequence while it grows, so answers can serve pages of a read still under way from it.
     """
 
-    __slots__ = ("_id_ends", "_ids", "_name_ends", "_names")
+    __slots__ = ()
 
     def __init__(self) -> None:
         self._ids, self._names = bytearray(), bytearray()
@@ -179,40 +190,6 @@ class GrowingUsers(Sequence[RoomUser]):
     def extend(self, users: Iterable[RoomUser]) -> None:
         for user in users:
             self.append(user)
-
-    def __len__(self) -> int:
-        return len(self._id_ends)
-
-    def _user(self, index: int) -> RoomUser:
-        id_start = self._id_ends[index - 1] if index else 0
-        name_start = self._name_ends[index - 1] if index else 0
-        return RoomUser(
-            self._ids[id_start : self._id_ends[index]].decode("utf-8", _ERRORS),
-            self._names[name_start : self._name_ends[index]].decode("utf-8", _ERRORS),
-        )
-
-    @overload
-    def __getitem__(self, index: int) -> RoomUser: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[RoomUser]: ...
-
-    def __getitem__(self, index: int | slice) -> RoomUser | Sequence[RoomUser]:
-        if isinstance(index, slice):
-            return [self._user(i) for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("user index out of range")
-        return self._user(index)
-
-    def __iter__(self) -> Iterator[RoomUser]:
-        for index in range(len(self)):
-            yield self._user(index)
-
-    def __reversed__(self) -> Iterator[RoomUser]:
-        for index in range(len(self) - 1, -1, -1):
-            yield self._user(index)
 
     def freeze(self) -> PackedUsers:
         """An immutable PackedUsers of the users so far (copies the blobs once; this builder stays usable)."""
