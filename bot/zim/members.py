@@ -23,7 +23,7 @@ from urllib.parse import quote
 from bot.zim import codes
 from bot.zim.errors import InvalidUserIds, ZimInvalidRequest, ZimRejected
 from bot.zim.signing import encode_query
-from bot.zim.wire import BODY_EXCERPT, TransientAnswer, error_for_code
+from bot.zim.wire import BODY_EXCERPT, TransientAnswer, error_for_code, raise_if_unusable_or_busy
 
 MEMBERS_ACTION = "QueryRoomMembers"
 MAX_MEMBERS_PER_CALL = 10
@@ -168,14 +168,7 @@ def decode_members(status: int, body: bytes, *, room_id: str, asked: tuple[str, 
     if ok_status and code == codes.ROOM_EMPTY:
         absent = tuple(AbsentUser(user_id, Absence.ROOM_BEING_DESTROYED) for user_id in asked)
         return RoomMembers(room_id, (), absent, request_id or "", being_destroyed=True)
-    if code == codes.SUCCESS or code == -1:
-        description = f"ZIM answered HTTP {status} without a usable Code"
-        if status >= 500 or status == 429:
-            raise TransientAnswer(description, request_id=request_id)
-        raise ZimRejected(description, request_id=request_id)
-    if code in codes.RETRYABLE:
-        said = f" ZIM said: {message}" if message else ""
-        raise TransientAnswer(f"ZIM is busy (code {code}).{said}", code=code, request_id=request_id)
+    raise_if_unusable_or_busy(code, status, message, request_id)
     if code == TOO_MANY_USERS:
         raise ZimInvalidRequest(
             f"ZIM refused to check more than {MAX_MEMBERS_PER_CALL} users at once (code {code}).",

@@ -62,6 +62,12 @@ def decode_page(status: int, body: bytes) -> Page:
         return _page(payload, request_id or "")
     if code == codes.ROOM_EMPTY:
         return Page(users=(), count=0, next_flag=None, request_id=request_id or "", being_destroyed=True)
+    raise_if_unusable_or_busy(code, status, message, request_id)
+    raise error_for_code(code, message, request_id)
+
+
+def raise_if_unusable_or_busy(code: int, status: int, message: str, request_id: str | None) -> None:
+    """The answers every ZIM action treats alike: no usable Code (retried on 5xx/429), or a retryable one."""
     if code == codes.SUCCESS or code == -1:
         description = f"ZIM answered HTTP {status} without a usable Code"
         if status >= 500 or status == 429:
@@ -70,7 +76,6 @@ def decode_page(status: int, body: bytes) -> Page:
     if code in codes.RETRYABLE:
         said = f" ZIM said: {message}" if message else ""
         raise TransientAnswer(f"ZIM is busy (code {code}).{said}", code=code, request_id=request_id)
-    raise error_for_code(code, message, request_id)
 
 
 def error_for_code(code: int, message: str, request_id: str | None) -> ZimError:
