@@ -41,7 +41,8 @@ ROSTER_SHORTFALL = Histogram(
 )
 ROSTER_READS = Counter(
     "roomusers_roster_reads_total",
-    "Whole-room reads by result: complete, or why incomplete (changed, destroyed, cursor_repeated, cursor_endless)",
+    "Whole-room reads by result: complete, or why incomplete (changed, destroyed, cursor_repeated, cursor_endless,"
+    " deadline)",
     ["result"],
 )
 LIMITER_WAIT_SECONDS = Histogram(

@@ -13,7 +13,7 @@ __all__ = ["IncompleteReason", "RoomUser", "Roster"]
 
 # Why a roster is not the whole room: it changed while it was read, it was destroyed part-way, or ZIM's
 # cursors stalled on both paging chains.
-IncompleteReason = Literal["changed", "destroyed", "cursor_repeated", "cursor_endless"]
+IncompleteReason = Literal["changed", "destroyed", "cursor_repeated", "cursor_endless", "deadline"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from bot.roster.reads import ReadQueue, Ticket
 from bot.state.leases import FetchLeases, LocalLeases
 from bot.state.progress import ProgressBoard, SharedProgress
 from bot.state.snapshots import SnapshotStore
-from bot.zim.errors import RoomNotFound, ZimIncompleteRoster
+from bot.zim.errors import RoomNotFound
 from bot.zim.models import Page
 from bot.zim.paging import NEWEST_FIRST, OLDEST_FIRST, FetchProgress
 
@@ -320,26 +320,38 @@ class SnapshotService:
                     async with asyncio.timeout(self._read_deadline):
                         roster = await self._fetch(room_id, progress)
                 except TimeoutError:
-                    raise ZimIncompleteRoster(
-                        f"The read was stopped after {self._read_deadline:g} s (ROOMUSERS_READ_DEADLINE_SECONDS): "
-                        f"{progress.users_read:,} of {progress.count:,} users read.",
-                        users_read=progress.users_read,
-                        users_expected=progress.count,
-                    ) from None
+                    roster = self._cut_short(room_id, progress)
                 except RoomNotFound as error:
                     self._absent[room_id] = error
                     raise
             outcome = "complete" if roster.complete else "incomplete"
             return roster
-        except ZimIncompleteRoster:
-            outcome = "incomplete"
-            raise
         except asyncio.CancelledError:
             outcome = ""  # shutdown or a cancelled room: not an outcome of the read
             raise
         finally:
             if outcome:
                 FETCH_OUTCOMES.labels(self._profile, outcome).inc()
+
+    def _cut_short(self, room_id: str, progress: FetchProgress) -> Roster:
+        """What a read stopped at ROOMUSERS_READ_DEADLINE_SECONDS had read: an incomplete roster, never a whole one.
+
+        The two chains never hold a user twice, so the oldest-first users then the newest-first ones (turned
+        round) are the users read, in join order."""
+        users = [*progress.oldest(), *reversed(progress.newest())]
+        problem = (
+            f"the read was stopped after {self._read_deadline:g} s (ROOMUSERS_READ_DEADLINE_SECONDS): "
+            f"{len(users):,} of {progress.count:,} users read"
+        )
+        return Roster(
+            room_id=room_id,
+            users=users,
+            reported_count=progress.count,
+            fetched_at=time.time(),
+            complete=False,
+            problem=problem,
+            incomplete_reason="deadline",
+        )
 
     async def _publish(self, key: str, progress: FetchProgress) -> None:
         """Share this read's progress for replicas waiting on it: at the first page, then every second."""
