@@ -27,6 +27,7 @@ from bot.slack.render.blocks import (
     problem_message,
     refreshing_message,
     roster_message,
+    with_note,
 )
 from bot.slack.render.escaping import quote_code
 from bot.slack.render.text import (
@@ -71,13 +72,6 @@ class Answer:
         return fields
 
 
-def with_note(message: Message, note: str) -> Message:
-    """Insert a context note (our own mrkdwn) right below the header."""
-    note_block: dict[str, Any] = {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}
-    blocks = [*message.blocks[:1], note_block, *message.blocks[1:]]
-    return replace(message, blocks=blocks)
-
-
 T = TypeVar("T")
 
 
@@ -116,12 +110,7 @@ class RoomAnswers:
 
     async def finish(self, request: RoomView, pending: RoomRead, *, shareable: bool) -> Answer:
         """The complete page-1 answer once a pending fetch is done (or why it failed)."""
-        ref = _first_page_ref(request)
-
-        async def answer(_: ZegoApp) -> Answer:
-            return await self._render(Snapshot(await pending.roster(), from_cache=False), ref, shareable=shareable)
-
-        return await self._safely(ref, answer)
+        return await self.finish_page(_first_page_ref(request), pending, shareable=shareable)
 
     def loading_update(self, request: RoomView, pending: RoomRead) -> Answer | None:
         """A fresh "still loading" message with the latest progress (None if there is nothing to show yet)."""

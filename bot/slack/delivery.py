@@ -27,9 +27,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.observability.metrics import SLACK_API_ERRORS, UNDELIVERED, slack_error_label
-from bot.slack.answers import with_note
 from bot.slack.budget import UpdateBudget
-from bot.slack.render.blocks import Message
+from bot.slack.render.blocks import Message, with_note
 
 log = logging.getLogger(__name__)
 

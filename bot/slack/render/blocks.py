@@ -371,11 +371,16 @@ def not_read_yet_message(room_id: str, page: int, users_read: int, expected: int
     return Message(text=text, blocks=[_section(text)])
 
 
+def with_note(message: Message, note: str) -> Message:
+    """Insert a context note (our own mrkdwn) right below the header."""
+    note_block = {"type": "context", "elements": [_mrkdwn(note)]}
+    return Message(text=message.text, blocks=[*message.blocks[:1], note_block, *message.blocks[1:]])
+
+
 def refreshing_message(message: Message, *, started: float) -> Message:
     """`message` (the page shown) marked as being refreshed, without its buttons: the new read replaces it."""
-    note = {"type": "context", "elements": [_mrkdwn(f"↻ Refreshing… started {date_token(started)}")]}
-    kept = [block for block in message.blocks if block.get("type") != "actions"]
-    return Message(text=f"Refreshing… {message.text}", blocks=[*kept[:1], note, *kept[1:]])
+    kept = Message(text=f"Refreshing… {message.text}", blocks=[b for b in message.blocks if b.get("type") != "actions"])
+    return with_note(kept, f"↻ Refreshing… started {date_token(started)}")
 
 
 def loading_text(room_id: str) -> str:
