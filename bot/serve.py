@@ -16,6 +16,8 @@ import os
 from collections.abc import Awaitable
 from typing import TypeVar
 
+from aiohttp import web
+
 from bot.observability.health import LoopLagMonitor, ProcessHealth, Timings
 from bot.runtime import RunningApp, compose_app
 from bot.settings import (
@@ -112,6 +114,15 @@ async def _until_stop_or_fatal(stop: asyncio.Event, running: RunningApp) -> Star
     return fatal.result() if fatal.done() else None
 
 
+async def _start_ops(host: str, runtime: RuntimeSettings, health: ProcessHealth) -> web.AppRunner | None:
+    """/healthz, /readyz and /metrics on METRICS_PORT, when it is set (in either mode)."""
+    if runtime.metrics_port is None:
+        return None
+    ops, ops_port = await start_ops_server(host, runtime.metrics_port, health)
+    log.info("health and metrics on http://%s:%d (/healthz, /readyz, /metrics)", host, ops_port)
+    return ops
+
+
 async def _serve_http(
     running: RunningApp,
     health: ProcessHealth,
@@ -123,10 +134,7 @@ async def _serve_http(
     host: str,
     port: int,
 ) -> None:
-    ops = None
-    if runtime.metrics_port is not None:
-        ops, ops_port = await start_ops_server(host, runtime.metrics_port, health)
-        log.info("health and metrics on http://%s:%d (/healthz, /readyz, /metrics)", host, ops_port)
+    ops = await _start_ops(host, runtime, health)
     fatal: StartupError | None = None
     try:
         stopped, verified = await _until_stopped(stop, running.link.verify_bot_token(running.app.client))
@@ -171,11 +179,8 @@ async def _serve_socket_mode(
     *,
     host: str,
 ) -> None:
-    ops = None
-    if runtime.metrics_port is not None:
-        ops, ops_port = await start_ops_server(host, runtime.metrics_port, health)
-        log.info("health and metrics on http://%s:%d (/healthz, /readyz, /metrics)", host, ops_port)
-    else:
+    ops = await _start_ops(host, runtime, health)
+    if ops is None:
         log.info("no METRICS_PORT: /healthz, /readyz and /metrics are not served in Socket Mode without it")
     link, client = running.link, running.app.client
     app_token = slack.app_token or ""

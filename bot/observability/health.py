@@ -31,7 +31,6 @@ class Timings:
 
     loop_stall: float = 10.0
     socket_down: float = 120.0
-    probe_every: float = 300.0
     lag_interval: float = 0.25
     socket_poll: float = 2.0
     lag_window: float = 10.0
