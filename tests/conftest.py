@@ -10,9 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from bot.dev.local_stack import LocalStack, Mode, local_stack
 from bot.dev.zim_sandbox import SANDBOX_APP_ID, SANDBOX_SERVER_SECRET, ZimSandbox
+from bot.state.connection import connect
 from bot.state.pacer import SmoothPacer
 from bot.zim import RetryPolicy, ZimClient
 
@@ -145,3 +147,18 @@ async def run_cli_bytes(*args: str, env: dict[str, str], cwd: Path | None = None
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode is not None
     return process.returncode, stdout, stderr
+
+
+@pytest.fixture
+async def clients(redis_url: str) -> AsyncIterator[Callable[[], Redis]]:
+    """`clients()` → a new Redis client (its own connection pool), as a separate replica would have."""
+    made: list[Redis] = []
+
+    def make() -> Redis:
+        client = connect(redis_url)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.aclose()

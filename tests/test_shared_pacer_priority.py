@@ -12,27 +12,11 @@ import itertools
 import pytest
 
 from bot.state import build_shared_state
-from bot.state.connection import connect
 from bot.state.pacer import FallbackPacer, RedisPacer, SmoothPacer
 from bot.zim.pacing import DEFAULT_HEADROOM
 from tests.redis_server import RedisServer
 
 SLACK_US = 2e-6  # slots are whole microseconds
-
-
-@pytest.fixture
-async def clients(redis_url):
-    """`clients()` → a new Redis client (its own connection pool), as a separate replica would have."""
-    made = []
-
-    def make():
-        client = connect(redis_url)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        await client.aclose()
 
 
 def gaps(slots):

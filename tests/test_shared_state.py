@@ -44,21 +44,6 @@ def shared_state_records(caplog, level):
     return [r for r in caplog.records if r.name.startswith("bot.state") and r.levelno == level]
 
 
-@pytest.fixture
-async def clients(redis_url):
-    """`clients()` → a new Redis client (its own connection pool), as a separate replica would have."""
-    made = []
-
-    def make():
-        client = connect(redis_url)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        await client.aclose()
-
-
 @pytest.fixture(params=["memory", "redis"])
 async def make_state(request):
     """The same contract tests run against both backends."""

@@ -51,8 +51,9 @@ def base_env(sandbox: ZimSandbox, slack_api: str, **extra: str) -> dict[str, str
     return env
 
 
-async def run_to_exit(*args: str, env: dict[str, str], cwd: Path, within: float = 60) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
+async def spawn_bot(*args: str, env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    """`python -m bot ARGS` with no input and no stdout; stderr (where its sentences go) piped."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
@@ -63,6 +64,10 @@ async def run_to_exit(*args: str, env: dict[str, str], cwd: Path, within: float 
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def run_to_exit(*args: str, env: dict[str, str], cwd: Path, within: float = 60) -> tuple[int, str]:
+    process = await spawn_bot(*args, env=env, cwd=cwd)
     _, stderr = await asyncio.wait_for(process.communicate(), within)
     assert process.returncode is not None
     return process.returncode, stderr.decode()
@@ -205,17 +210,7 @@ async def test_a_rejected_app_token_exits_2_naming_SLACK_APP_TOKEN(sandbox: ZimS
 @asynccontextmanager
 async def serving(args: tuple[str, ...], env: dict[str, str], cwd: Path) -> AsyncIterator[Any]:
     """The process running; its stderr collected in `.log` (a list of lines)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        env=env,
-        cwd=cwd,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await spawn_bot(*args, env=env, cwd=cwd)
     log: list[str] = []
 
     async def read_log() -> None:
