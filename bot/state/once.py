@@ -9,9 +9,9 @@ them: an evicted replay key would let a captured request be replayed to another 
 window, and an evicted dedupe key would answer a Slack retry twice (a second reply, or a second export). Both
 cost more than re-reading one evicted snapshot. Their size is bounded by rate × TTL instead (measured: ~190
 bytes an event, ~260 a signature; 100 events a second for the hour's dedupe window is ~70 MB, 150 signed
-requests a second for the 630 s replay window ~25 MB), expired entries being pruned as new ones arrive. Older versions used
-`<prefix>event:<id>` and `<prefix>replay:<sha>` strings: during a rolling deploy a retry reaching a replica of
-the other version may be answered once more.
+requests a second for the 630 s replay window ~25 MB), expired entries being pruned as new ones arrive.
+Older versions used `<prefix>event:<id>` and `<prefix>replay:<sha>` strings: during a rolling deploy a retry
+reaching a replica of the other version may be answered once more.
 """
 
 from __future__ import annotations
