@@ -25,7 +25,6 @@ from bot.state import SharedState
 from bot.state.leases import FetchLeases
 from bot.state.pacer import SmoothPacer
 from bot.state.progress import ProgressBoard
-from bot.state.ratelimit import MemoryUserRate
 from bot.state.snapshots import MemorySnapshotStore, SnapshotStore
 from bot.zim import Pacer, RetryPolicy, ZimClient, fetch_roster, new_http_client
 from bot.zim.paging import FetchProgress
@@ -177,7 +176,7 @@ async def compose_app(
             answers=RoomAnswers(rosters),
             access=access if isinstance(access, AccessRules) else AccessRules(access, default_profile=profiles.default),
             deduper=state.deduper,
-            user_rate=MemoryUserRate((limits or LimitSettings()).user_rate),
+            user_rate=state.user_rate((limits or LimitSettings()).user_rate),
         )
         if updates is not None or progress_every is not None:
             deps = replace(deps, updates=updates or deps.updates, progress_every=progress_every or deps.progress_every)

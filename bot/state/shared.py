@@ -32,6 +32,7 @@ from bot.state.once import (
 )
 from bot.state.pacer import FallbackPacer, RedisPacer, SmoothPacer
 from bot.state.progress import ProgressBoard, RedisProgressBoard
+from bot.state.ratelimit import FallbackUserRate, MemoryUserRate, RedisUserRate, UserRate
 from bot.state.snapshots import (
     DEFAULT_BUDGET_BYTES,
     DEFAULT_TTL_SECONDS,
@@ -85,6 +86,14 @@ class SharedState:
         key = f"{self._redis.prefix}pacer:{name}"
         shared = RedisPacer(self._redis.client, qps=qps, key=key, background_share=share)
         return FallbackPacer(shared, SmoothPacer(qps, background_share=share), self._redis.health)
+
+    def user_rate(self, rate_per_minute: int) -> UserRate:
+        """The per-person rate (ROOMUSERS_USER_RATE), shared by every replica when the state is in Redis."""
+        local = MemoryUserRate(rate_per_minute)
+        if self._redis is None or rate_per_minute <= 0:
+            return local
+        shared = RedisUserRate(self._redis.client, rate_per_minute, prefix=self._redis.prefix)
+        return FallbackUserRate(shared, local, self._redis.health)
 
     def progress_board(self) -> ProgressBoard | None:
         """Where reads share their progress with replicas waiting on them (None: one replica, nothing to share)."""
