@@ -93,6 +93,7 @@ class RedisUserRate:
     async def take(self, key: str) -> float:
         if self.rate <= 0:
             return 0.0
+        # Not idempotent: redis-py's one re-send after a dropped connection may count a request twice.
         wait_us = await self._take(keys=[self.redis_key(key)], args=[self._interval_us, self.rate])
         return int(wait_us) / 1_000_000
 
