@@ -13,6 +13,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.roster.apps import ZegoApp, ZegoApps
 from bot.roster.model import Roster
+from bot.roster.reads import ReadSlots
 from bot.roster.service import SnapshotService
 from bot.settings import LimitSettings, SlackSettings, ZegoProfiles, ZegoSettings
 from bot.slack.access import AccessPolicy, AccessRules
@@ -31,6 +32,7 @@ from bot.zim.paging import FetchProgress
 from bot.zim.probe import CredentialProbe
 
 PacerFactory = Callable[[ZegoSettings], Pacer]
+ReadSlotsFactory = Callable[[ZegoSettings, int], ReadSlots | None]  # None: this replica's own line
 PROBE_RETRY = RetryPolicy(max_attempts=2, total_budget=5.0)
 
 
@@ -47,6 +49,7 @@ def _zego_app(
     retry: RetryPolicy | None,
     limits: LimitSettings,
     progress_board: ProgressBoard | None = None,
+    read_slots: ReadSlots | None = None,
 ) -> ZegoApp:
     client = ZimClient(
         app_id=settings.app_id,
@@ -84,6 +87,7 @@ def _zego_app(
         max_concurrent_reads=limits.max_concurrent_reads,
         read_deadline=limits.read_deadline,
         refresh_min=limits.refresh_min,
+        read_slots=read_slots,
     )
     probe = CredentialProbe(probe_client, profile=settings.profile)
     return ZegoApp(profile=settings.profile, client=client, snapshots=snapshots, probe=probe)
@@ -99,9 +103,11 @@ async def open_zego_apps(
     retry: RetryPolicy | None = None,
     limits: LimitSettings | None = None,
     progress_board: ProgressBoard | None = None,
+    read_slots_for: ReadSlotsFactory | None = None,
 ) -> AsyncIterator[ZegoApps]:
     """A ZegoApp per profile sharing one HTTP client and one store; each app gets its own pacer (its own limit)."""
     shared_store = store or MemorySnapshotStore()
+    reads_limit = (limits or LimitSettings()).max_concurrent_reads
     async with new_http_client() as http:
         apps = {
             name: _zego_app(
@@ -113,6 +119,7 @@ async def open_zego_apps(
                 retry,
                 limits or LimitSettings(),
                 progress_board,
+                read_slots_for(settings, reads_limit) if read_slots_for is not None else None,
             )
             for name, settings in profiles.by_name.items()
         }
@@ -170,6 +177,9 @@ async def compose_app(
         retry=retry,
         limits=limits,
         progress_board=state.progress_board(),
+        read_slots_for=lambda settings, limit: state.read_slots_for(
+            f"zim:{settings.app_id}", limit=limit, profile=settings.profile
+        ),
     ) as rosters:
         link = SlackLink(mode)
         deps = SlackDeps(

@@ -17,10 +17,12 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.roster.model import Roster
+from bot.roster.reads import Ticket
 from bot.roster.user import RoomUser
 from bot.state.leases import RedisLeases
 from bot.state.once import RedisEventDeduper, RedisReplayGuard
 from bot.state.pacer import RedisPacer
+from bot.state.readslots import RedisReadSlots
 from bot.state.snapshots import RedisSnapshotStore
 
 from .redis_server import RedisServer
@@ -140,6 +142,8 @@ async def test_under_maxmemory_only_keys_with_a_ttl_are_evicted_and_every_promis
     for n in range(50):
         await redis.set(f"{PREFIX}watch:W{n}", rng_bytes(200, seed=n))
     await pacer.take_background_slot()  # writes both schedule keys
+    read_slots = RedisReadSlots(redis, limit=1, key=f"{PREFIX}reads:zim:1", holder_ttl=0.6)
+    reading = await read_slots.acquire(Ticket())
     stop = asyncio.Event()
 
     async def keep_pacing() -> None:
@@ -150,6 +154,7 @@ async def test_under_maxmemory_only_keys_with_a_ttl_are_evicted_and_every_promis
     try:
         kept = await keys_without_ttl(redis)
         assert {pacer.key.encode(), pacer.background_key.encode(), leases.claims.hash_key.encode()} <= kept.keys()
+        assert read_slots.keys[0].encode() in kept
         written = 0
         rooms = 0
         while written < 3 * MAXMEMORY:  # three times maxmemory: well past it
@@ -173,6 +178,10 @@ async def test_under_maxmemory_only_keys_with_a_ttl_are_evicted_and_every_promis
         again = await leases.acquire("zim:1:new-room")
         assert again is not None
         await again.release()
+        # the read slot is still held (renewed past several TTLs),
+        seconds, micros = await redis.time()
+        expiry = await redis.zscore(read_slots.keys[0], reading)
+        assert expiry is not None and expiry > seconds * 1000 + micros / 1000
         # every event and signature is still remembered,
         for n in range(200):
             assert await deduper.seen(f"Ev{n}")
@@ -185,6 +194,7 @@ async def test_under_maxmemory_only_keys_with_a_ttl_are_evicted_and_every_promis
     finally:
         stop.set()
         await pacing
+        await read_slots.release(reading)
         for lease in held:
             if lease is not None:
                 await lease.release()

@@ -6,6 +6,8 @@
                    two priorities on one schedule: interactive first, background (watches) within a share
     leases.py      FetchLeases, who reads a room: LocalLeases, RedisLeases (renewed), FallbackLeases
     once.py        event dedupe and the replay guard: Memory…, Redis… (claim sets), Fallback…
+    readslots.py   ROOMUSERS_MAX_CONCURRENT_READS for all replicas: RedisReadSlots (a line in Redis), Fallback…
+    ratelimit.py   ROOMUSERS_USER_RATE: MemoryUserRate, RedisUserRate (GCRA in Lua), FallbackUserRate
     expiring.py    RedisClaims: expiring claims in keys without a TTL (never evicted), expiry enforced in Lua
     health.py      RedisHealth: one circuit breaker (one warning per outage, periodic probe, recovery);
                    Fallback, the base of every Fallback… pair

@@ -19,9 +19,9 @@ be exceeded, deletes the oldest ones first. Two persistent bookkeeping keys hold
 their sizes, with the total in field `~total`); expired entries are dropped from them at the next write.
 
 So snapshots alone can never fill Redis. Everything that must keep its promise lives in keys WITHOUT a TTL:
-the pacer's send-slot schedule (`<prefix>pacer:<app>`, `…:background`), the fetch leases, event dedupe and
-the replay guard (claim sets whose expiry is enforced in Lua against Redis `TIME`, bot/state/expiring.py), the
-budget's two bookkeeping keys, and watches. Run Redis with `maxmemory` at least twice the budget and
+the pacer's send-slot schedule (`<prefix>pacer:<app>`, `…:background`), the read slots, the fetch leases,
+event dedupe and the replay guard (expiry enforced in Lua against Redis `TIME`, bot/state/expiring.py and
+readslots.py), the budget's two bookkeeping keys, and watches. Run Redis with `maxmemory` at least twice the budget and
 `maxmemory-policy volatile-lru` as a backstop: a `volatile-*` policy evicts only keys WITH a TTL — snapshots,
 shared read progress and other snapshot-like keys, whose loss costs one more read of a room — and never any of
 those (tested against a real redis-server over its `maxmemory`). Not `allkeys-*` (it would evict them too) and
