@@ -79,6 +79,7 @@ REFRESH_ACTION_ID = "roomusers_refresh"
 EXPORT_ACTION_ID = "roomusers_export"
 EXPORT_MATCHES_ACTION_ID = "roomusers_export_matches"
 SHARE_ACTION_ID = "roomusers_share"
+CHANGES_ACTION_ID = "roomusers_changes"  # "What changed": `--changes` for the answer's room and app
 
 NO_NAME = "_(no name)_"
 NO_ID = "_(no ID)_"
@@ -205,6 +206,11 @@ def _user_lines(users: Sequence[RoomUser], first_position: int) -> str:
     return _clip_mrkdwn(render(fits), MAX_TEXT_CHARS)
 
 
+def user_lines(users: Sequence[RoomUser], first_position: int) -> str:
+    """Numbered `name · ID` lines, escaped and shrunk to fit one text object (roster pages, lists of changes)."""
+    return _user_lines(users, first_position)
+
+
 def _age(seconds: float) -> str:
     if not math.isfinite(seconds) or seconds < 0:
         return ""
@@ -231,6 +237,7 @@ def roster_message(
     loading: Loading | None = None,
     shareable: bool = False,
     shared_by: str = "",
+    what_changed: bool = False,
 ) -> Message:
     """One page of a room's users: header, summary, the page's users, where/when, paging and tool buttons.
 
@@ -239,7 +246,7 @@ def roster_message(
     of page `loading.page` (join order; `newest_first` shows them reversed) out of `loading.expected`; with
     a filter too, `roster` holds every user read so far (the matches are paged as usual).
     `shareable` (an ephemeral answer) adds "Share in channel"; `shared_by` (a Slack user ID) credits whoever
-    shared it.
+    shared it. `what_changed` (the room has a baseline) adds "What changed".
     """
     filter_text = filter_text.strip()
     ordered = roster.ordered(newest_first=newest_first)
@@ -293,7 +300,11 @@ def roster_message(
     if pageable and loading is None:
         here = RoomView(roster.room_id, page, newest_first, roster.fetched_at, filter_text, profile)
         matches = len(shown) if filter_text else 0
-        blocks.append(_tools(here, users=len(ordered), matches=matches, shareable=shareable))
+        tools = _tools(here, users=len(ordered), matches=matches, shareable=shareable)
+        if what_changed:  # the whole room's changes: no filter or order in its value
+            whole = RoomView(roster.room_id, 1, False, roster.fetched_at, "", profile)
+            tools["elements"].append(_paging_button("🕘 What changed", CHANGES_ACTION_ID, whole))
+        blocks.append(tools)
 
     fallback = f"Room {_room_code(roster.room_id)}: {summary} (page {page:,} of {pages:,})."
     if not roster.complete:
