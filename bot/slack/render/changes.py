@@ -18,7 +18,7 @@ from bot.roster.model import RoomUser
 from bot.roster.view import PAGE_SIZE, can_carry_profile, clamp_page, page_count
 from bot.slack.render.blocks import MAX_TEXT_CHARS, Message, user_lines
 from bot.slack.render.buttons import MAX_BUTTON_VALUE, StaleButton
-from bot.slack.render.escaping import clean_untrusted, escape_mrkdwn, quote_code, slack_length
+from bot.slack.render.escaping import ELLIPSIS, clean_untrusted, escape_mrkdwn, quote_code, slack_length
 from bot.slack.render.text import date_token
 from bot.zim.members import RoomMembers
 from bot.zim.room_id import room_id_problem
@@ -30,6 +30,7 @@ CHANGES_VERSION = 1
 _CHANGES_KEYS = frozenset({"v", "c", "r", "p", "a"})
 CHANGES_ID = re.compile(r"[0-9a-f]{12}")
 ROOM_ECHO_CHARS = 64
+MAX_HEADER_CHARS = 150
 ID_CHARS = 64
 NAME_CHARS = 80
 
@@ -91,8 +92,12 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [_mrkdwn(text)]}
 
 
-def _header(text: str) -> dict[str, Any]:
-    return {"type": "header", "text": {"type": "plain_text", "text": text[:150], "emoji": False}}
+def _header(title: str, room_id: str) -> dict[str, Any]:
+    """`title` then the room, escaped like every header (blocks.py), the room shortened to fit 150 units."""
+    room = _room(room_id)
+    while slack_length(text := f"{title} {escape_mrkdwn(room)}") > MAX_HEADER_CHARS:
+        room = room[:-2] + ELLIPSIS
+    return {"type": "header", "text": {"type": "plain_text", "text": text, "emoji": False}}
 
 
 def _room(room_id: str) -> str:
@@ -143,7 +148,7 @@ def changes_message(
     page = clamp_page(page, total)
     start, end = (page - 1) * PAGE_SIZE, page * PAGE_SIZE
     headline = changes_headline(len(joined), len(left), since=since, now=now)
-    blocks: list[dict[str, Any]] = [_header(f"Changes in room {_room(room_id)}"), _section(headline)]
+    blocks: list[dict[str, Any]] = [_header("Changes in room", room_id), _section(headline)]
     for title, users, offset in (("Joined", joined, 0), ("Left", left, len(joined))):
         shown = users[max(0, start - offset) : max(0, end - offset)]
         if not shown:
@@ -186,7 +191,7 @@ def no_baseline_message(room_id: str, *, users_now: int, hours: float, read_at: 
         f"No earlier read of room {room} in the last {hours:g} h; this read ({_users(users_now)}, "
         f"{date_token(read_at)}) is now the baseline. Run `--changes` again later to see who joined and left."
     )
-    return Message(text=text, blocks=[_header(f"Changes in room {_room(room_id)}"), _section(text)])
+    return Message(text=text, blocks=[_header("Changes in room", room_id), _section(text)])
 
 
 def changed_while_read_message(room_id: str, problem: str, *, baseline_at: float | None) -> Message:
@@ -201,7 +206,7 @@ def changed_while_read_message(room_id: str, problem: str, *, baseline_at: float
         f"⚠️ Room {room} could not be read completely ({escape_mrkdwn(problem)}), so it is not compared with its "
         f"last read: an incomplete list would show people leaving who did not. {kept} Try `--changes` again shortly."
     )
-    return Message(text=text, blocks=[_header(f"Changes in room {_room(room_id)}"), _section(text[:MAX_TEXT_CHARS])])
+    return Message(text=text, blocks=[_header("Changes in room", room_id), _section(text[:MAX_TEXT_CHARS])])
 
 
 def changes_expired_message(room_id: str) -> Message:
@@ -238,6 +243,6 @@ def members_message(members: RoomMembers, *, profile: str = "") -> Message:
         where.append(f"ZIM RequestId {quote_code(members.request_id, 40)}")
     if profile:
         where.append(f"app {escape_mrkdwn(clean_untrusted(profile, 32))}")
-    blocks = [_header(f"Room {_room(members.room_id)}"), _section(listed), _context(" · ".join(where))]
+    blocks = [_header("Room", members.room_id), _section(listed), _context(" · ".join(where))]
     text = f"Room {room}: {len(members.present)} of {len(members.present) + len(members.absent)} in the room."
     return Message(text=text, blocks=blocks)

@@ -1,0 +1,121 @@
+"""The `--changes` and `--member` messages and the changes-page buttons: within Slack's limits and free of live
+markup for the most hostile IDs and names, and a button codec that refuses anything it did not make."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.roster.model import RoomUser
+from bot.roster.view import PAGE_SIZE
+from bot.slack.render.blocks import roster_message
+from bot.slack.render.buttons import StaleButton, decode_view
+from bot.slack.render.changes import (
+    ChangesPage,
+    changed_while_read_message,
+    changes_message,
+    decode_changes_page,
+    encode_changes_page,
+    members_message,
+    no_baseline_message,
+)
+from bot.zim.members import Absence, AbsentUser, RoomMember, RoomMembers
+
+from .test_blocks import NOW, assert_no_live_markup, assert_within_slack_limits, roster
+
+HOSTILE_CHARS = ("&", "<", "😀", "\x00", "`", "*")
+
+
+@pytest.mark.parametrize("char", HOSTILE_CHARS)
+def test_every_page_of_a_hostile_diff_fits_and_cannot_ping(char: str):
+    joined = [RoomUser(char * 64, "<!channel>" + char * 200) for _ in range(PAGE_SIZE + 7)]
+    left = [RoomUser(char * 32 + "l", "<@U0BOSS>" + char * 200) for _ in range(PAGE_SIZE)]
+    for page in (1, 2, 3):
+        message = changes_message(
+            "&" * 32,
+            joined,
+            left,
+            since=NOW - 1080,
+            read_at=NOW,
+            users_now=10**6,
+            now=NOW,
+            page=page,
+            profile="p" * 32,
+            changes_id="0123456789ab",
+        )
+        assert_within_slack_limits(message)
+        assert_no_live_markup(message)
+
+
+def test_the_headline_counts_and_dates_the_baseline():
+    message = changes_message(
+        "lobby", [RoomUser("a", "A")] * 2, [RoomUser("b", "B")] * 2, since=NOW - 1080, read_at=NOW, users_now=9, now=NOW
+    )
+    assert message.blocks[1]["text"]["text"].startswith("*+2 joined, −2 left* since <!date^")
+    assert message.blocks[1]["text"]["text"].endswith("(18 min ago)")
+
+
+def test_the_sentences_without_a_diff_are_safe():
+    for message in (
+        no_baseline_message("<!here>", users_now=3, hours=24, read_at=NOW),
+        changed_while_read_message("<!here>", "the room changed <!channel> while it was read", baseline_at=NOW - 5),
+        changed_while_read_message("r", "x", baseline_at=None),
+    ):
+        assert_within_slack_limits(message)
+        assert_no_live_markup(message)
+
+
+def test_ten_hostile_members_fit_one_message():
+    members = RoomMembers(
+        "&" * 32,
+        tuple(RoomMember("&" * 32, "<!channel>" + "&" * 200) for _ in range(10)),
+        (AbsentUser("<" * 32, Absence.NOT_IN_ROOM),),
+        "338368403252050047",
+    )
+    message = members_message(members, profile="p" * 32)
+    assert_within_slack_limits(message)
+    assert_no_live_markup(message)
+
+
+def test_what_changed_keeps_the_worst_answer_within_limits_and_carries_no_filter():
+    filter_text = "&" * 90
+    users = [RoomUser(filter_text, "x") for _ in range(PAGE_SIZE * 3)]
+    r = roster(users, room_id="&" * 32)
+    message = roster_message(
+        r, page=2, now=NOW, filter_text=filter_text, profile="p" * 32, shareable=True, what_changed=True
+    )
+    assert_within_slack_limits(message)
+    (button,) = [e for b in message.blocks for e in b.get("elements", []) if e.get("action_id") == "roomusers_changes"]
+    ref = decode_view(button["value"])
+    assert (ref.room_id, ref.filter_text, ref.profile, ref.page) == ("&" * 32, "", "p" * 32, 1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    changes_id=st.text("0123456789abcdef", min_size=12, max_size=12),
+    page=st.integers(1, 10**6),
+    profile=st.sampled_from(["", "eu", "p" * 32]),
+)
+def test_changes_buttons_round_trip(changes_id: str, page: int, profile: str):
+    ref = ChangesPage(changes_id, "room#1+a&b", page, profile)
+    value = encode_changes_page(ref)
+    assert "<" not in value and "&" not in value
+    assert decode_changes_page(value) == ref
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '{"v":1,"r":"lobby","p":1}',
+        '{"v":1,"c":"xyz","r":"lobby","p":1}',
+        '{"v":2,"c":"0123456789ab","r":"a","p":1}',
+        '{"v":1,"c":"0123456789ab","r":"a b","p":1}',
+        '{"v":1,"c":"0123456789ab","r":"a","p":true}',
+        "not json",
+        "",
+    ],
+)
+def test_changes_buttons_refuse_what_they_did_not_make(value: str):
+    with pytest.raises(StaleButton):
+        decode_changes_page(value)
