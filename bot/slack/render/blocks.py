@@ -341,11 +341,14 @@ def usage_message(reason: str = "") -> Message:
         f"• `/roomusers {room} --reverse` (or `-r`, before or after the room ID) lists the most recent joiners first.",
         f"• `/roomusers {room} --app {profile}` reads the room from another configured ZIM app (any case), "
         "e.g. `--app staging`.",
+        f"• `/roomusers {room} --changes` reads the room again and shows who joined and who left since its "
+        "last complete read.",
+        f"• `/roomusers {room} --member U1,U2` says which of these users (up to 10) are in the room now.",
         "• `/roomusers --room help` lists a room whose ID is a word roomusers uses itself (`help`, `?`).",
         "• Put `--` before filter text that starts with a dash: `/roomusers lobby -- -5`.",
         f"• `@roomusers {room}` does the same in a channel or thread the bot is in; it answers in the thread.",
-        "Buttons under an answer page through it, switch the order, refresh it, export it as CSV, or share an "
-        "answer only you can see with the channel.",
+        "Buttons under an answer page through it, switch the order, refresh it, export it as CSV, share an "
+        "answer only you can see with the channel, or show what changed since.",
         "Options combine: `/roomusers lobby-1 --reverse anna`.",
         f"Room IDs have no spaces and at most {MAX_ROOM_ID_BYTES} characters: letters, digits and "
         f"`{escape_mrkdwn(ROOM_ID_SYMBOLS)}`",
