@@ -3,13 +3,16 @@ markup for the most hostile IDs and names, and a button codec that refuses anyth
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.roster.model import RoomUser
+from bot.roster.model import RoomUser, Roster
 from bot.roster.view import PAGE_SIZE
-from bot.slack.render.blocks import roster_message
+from bot.settings import ConfigError, load_runtime_settings
+from bot.slack.render.blocks import roster_message, usage_message
 from bot.slack.render.buttons import StaleButton, decode_view
 from bot.slack.render.changes import (
     ChangesPage,
@@ -20,6 +23,7 @@ from bot.slack.render.changes import (
     members_message,
     no_baseline_message,
 )
+from bot.state.history import memory_history
 from bot.zim.members import Absence, AbsentUser, RoomMember, RoomMembers
 
 from .test_blocks import NOW, assert_no_live_markup, assert_within_slack_limits, roster
@@ -119,3 +123,41 @@ def test_changes_buttons_round_trip(changes_id: str, page: int, profile: str):
 def test_changes_buttons_refuse_what_they_did_not_make(value: str):
     with pytest.raises(StaleButton):
         decode_changes_page(value)
+
+
+def test_help_and_readme_list_changes_and_member():
+    usage = usage_message().blocks[0]["text"]["text"]
+    assert "--changes" in usage and "--member U1,U2" in usage
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    for phrase in (
+        "### What changed: `--changes`",
+        "### Is this user in the room? `--member`",
+        "ROOMUSERS_HISTORY_HOURS",
+    ):
+        assert phrase in readme
+
+
+@pytest.mark.parametrize(
+    ("env", "sentence"),
+    [
+        ({"ROOMUSERS_HISTORY_HOURS": "0"}, "ROOMUSERS_HISTORY_HOURS must be a whole number of hours from 1 to 720."),
+        ({"ROOMUSERS_HISTORY_HOURS": "1.5"}, "ROOMUSERS_HISTORY_HOURS must be a whole number of hours from 1 to 720."),
+        ({"ROOMUSERS_HISTORY_MAX_MB": "-1"}, "ROOMUSERS_HISTORY_MAX_MB must be a whole number of MB from 1 to 65536."),
+    ],
+)
+def test_history_settings_are_checked(env: dict[str, str], sentence: str):
+    with pytest.raises(ConfigError) as refused:
+        load_runtime_settings(env)
+    assert str(refused.value) == sentence
+    defaults = load_runtime_settings({})
+    assert (defaults.history_hours, defaults.history_max_mb) == (24, 64)
+
+
+async def test_the_in_process_history_keeps_a_baseline_for_its_hours_only():
+    now = [0.0]
+    history = memory_history(hours=2, max_mb=1, timer=lambda: now[0])
+    read = Roster("r", (RoomUser("a", "Ann"),), 1, NOW)
+    await history.put("zim:1:r", read)
+    assert await history.contains("zim:1:r") and await history.get("zim:1:r") == read
+    now[0] = 2 * 3600 + 1
+    assert not await history.contains("zim:1:r") and await history.get("zim:1:r") is None
