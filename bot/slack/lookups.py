@@ -9,6 +9,7 @@ import secrets
 
 from bot.observability.metrics import CHANGES_ANSWERS
 from bot.roster.apps import ZegoApp
+from bot.roster.cpu import off_loop
 from bot.roster.diff import diff_rosters
 from bot.roster.model import Roster
 from bot.roster.view import PAGE_SIZE
@@ -55,7 +56,8 @@ async def changes_answer(answers: RoomAnswers, request: ChangesRequest) -> Answe
                 request.room_id, users_now=len(fresh.users), hours=snapshots.history_hours, read_at=fresh.fetched_at
             )
             return _counted(Answer(message, "no_baseline", details=details))
-        diff = diff_rosters(baseline, fresh)
+        # Comparing big rooms is CPU work: off the loop, so other requests are still acked in time.
+        diff = await off_loop(len(baseline.users) + len(fresh.users), diff_rosters, baseline, fresh)
         details |= {"joined": len(diff.joined), "left": len(diff.left), "renamed": diff.renamed}
         changes_id = ""
         if len(diff.joined) + len(diff.left) > PAGE_SIZE:  # more pages than this one: keep it for the buttons

@@ -162,7 +162,7 @@ async def what_changed(
     if ref is None:
         return
     answer = await changes_answer(deps.answers, ChangesRequest(ref.room_id, ref.profile))
-    record.note(**answer.audit_fields())
+    record.note(lookup="changes", **answer.audit_fields())
     await _tell(respond, click, record, answer.message, answer.outcome)
 
 
