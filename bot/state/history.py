@@ -63,6 +63,7 @@ def redis_history(
         max_users=DEFAULT_MAX_USERS,
         budget_bytes=max_mb * 1024 * 1024,
         kind=HISTORY_KIND,
+        budget_setting="ROOMUSERS_HISTORY_MAX_MB",
     )
 
 

@@ -240,6 +240,7 @@ class RedisSnapshotStore:
         max_users: int = DEFAULT_MAX_USERS,
         budget_bytes: int = DEFAULT_BUDGET_BYTES,
         kind: str = "snapshot",
+        budget_setting: str = "SNAPSHOT_REDIS_MAX_MB",
     ) -> None:
         """`kind` names the keys (`<prefix><kind>:…`, `<prefix><kind>-index`, `<prefix><kind>-bytes`): another
         kind (the history of baselines) is another store with its own TTL and budget."""
@@ -252,6 +253,7 @@ class RedisSnapshotStore:
         self._bytes = f"{prefix}{kind}-bytes"
         self._max_users = max_users
         self._budget = budget_bytes
+        self._budget_setting = budget_setting  # named when a roster is too big for the budget
         self._put = redis.register_script(_PUT_SCRIPT)
         self._discard = redis.register_script(_DISCARD_SCRIPT)
 
@@ -299,10 +301,10 @@ class RedisSnapshotStore:
         keys = [self.redis_key(key), self._index, self._bytes]
         if not await self._put(keys=keys, args=[value, ttl_ms, self._budget]):
             log.warning(
-                "snapshot of %d bytes exceeds the shared store's budget of %d bytes (SNAPSHOT_REDIS_MAX_MB); "
-                "not stored",
+                "snapshot of %d bytes exceeds the shared store's budget of %d bytes (%s); not stored",
                 len(value),
                 self._budget,
+                self._budget_setting,
             )
 
     async def discard(self, key: str) -> None:

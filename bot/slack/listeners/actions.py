@@ -82,14 +82,22 @@ Ref = TypeVar("Ref", RoomView, ChangesPage)
 
 
 async def _start(
+    click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient, record: AuditRecord
+) -> RoomView | None:
+    """Decode the button's RoomView and check access; answer (and return None) when the click can't go on."""
+    return await _start_with(click, deps, respond, client, record, decode=decode_view)
+
+
+async def _start_with(
     click: _Click,
     deps: SlackDeps,
     respond: AsyncRespond,
     client: AsyncWebClient,
     record: AuditRecord,
-    decode: Callable[[str], Ref] = decode_view,  # type: ignore[assignment]  # the default decodes a RoomView
+    *,
+    decode: Callable[[str], Ref],
 ) -> Ref | None:
-    """Decode the button and check access; answer (and return None) when the click can't go on."""
+    """`_start` for any button value `decode` reads (a RoomView, or a page of a list of changes)."""
     try:
         ref = decode(click.value)
     except StaleButton:
@@ -170,7 +178,7 @@ async def change_changes_page(
     click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient, record: AuditRecord
 ) -> None:
     """Prev/Next under a list of changes: the clicked message is replaced in place."""
-    ref = await _start(click, deps, respond, client, record, decode=decode_changes_page)
+    ref = await _start_with(click, deps, respond, client, record, decode=decode_changes_page)
     if ref is None:
         return
     answer = await changes_page_answer(deps.answers, ref)
