@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 from bot.dev.local_stack import LocalStack, local_replicas
 from bot.dev.zim_sandbox import SANDBOX_APP_ID, ZimSandbox
 from bot.roster.diff import diff_users
-from bot.roster.model import RoomUser
+from bot.roster.model import RoomUser, Roster
 from bot.state.connection import DEFAULT_PREFIX
+from bot.state.history import redis_history
+from bot.state.snapshots import RedisSnapshotStore
 
 from .conftest import FAST_RETRY
 from .slack_helpers import all_text, answer_to, answers_to, listed_user_ids, tool_ids, wait_for_message
@@ -164,3 +166,19 @@ def test_a_diff_is_the_set_differences_by_id_without_duplicates(old: list[RoomUs
     assert joined == [i for i in dict.fromkeys(u.user_id for u in new) if i not in old_ids]
     assert left == [i for i in dict.fromkeys(u.user_id for u in old) if i not in new_ids]
     assert diff.unchanged == (old_ids == new_ids)
+
+
+async def test_history_has_its_own_keys_and_budget_apart_from_snapshots(clients):
+    redis = clients()
+    history = redis_history(redis, hours=1, max_mb=1)
+    snapshots = RedisSnapshotStore(redis, ttl=60)
+    read = Roster("r", tuple(RoomUser(f"u{i}", f"User {i}") for i in range(100)), 100, 1_700_000_000.0)
+    await history.put("zim:1:r", read)
+    await snapshots.put("zim:1:r", read)
+    assert await history.get("zim:1:r") == read and await history.contains("zim:1:r")
+    await snapshots.discard("zim:1:r")  # a snapshot going does not take the baseline with it
+    assert await history.get("zim:1:r") == read
+    sizes = await redis.hgetall(f"{DEFAULT_PREFIX}history-bytes")
+    assert set(sizes) == {f"{DEFAULT_PREFIX}history:zim:1:r".encode(), b"~total"}
+    assert await redis.hget(f"{DEFAULT_PREFIX}snapshot-bytes", "~total") == b"0"
+    assert 3_500_000 < await redis.pttl(f"{DEFAULT_PREFIX}history:zim:1:r") <= 3_600_000
