@@ -283,10 +283,6 @@ class RoomAnswers:
         known = ", ".join(quote_code(name, 32) for name in sorted(self._rosters.by_profile))
         return problem_message(f"There is no app profile {quote_code(profile, 32)}; this roomusers knows {known}.")
 
-    @property
-    def rosters(self) -> ZegoApps:
-        return self._rosters
-
     def now(self) -> float:
         return self._clock()
 

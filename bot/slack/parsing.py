@@ -29,6 +29,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 from bot.roster.view import FILTER_TOO_LONG, MAX_FILTER_CHARS, RoomView
 from bot.settings import PROFILE_NAME
@@ -84,6 +85,7 @@ class InvalidRequest:
 class ChangesRequest:
     """`<room-id> --changes`: read the room fresh and compare it with its last complete read."""
 
+    lookup: ClassVar[str] = "changes"  # the audit line's `lookup`
     room_id: str
     profile: str = ""
 
@@ -92,6 +94,7 @@ class ChangesRequest:
 class MemberRequest:
     """`<room-id> --member A,B`: which of these users (1 to 10, checked, duplicates dropped) are in the room."""
 
+    lookup: ClassVar[str] = "member"
     room_id: str
     user_ids: tuple[str, ...]
     profile: str = ""

@@ -79,7 +79,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         if isinstance(request, RoomView):
             record.note(filter=bool(request.filter_text))
         else:
-            record.note(lookup=type(request).__name__.removesuffix("Request").lower())
+            record.note(lookup=request.lookup)
         to = Requester(client, user, channel, "command")
 
         async def tell_to_retry() -> None:

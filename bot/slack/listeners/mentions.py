@@ -125,7 +125,7 @@ async def answer_mention(
     request = known
     record.note(room=request.room_id, profile=request.profile or None)
     if not isinstance(request, RoomView):  # --changes, --member: one message in the thread
-        record.note(lookup=type(request).__name__.removesuffix("Request").lower())
+        record.note(lookup=request.lookup)
         looked_up = request
 
         async def look_up() -> None:
