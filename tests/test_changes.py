@@ -182,3 +182,9 @@ async def test_history_has_its_own_keys_and_budget_apart_from_snapshots(clients)
     assert set(sizes) == {f"{DEFAULT_PREFIX}history:zim:1:r".encode(), b"~total"}
     assert await redis.hget(f"{DEFAULT_PREFIX}snapshot-bytes", "~total") == b"0"
     assert 3_500_000 < await redis.pttl(f"{DEFAULT_PREFIX}history:zim:1:r") <= 3_600_000
+
+
+async def test_changes_of_a_room_that_does_not_exist_says_so(local: LocalStack):
+    answer = await answer_to(local, "no-such-room --changes")
+    assert "Room `no-such-room` does not exist in ZIM" in all_text(answer)
+    await local.until_idle()
