@@ -11,11 +11,13 @@ from bot.dev.local_stack import LocalStack, local_replicas
 from bot.dev.zim_sandbox import SANDBOX_APP_ID, ZimSandbox
 from bot.roster.diff import diff_users
 from bot.roster.model import RoomUser, Roster
+from bot.state import build_shared_state
 from bot.state.connection import DEFAULT_PREFIX
 from bot.state.history import redis_history
 from bot.state.snapshots import RedisSnapshotStore
 
 from .conftest import FAST_RETRY
+from .redis_server import RedisServer
 from .slack_helpers import all_text, answer_to, answers_to, listed_user_ids, tool_ids, wait_for_message
 
 HOSTILE = "<!channel> *Eve* <@U0BOSS> &amp;"
@@ -188,3 +190,20 @@ async def test_changes_of_a_room_that_does_not_exist_says_so(local: LocalStack):
     answer = await answer_to(local, "no-such-room --changes")
     assert "Room `no-such-room` does not exist in ZIM" in all_text(answer)
     await local.until_idle()
+
+
+async def test_history_falls_back_to_memory_while_redis_is_down():
+    with RedisServer() as server:
+        state = await build_shared_state(server.url, probe_interval=0.2)
+        try:
+            before = Roster("r", (RoomUser("a", "Ann"),), 1, 1_700_000_000.0)
+            await state.history.put("zim:1:r", before)
+            assert await state.history.get("zim:1:r") == before
+            server.stop()
+            assert await state.history.get("zim:1:r") is None  # a miss (no baseline), not an error
+            during = Roster("r", (RoomUser("b", "Bob"),), 1, 1_700_000_100.0)
+            await state.history.put("zim:1:r", during)
+            assert await state.history.contains("zim:1:r")
+            assert await state.history.get("zim:1:r") == during
+        finally:
+            await state.aclose()
