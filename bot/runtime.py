@@ -22,6 +22,7 @@ from bot.slack.budget import UpdateBudget
 from bot.slack.deps import SlackDeps
 from bot.slack.link import SlackLink
 from bot.state import SharedState
+from bot.state.history import DEFAULT_HISTORY_HOURS, HistoryStore
 from bot.state.leases import FetchLeases
 from bot.state.pacer import SmoothPacer
 from bot.state.progress import ProgressBoard
@@ -48,6 +49,8 @@ def _zego_app(
     retry: RetryPolicy | None,
     limits: LimitSettings,
     progress_board: ProgressBoard | None = None,
+    history: HistoryStore | None = None,
+    history_hours: float = DEFAULT_HISTORY_HOURS,
 ) -> ZegoApp:
     client = ZimClient(
         app_id=settings.app_id,
@@ -85,6 +88,8 @@ def _zego_app(
         max_concurrent_reads=limits.max_concurrent_reads,
         read_deadline=limits.read_deadline,
         refresh_min=limits.refresh_min,
+        history=history,
+        history_hours=history_hours,
     )
     probe = CredentialProbe(probe_client, profile=settings.profile)
     return ZegoApp(profile=settings.profile, client=client, snapshots=snapshots, probe=probe)
@@ -100,6 +105,8 @@ async def open_zego_apps(
     retry: RetryPolicy | None = None,
     limits: LimitSettings | None = None,
     progress_board: ProgressBoard | None = None,
+    history: HistoryStore | None = None,
+    history_hours: float = DEFAULT_HISTORY_HOURS,
 ) -> AsyncIterator[ZegoApps]:
     """A ZegoApp per profile sharing one HTTP client and one store; each app gets its own pacer (its own limit)."""
     shared_store = store or MemorySnapshotStore()
@@ -114,6 +121,8 @@ async def open_zego_apps(
                 retry,
                 limits or LimitSettings(),
                 progress_board,
+                history,
+                history_hours,
             )
             for name, settings in profiles.by_name.items()
         }
@@ -171,6 +180,8 @@ async def compose_app(
         retry=retry,
         limits=limits,
         progress_board=state.progress_board(),
+        history=state.history,
+        history_hours=state.history_hours,
     ) as rosters:
         link = SlackLink(mode)
         deps = SlackDeps(
