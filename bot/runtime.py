@@ -23,6 +23,7 @@ from bot.slack.budget import UpdateBudget
 from bot.slack.deps import SlackDeps
 from bot.slack.link import SlackLink
 from bot.state import SharedState
+from bot.state.history import DEFAULT_HISTORY_HOURS, HistoryStore
 from bot.state.leases import FetchLeases
 from bot.state.pacer import SmoothPacer
 from bot.state.progress import ProgressBoard
@@ -49,6 +50,8 @@ def _zego_app(
     retry: RetryPolicy | None,
     limits: LimitSettings,
     progress_board: ProgressBoard | None = None,
+    history: HistoryStore | None = None,
+    history_hours: float = DEFAULT_HISTORY_HOURS,
     read_slots: ReadSlots | None = None,
 ) -> ZegoApp:
     client = ZimClient(
@@ -88,6 +91,8 @@ def _zego_app(
         read_deadline=limits.read_deadline,
         refresh_min=limits.refresh_min,
         read_slots=read_slots,
+        history=history,
+        history_hours=history_hours,
     )
     probe = CredentialProbe(probe_client, profile=settings.profile)
     return ZegoApp(profile=settings.profile, client=client, snapshots=snapshots, probe=probe)
@@ -104,6 +109,8 @@ async def open_zego_apps(
     limits: LimitSettings | None = None,
     progress_board: ProgressBoard | None = None,
     read_slots_for: ReadSlotsFactory | None = None,
+    history: HistoryStore | None = None,
+    history_hours: float = DEFAULT_HISTORY_HOURS,
 ) -> AsyncIterator[ZegoApps]:
     """A ZegoApp per profile sharing one HTTP client and one store; each app gets its own pacer (its own limit)."""
     shared_store = store or MemorySnapshotStore()
@@ -119,7 +126,9 @@ async def open_zego_apps(
                 retry,
                 limits or LimitSettings(),
                 progress_board,
-                read_slots_for(settings, reads_limit) if read_slots_for is not None else None,
+                history=history,
+                history_hours=history_hours,
+                read_slots=read_slots_for(settings, reads_limit) if read_slots_for is not None else None,
             )
             for name, settings in profiles.by_name.items()
         }
@@ -180,6 +189,8 @@ async def compose_app(
         read_slots_for=lambda settings, limit: state.read_slots_for(
             f"zim:{settings.app_id}", limit=limit, profile=settings.profile
         ),
+        history=state.history,
+        history_hours=state.history_hours,
     ) as rosters:
         link = SlackLink(mode)
         deps = SlackDeps(

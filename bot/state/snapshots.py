@@ -102,6 +102,9 @@ class MemorySnapshotStore:
     async def get(self, key: str) -> Roster | None:
         return self._cache.get(key) or self._incomplete.get(key)
 
+    async def contains(self, key: str) -> bool:
+        return key in self._cache or key in self._incomplete
+
     async def put(self, key: str, roster: Roster) -> None:
         self._cache.pop(key, None)
         self._incomplete.pop(key, None)
@@ -238,16 +241,21 @@ class RedisSnapshotStore:
         prefix: str = DEFAULT_PREFIX,
         max_users: int = DEFAULT_MAX_USERS,
         budget_bytes: int = DEFAULT_BUDGET_BYTES,
+        kind: str = "snapshot",
+        budget_setting: str = "SNAPSHOT_REDIS_MAX_MB",
     ) -> None:
+        """`kind` names the keys (`<prefix><kind>:…`, `<prefix><kind>-index`, `<prefix><kind>-bytes`): another
+        kind (the history of baselines) is another store with its own TTL and budget."""
         if ttl <= 0 or max_users < 0 or budget_bytes < 1:
             raise ValueError("ttl must be positive, max_users non-negative and budget_bytes positive")
         self._redis = redis
         self._ttl_ms = max(1, round(ttl * 1000))
-        self._prefix = f"{prefix}snapshot:"
-        self._index = f"{prefix}snapshot-index"
-        self._bytes = f"{prefix}snapshot-bytes"
+        self._prefix = f"{prefix}{kind}:"
+        self._index = f"{prefix}{kind}-index"
+        self._bytes = f"{prefix}{kind}-bytes"
         self._max_users = max_users
         self._budget = budget_bytes
+        self._budget_setting = budget_setting  # named when a roster is too big for the budget
         self._put = redis.register_script(_PUT_SCRIPT)
         self._discard = redis.register_script(_DISCARD_SCRIPT)
 
@@ -274,6 +282,10 @@ class RedisSnapshotStore:
             log.warning("snapshot %r is unreadable (%s, %d bytes); treated as a miss", key, exc, len(value))
             return None
 
+    async def contains(self, key: str) -> bool:
+        """Whether a roster is stored under `key`, without reading it."""
+        return bool(await self._redis.exists(self.redis_key(key)))
+
     async def put(self, key: str, roster: Roster) -> None:
         if len(roster.users) > self._max_users:
             log.warning(
@@ -291,10 +303,10 @@ class RedisSnapshotStore:
         keys = [self.redis_key(key), self._index, self._bytes]
         if not await self._put(keys=keys, args=[value, ttl_ms, self._budget]):
             log.warning(
-                "snapshot of %d bytes exceeds the shared store's budget of %d bytes (SNAPSHOT_REDIS_MAX_MB); "
-                "not stored",
+                "snapshot of %d bytes exceeds the shared store's budget of %d bytes (%s); not stored",
                 len(value),
                 self._budget,
+                self._budget_setting,
             )
 
     async def discard(self, key: str) -> None:
