@@ -25,7 +25,7 @@ from bot.observability.metrics import (
 )
 from bot.roster.model import RoomUser, Roster
 from bot.roster.packed import PackedUsers
-from bot.roster.reads import ReadQueue, Ticket
+from bot.roster.reads import ReadQueue, ReadSlots, Ticket
 from bot.state.history import DEFAULT_HISTORY_HOURS, HistoryStore
 from bot.state.leases import FetchLeases, LocalLeases
 from bot.state.progress import ProgressBoard, SharedProgress
@@ -59,7 +59,7 @@ class RoomRead:
     _task: asyncio.Task[Roster]
     _progress: FetchProgress
     _ticket: Ticket | None = None
-    _queue: ReadQueue | None = None
+    _queue: ReadSlots | None = None
 
     @property
     def queue_position(self) -> int | None:
@@ -154,6 +154,7 @@ class SnapshotService:
         read_deadline: float = READ_DEADLINE_SECONDS,
         refresh_min: float = REFRESH_MIN_SECONDS,
         clock: Callable[[], float] = time.time,
+        read_slots: ReadSlots | None = None,
         history: HistoryStore | None = None,
         history_hours: float = DEFAULT_HISTORY_HOURS,
     ) -> None:
@@ -166,7 +167,8 @@ class SnapshotService:
         self._leases = leases or LocalLeases()
         self._follow_timeout = follow_timeout if follow_timeout is not None else FOLLOW_TIMEOUT_SECONDS
         self._profile = profile
-        self._queue = ReadQueue(max_concurrent_reads, profile=profile)
+        # Shared by every replica when given (bot/state/readslots.py); else this replica's own line.
+        self._queue = read_slots or ReadQueue(max_concurrent_reads, profile=profile)
         self._read_deadline = read_deadline
         self._refresh_min = refresh_min
         self._clock = clock

@@ -9,6 +9,7 @@ from typing import Literal
 from redis.asyncio import Redis
 
 from bot.observability.metrics import SHARED_STATE_FALLBACK
+from bot.roster.reads import ReadQueue, ReadSlots
 from bot.state.connection import (
     DEFAULT_PREFIX,
     REDIS_URL_SETTING,
@@ -40,6 +41,8 @@ from bot.state.once import (
 )
 from bot.state.pacer import FallbackPacer, RedisPacer, SmoothPacer
 from bot.state.progress import ProgressBoard, RedisProgressBoard
+from bot.state.ratelimit import FallbackUserRate, MemoryUserRate, RedisUserRate, UserRate
+from bot.state.readslots import FallbackReadSlots, RedisReadSlots
 from bot.state.snapshots import (
     DEFAULT_BUDGET_BYTES,
     DEFAULT_TTL_SECONDS,
@@ -95,6 +98,24 @@ class SharedState:
         key = f"{self._redis.prefix}pacer:{name}"
         shared = RedisPacer(self._redis.client, qps=qps, key=key, background_share=share)
         return FallbackPacer(shared, SmoothPacer(qps, background_share=share), self._redis.health)
+
+    def read_slots_for(self, name: str, *, limit: int, profile: str = "") -> ReadSlots | None:
+        """ROOMUSERS_MAX_CONCURRENT_READS of one ZEGO app (`name`) for every replica when the state is in Redis
+        (None: one replica, each service keeps its own line)."""
+        if self._redis is None:
+            return None
+        shared = RedisReadSlots(
+            self._redis.client, limit=limit, key=f"{self._redis.prefix}reads:{name}", profile=profile
+        )
+        return FallbackReadSlots(shared, ReadQueue(limit, profile=profile), self._redis.health)
+
+    def user_rate(self, rate_per_minute: int) -> UserRate:
+        """The per-person rate (ROOMUSERS_USER_RATE), shared by every replica when the state is in Redis."""
+        local = MemoryUserRate(rate_per_minute)
+        if self._redis is None or rate_per_minute <= 0:
+            return local
+        shared = RedisUserRate(self._redis.client, rate_per_minute, prefix=self._redis.prefix)
+        return FallbackUserRate(shared, local, self._redis.health)
 
     def progress_board(self) -> ProgressBoard | None:
         """Where reads share their progress with replicas waiting on them (None: one replica, nothing to share)."""

@@ -18,14 +18,16 @@ be exceeded, deletes the oldest ones first. Two persistent bookkeeping keys hold
 `<prefix>snapshot-index` (a sorted set of snapshot keys by expiry) and `<prefix>snapshot-bytes` (a hash of
 their sizes, with the total in field `~total`); expired entries are dropped from them at the next write.
 
-So snapshots alone can never fill Redis, and what must not be evicted — the pacer's send-slot schedule (~1 s
-TTL), the fetch leases (15 s, renewed) and anything kept without a TTL — keeps its promises. Run Redis with
-`maxmemory` at least twice the budget and `maxmemory-policy volatile-lru` as a backstop: if something else
-fills Redis anyway, it evicts the least recently *used* keys with a TTL (old snapshots, write-once dedupe and
-replay keys), never a key without a TTL, and not the pacer or a live lease, which are touched all the time.
-(`volatile-ttl` would evict the pacer and the leases first: they have the least time left.) A snapshot evicted
-by Redis itself leaves a stale index entry that over-counts the total until its expiry passes. The script
-deletes keys it did not declare, so Redis Cluster is not supported (standalone or Sentinel only).
+So snapshots alone can never fill Redis. Everything that must keep its promise lives in keys WITHOUT a TTL:
+the pacer's send-slot schedule (`<prefix>pacer:<app>`, `…:background`), the read slots, the fetch leases,
+event dedupe and the replay guard (expiry enforced in Lua against Redis `TIME`, bot/state/expiring.py and
+readslots.py), the budget's two bookkeeping keys, and watches. Run Redis with `maxmemory` at least twice the budget and
+`maxmemory-policy volatile-lru` as a backstop: a `volatile-*` policy evicts only keys WITH a TTL — snapshots,
+shared read progress and other snapshot-like keys, whose loss costs one more read of a room — and never any of
+those (tested against a real redis-server over its `maxmemory`). Not `allkeys-*` (it would evict them too) and
+not `noeviction` (a full Redis then refuses the writes that leases and the pacer need). A snapshot evicted by
+Redis itself leaves a stale index entry that over-counts the total until its expiry passes. The script deletes
+keys it did not declare, so Redis Cluster is not supported (standalone or Sentinel only).
 """
 
 from __future__ import annotations

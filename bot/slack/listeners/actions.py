@@ -104,7 +104,7 @@ async def _start_with(
         await _tell(respond, click, record, problem_message(STALE_BUTTON), "stale_button")
         return None
     record.note(room=ref.room_id, profile=ref.profile or None, page=ref.page)
-    limited = deps.over_rate(click.team, click.user)
+    limited = await deps.over_rate(click.team, click.user)
     if limited is not None:
         await _tell(respond, click, record, problem_message(limited, title=SLOW_DOWN), "rate_limited")
         return None

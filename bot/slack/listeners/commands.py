@@ -48,7 +48,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await ack(**problem_message(request.problem).to_payload())
             record.emit("invalid_input")
             return
-        limited = deps.over_rate(str(command.get("team_id", "")), user)
+        limited = await deps.over_rate(str(command.get("team_id", "")), user)
         if limited is not None:  # answered in the ack: costs nothing, and says when to try again
             await ack(**problem_message(limited, title=SLOW_DOWN).to_payload())
             record.note(room=request.room_id)

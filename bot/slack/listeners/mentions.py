@@ -84,7 +84,7 @@ async def answer_mention(
     private = Requester(client, user, channel, "mention", thread_ts=event.get("thread_ts"))
     # The rate limit and access come before anything visible (help, a bad ID, the list of app profiles): a
     # refused user or an outsider must not be able to make the bot post in the channel.
-    limited = deps.over_rate(str(body.get("team_id") or ""), user)
+    limited = await deps.over_rate(str(body.get("team_id") or ""), user)
     if limited is not None:
         slowed = await deliver(None, problem_message(limited, title=SLOW_DOWN), private)
         record.note(**slowed.audit())
