@@ -95,8 +95,11 @@ def drive(
             events.append(("page", serial))
         elif kind == "deliver":
             c, page, number = served.pop(chain)
+            ahead = core.cursor_before_receiving(chain, c, page)
             core.receive(chain, c, page)
             delivered.add(number)
+            if ahead is not None:  # the driver already sent it: the page must not have ended the read or the chain
+                assert not core.done and core.next_cursor(chain) == ahead
         else:
             op, where = pending.pop(0)
             events.append(("op", op))
@@ -214,3 +217,28 @@ def test_late_answers_after_done_are_ignored() -> None:
     core.gone(0)
     after = core.roster(fetched_at=1.0)
     assert after == before
+
+
+def test_the_next_cursor_is_known_before_the_page_is_taken_until_near_the_meeting() -> None:
+    """Far from the meeting the driver sends a chain's next page before taking the one that arrived (so the
+    CPU work overlaps the round trip); from about two pages before the chains meet it takes the page first."""
+    room = Room(30)
+    core = PagingCore("r", limit=LIMIT)
+    mode, cursor = core.first_request()
+    first = room.page(mode, cursor)
+    assert core.cursor_before_receiving(mode, cursor, first) is None  # the first page decides everything
+    core.receive(mode, cursor, first)
+    early: list[bool] = []
+    while not core.done:
+        for chain in (OLDEST_FIRST, NEWEST_FIRST):
+            c = core.next_cursor(chain)
+            if c is None or core.done:
+                continue
+            page = room.page(chain, c)
+            ahead = core.cursor_before_receiving(chain, c, page)
+            early.append(ahead is not None)
+            core.receive(chain, c, page)
+            if ahead is not None:
+                assert core.next_cursor(chain) == ahead == page.next_flag
+    assert core.roster(fetched_at=1.0).complete
+    assert early[0] and not early[-1]  # early while far from the meeting, never on the meeting page

@@ -254,6 +254,28 @@ class PagingCore:
         chain.empty_pages = 0 if page.users else chain.empty_pages + 1
         chain.cursor = page.next_flag
 
+    def cursor_before_receiving(self, mode: int, cursor: str, page: Page) -> str | None:
+        """The cursor chain `mode` sends after its answer `page` (to `cursor`), when that is certain before the
+        page is taken; else None, and the caller `receive`s first and asks `next_cursor` as usual.
+
+        Certain means: `receive` cannot end the read nor `next_cursor` stop the chain. The only part that needs
+        the page's users is the meeting, and it is ruled out while the users read, plus everything this page
+        could add (each of its users at most once as a user and once as a sign of change), stay short of
+        ZIM's Count; so this answers None from about two pages before the chains meet.
+        """
+        chain = self._chains[mode]
+        flag = page.next_flag
+        if self.done or self.first_page is None or chain.state != "running" or page.being_destroyed:
+            return None
+        if flag is None or not page.users or flag == cursor or flag in chain.cursors:
+            return None
+        if self.requests + 1 >= MAX_PAGES:
+            return None
+        most, least = max(self.max_count, page.count), min(self.min_count, page.count)
+        signs = sum(times for sign, times in self.signs.items() if sign != "count_moved")
+        reach = self.users_read + 2 * len(page.users) + (most - least) + signs + 1  # +1: a short_meeting sign
+        return flag if reach < most else None
+
     def gone(self, mode: int) -> None:
         """660300001 after the first page: the room was destroyed while it was read."""
         del mode
@@ -503,16 +525,35 @@ async def fetch_roster(
     if core.done:
         return core.roster(fetched_at=clock())
 
+    def send(chain_mode: int, cursor: str) -> asyncio.Task[Page]:
+        return asyncio.create_task(client.query_page(room_id, mode=chain_mode, cursor=cursor))
+
     async def follow(chain_mode: int) -> None:
-        while (next_cursor := core.next_cursor(chain_mode)) is not None:
-            try:
-                page = await client.query_page(room_id, mode=chain_mode, cursor=next_cursor)
-            except RoomNotFound:
-                core.gone(chain_mode)
-                return
-            core.receive(chain_mode, next_cursor, page)
-            if progress is not None:
-                progress.update()
+        cursor = core.next_cursor(chain_mode)
+        request = None if cursor is None else send(chain_mode, cursor)
+        try:
+            while request is not None and cursor is not None:
+                try:
+                    page = await request
+                except RoomNotFound:
+                    core.gone(chain_mode)
+                    return
+                # Paging is a chain of round trips: far from the meeting the next cursor is certain at once, so
+                # it goes out before this page is taken, and taking it overlaps the next round trip.
+                ahead = core.cursor_before_receiving(chain_mode, cursor, page)
+                request = None if ahead is None else send(chain_mode, ahead)
+                if request is not None:
+                    await asyncio.sleep(0)  # let the request reach its send slot before the CPU work below
+                core.receive(chain_mode, cursor, page)
+                if progress is not None:
+                    progress.update()
+                if request is None:
+                    ahead = core.next_cursor(chain_mode)
+                    request = None if ahead is None else send(chain_mode, ahead)
+                cursor = ahead
+        finally:
+            if request is not None:
+                request.cancel()
 
     # The first chain's next page and the other chain's first page go out together.
     tasks = [asyncio.create_task(follow(first_mode)), asyncio.create_task(follow(1 - first_mode))]
