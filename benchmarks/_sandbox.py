@@ -238,7 +238,7 @@ class SandboxProcess(ChildProcess):
             line = await self._process.stdout.readline()
             if not line:
                 raise SandboxError(f"the sandbox exited before it was ready: {self.stderr_tail()}")
-            # The banner's lines are shell lines ("export KEY=value"), to paste as they are.
+            # The banner prints shell lines (`export KEY=value`); older sandboxes printed bare `KEY=value`.
             key, sep, value = line.decode().strip().removeprefix("export ").partition("=")
             if sep and key in _BANNER_KEYS:
                 self.settings[key] = value

@@ -31,7 +31,7 @@ class SlackDeps:
     progress_every: float = 3.0  # the shortest interval between one message's progress edits
     user_rate: UserRate = field(default_factory=lambda: MemoryUserRate(0))  # 0: no limit
 
-    def over_rate(self, team_id: str, user_id: str) -> str | None:
+    async def over_rate(self, team_id: str, user_id: str) -> str | None:
         """None when this person may make one more request now; else the polite refusal (counted as taken)."""
-        wait = self.user_rate.take(f"{team_id}:{user_id}")
+        wait = await self.user_rate.take(f"{team_id}:{user_id}")
         return rate_limited_sentence(self.user_rate.rate, wait) if wait > 0 else None

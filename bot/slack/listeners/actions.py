@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
@@ -23,14 +23,18 @@ from bot.slack.delivery import Delivery, Requester, deliver, land_final
 from bot.slack.deps import SlackDeps, restarting_message
 from bot.slack.export import ExportTarget, upload_roster_csv
 from bot.slack.listeners.commands import NOT_ALLOWED, SLOW_DOWN
-from bot.slack.render.blocks import notice_message, problem_message
+from bot.slack.lookups import changes_answer, changes_page_answer
+from bot.slack.parsing import ChangesRequest
+from bot.slack.render.blocks import CHANGES_ACTION_ID, notice_message, problem_message
 from bot.slack.render.buttons import StaleButton, decode_view
+from bot.slack.render.changes import ChangesPage, decode_changes_page
 from bot.slack.render.escaping import clean_untrusted, escape_mrkdwn
 
 VIEW_ACTIONS = re.compile(r"^roomusers_(prev|next|order|refresh)$")
 SHARE_ACTION = "roomusers_share"
 EXPORT_ACTION = "roomusers_export"
 EXPORT_MATCHES_ACTION = "roomusers_export_matches"
+CHANGES_PAGE_ACTIONS = re.compile(r"^roomusers_changes_(prev|next)$")
 STALE_BUTTON = (
     "This button comes from an older version of roomusers and can't be used any more; "
     "run `/roomusers &lt;room-id&gt;` again."
@@ -74,17 +78,33 @@ async def _tell(respond: AsyncRespond, click: _Click, record: AuditRecord, messa
     record.emit(delivery.outcome(outcome))
 
 
+Ref = TypeVar("Ref", RoomView, ChangesPage)
+
+
 async def _start(
     click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient, record: AuditRecord
 ) -> RoomView | None:
-    """Decode the button and check access; answer (and return None) when the click can't go on."""
+    """Decode the button's RoomView and check access; answer (and return None) when the click can't go on."""
+    return await _start_with(click, deps, respond, client, record, decode=decode_view)
+
+
+async def _start_with(
+    click: _Click,
+    deps: SlackDeps,
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    record: AuditRecord,
+    *,
+    decode: Callable[[str], Ref],
+) -> Ref | None:
+    """`_start` for any button value `decode` reads (a RoomView, or a page of a list of changes)."""
     try:
-        ref = decode_view(click.value)
+        ref = decode(click.value)
     except StaleButton:
         await _tell(respond, click, record, problem_message(STALE_BUTTON), "stale_button")
         return None
     record.note(room=ref.room_id, profile=ref.profile or None, page=ref.page)
-    limited = deps.over_rate(click.team, click.user)
+    limited = await deps.over_rate(click.team, click.user)
     if limited is not None:
         await _tell(respond, click, record, problem_message(limited, title=SLOW_DOWN), "rate_limited")
         return None
@@ -138,6 +158,37 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     app.action(SHARE_ACTION)(listener(share))
     app.action(EXPORT_ACTION)(listener(export))
     app.action(EXPORT_MATCHES_ACTION)(listener(export_matches))
+    app.action(CHANGES_ACTION_ID)(listener(what_changed))
+    app.action(CHANGES_PAGE_ACTIONS)(listener(change_changes_page))
+
+
+async def what_changed(
+    click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient, record: AuditRecord
+) -> None:
+    """`--changes` for the answer's room and app, answered beside the clicked message (to the clicker)."""
+    ref = await _start(click, deps, respond, client, record)
+    if ref is None:
+        return
+    answer = await changes_answer(deps.answers, ChangesRequest(ref.room_id, ref.profile))
+    record.note(lookup="changes", **answer.audit_fields())
+    await _tell(respond, click, record, answer.message, answer.outcome)
+
+
+async def change_changes_page(
+    click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient, record: AuditRecord
+) -> None:
+    """Prev/Next under a list of changes: the clicked message is replaced in place."""
+    ref = await _start_with(click, deps, respond, client, record, decode=decode_changes_page)
+    if ref is None:
+        return
+    answer = await changes_page_answer(deps.answers, ref)
+    record.note(**answer.audit_fields())
+    if answer.outcome != "ok":
+        await _tell(respond, click, record, answer.message, answer.outcome)
+        return
+    delivery = await deliver(respond, answer.message, click.to, replace_original=True)
+    record.note(**delivery.audit())
+    record.emit(delivery.outcome(answer.outcome))
 
 
 async def change_view(

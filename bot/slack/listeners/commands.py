@@ -15,7 +15,8 @@ from bot.roster.view import RoomView
 from bot.slack.access import Identity, Installation, Refusal
 from bot.slack.delivery import Requester, deliver
 from bot.slack.deps import SlackDeps, restarting_message
-from bot.slack.parsing import HelpRequest, InvalidRequest, parse_command_text
+from bot.slack.lookups import lookup_answer
+from bot.slack.parsing import HelpRequest, InvalidRequest, LookupRequest, parse_command_text
 from bot.slack.render.blocks import loading_text, problem_message, usage_message
 
 COMMAND = "/roomusers"
@@ -47,7 +48,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await ack(**problem_message(request.problem).to_payload())
             record.emit("invalid_input")
             return
-        limited = deps.over_rate(str(command.get("team_id", "")), user)
+        limited = await deps.over_rate(str(command.get("team_id", "")), user)
         if limited is not None:  # answered in the ack: costs nothing, and says when to try again
             await ack(**problem_message(limited, title=SLOW_DOWN).to_payload())
             record.note(room=request.room_id)
@@ -74,7 +75,11 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await ack(text=loading_text(request.room_id))
         else:
             await ack()  # still undecided: acknowledge without promising an answer
-        record.note(room=request.room_id, profile=request.profile or None, filter=bool(request.filter_text))
+        record.note(room=request.room_id, profile=request.profile or None)
+        if isinstance(request, RoomView):
+            record.note(filter=bool(request.filter_text))
+        else:
+            record.note(lookup=request.lookup)
         to = Requester(client, user, channel, "command")
 
         async def tell_to_retry() -> None:
@@ -98,7 +103,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
 async def answer_command(
     deps: SlackDeps,
-    request: RoomView,
+    request: RoomView | LookupRequest,
     respond: AsyncRespond,
     to: Requester,
     record: AuditRecord,
@@ -110,11 +115,14 @@ async def answer_command(
         record.note(refusal=refusal.kind, **refused.audit())
         record.emit(refused.outcome("refused"))
         return
-    answer = await deps.answers.first_page(request, shareable=True)
+    if isinstance(request, RoomView):
+        answer = await deps.answers.first_page(request, shareable=True)
+    else:  # --changes, --member: one message
+        answer = await lookup_answer(deps.answers, request)
     record.note(**answer.audit_fields())
     first = await deliver(respond, answer.message, to)
     record.note(**first.audit())
-    if answer.pending is None:
+    if answer.pending is None or not isinstance(request, RoomView):
         record.emit(first.outcome(answer.outcome))
         return
     # A big room: the first page went out while the rest is read. The request's outcome is the final one,
