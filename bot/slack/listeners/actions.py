@@ -210,8 +210,10 @@ async def change_view(
         # A big room takes a while to read again: show at once that it is being refreshed, with the page
         # shown if it is still cached, else saying that the room is read again.
         placeholder = await deps.answers.refreshing(ref)
-        reading_again = placeholder is None
-        await deliver(respond, placeholder or deps.answers.reading_again(ref), click.to, replace_original=True)
+        shown = placeholder or deps.answers.reading_again(ref)
+        reading_again = placeholder is None and shown is not None
+        if shown is not None:
+            await deliver(respond, shown, click.to, replace_original=True)
     answer = await deps.answers.page(ref, shareable=click.ephemeral, refresh=refresh)
     if placeholder is not None and answer.outcome not in ("ok", "empty", "loading"):
         # The refresh failed: put back the page (with its buttons, to try again) before saying why.
