@@ -77,7 +77,9 @@ def _zego_app(
     )
 
     async def fetch(room_id: str, progress: FetchProgress) -> Roster:
-        return await fetch_roster(client, room_id, progress=progress, first_mode=progress.first_mode)
+        return await fetch_roster(
+            client, room_id, progress=progress, first_mode=progress.first_mode, size_hint=progress.size_hint
+        )
 
     # The namespace keeps apps apart in a shared store; the same room ID in two apps is two rooms.
     snapshots = SnapshotService(

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 
 from bot.observability.metrics import (
     FETCH_OUTCOMES,
@@ -174,6 +174,9 @@ class SnapshotService:
         self._clock = clock
         self._reads: dict[str, RoomRead] = {}
         self._absent: TTLCache[str, RoomNotFound] = TTLCache(maxsize=4096, ttl=ABSENT_SECONDS, timer=timer)
+        # The Count of each room's last read here, beyond its snapshot: a read of a room known to be big
+        # starts both paging chains at once (fetch_roster's size_hint).
+        self._sizes: LRUCache[str, int] = LRUCache(maxsize=4096)
 
     @property
     def refresh_min(self) -> float:
@@ -201,6 +204,8 @@ class SnapshotService:
         if key not in self._reads:
             cached = await self._store.get(key)
             SNAPSHOT_LOOKUPS.labels("miss" if cached is None else "hit" if cached.complete else "incomplete").inc()
+            if cached is not None:  # another replica's read, maybe: its size is known now
+                self._sizes[key] = cached.reported_count
             if cached is not None and cached.complete and not refresh:
                 return Snapshot(cached, from_cache=True)
             # A Refresh of a complete read younger than ROOMUSERS_REFRESH_MIN_SECONDS is answered from it.
@@ -228,6 +233,7 @@ class SnapshotService:
         if flight is None:
             progress = FetchProgress(on_change)
             progress.first_mode = first_mode
+            progress.size_hint = self._sizes.get(key, 0)
             ticket = Ticket()
             task = asyncio.create_task(self._lead_or_follow(key, room_id, progress, ticket, refresh=refresh))
             flight = RoomRead(task, progress, ticket, self._queue)
@@ -346,6 +352,7 @@ class SnapshotService:
                     watcher.cancel()
                     await asyncio.gather(watcher, return_exceptions=True)
             if roster is not None:
+                self._sizes[key] = roster.reported_count
                 return roster
             lease = await self._leases.acquire(key)  # the leader died or is slow: None again means share the work
         publisher = asyncio.create_task(self._publish(key, progress)) if self._board is not None else None
@@ -355,6 +362,7 @@ class SnapshotService:
             # Once per read, by the replica that read it (a follower's roster was counted by its leader).
             ROSTER_SHORTFALL.observe(roster.shortfall)
             ROSTER_READS.labels(roster.incomplete_reason or "complete").inc()
+            self._sizes[key] = roster.reported_count
             await self._store.put(key, roster)
             await self._remember(key, roster)
             return roster

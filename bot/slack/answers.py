@@ -25,6 +25,7 @@ from bot.slack.render.blocks import (
     Message,
     not_read_yet_message,
     problem_message,
+    reading_again_message,
     refreshing_message,
     roster_message,
     with_note,
@@ -156,6 +157,13 @@ class RoomAnswers:
             return None
         shown = (await self._render(Snapshot(roster, True), ref, shareable=False)).message
         return refreshing_message(shown, started=self._clock())
+
+    def reading_again(self, ref: RoomView) -> Message | None:
+        """The Refresh placeholder when the clicked page is no longer cached (see `refreshing`); None when
+        the click names no ZEGO app here (it is answered at once, with why)."""
+        if self._rosters.pick(ref.profile) is None:
+            return None
+        return reading_again_message(ref.room_id, started=self._clock())
 
     async def page(self, ref: RoomView, *, shareable: bool, refresh: bool = False, shared_by: str = "") -> Answer:
         """A page for a click: from the snapshot, from the fetch under way, or (refresh/expired) read anew.

@@ -205,17 +205,28 @@ async def change_view(
     if claimed:
         await deps.deduper.first_sighting(view_claim(click.channel, click.message_ts))
     placeholder = None
+    reading_again = False
     if refresh:
-        # A big room takes a while to read again: show at once that it is being refreshed.
+        # A big room takes a while to read again: show at once that it is being refreshed, with the page
+        # shown if it is still cached, else saying that the room is read again.
         placeholder = await deps.answers.refreshing(ref)
-        if placeholder is not None:
-            await deliver(respond, placeholder, click.to, replace_original=True)
+        shown = placeholder or deps.answers.reading_again(ref)
+        reading_again = placeholder is None and shown is not None
+        if shown is not None:
+            await deliver(respond, shown, click.to, replace_original=True)
     answer = await deps.answers.page(ref, shareable=click.ephemeral, refresh=refresh)
     if placeholder is not None and answer.outcome not in ("ok", "empty", "loading"):
         # The refresh failed: put back the page (with its buttons, to try again) before saying why.
         restored = await deps.answers.page(ref, shareable=click.ephemeral)
         if restored.outcome in ("ok", "empty"):
             await deliver(respond, restored.message, click.to, replace_original=True)
+    if reading_again and answer.outcome not in ("ok", "empty", "loading"):
+        # No page to put back: why the read failed replaces "Refreshing…", so it does not stay up.
+        record.note(**answer.audit_fields())
+        delivery = await deliver(respond, answer.message, click.to, replace_original=True)
+        record.note(**delivery.audit())
+        record.emit(delivery.outcome(answer.outcome))
+        return
     if answer.pending is not None:
         # A page already read (or "still loading") while the read goes on; the whole page replaces it at the end.
         await deliver(respond, answer.message, click.to, replace_original=True)

@@ -397,6 +397,14 @@ def refreshing_message(message: Message, *, started: float) -> Message:
     return with_note(kept, f"↻ Refreshing… started {date_token(started)}")
 
 
+def reading_again_message(room_id: str, *, started: float) -> Message:
+    """A Refresh of a room whose list is no longer cached: nothing to show but that it is being read again."""
+    text = f"Reading room {_room_code(room_id)} again…"
+    return with_note(
+        Message(text=f"Refreshing… {text}", blocks=[_section(text)]), f"↻ Refreshing… started {date_token(started)}"
+    )
+
+
 def loading_text(room_id: str) -> str:
     """The immediate acknowledgement while the room is read (mrkdwn, escaped)."""
     return f"Fetching users of room {_room_code(room_id)}…"
