@@ -21,7 +21,7 @@ from bot.roster.model import RoomUser, Roster
 from bot.roster.view import filter_users
 from bot.runtime import open_zego_app
 from bot.settings import load_zego_profiles
-from bot.slack.export import roster_csv
+from bot.slack.csv_file import roster_csv
 from bot.slack.render.escaping import EMOJI_JOINERS
 from bot.zim import fetch_roster
 from bot.zim.members import RoomMembers

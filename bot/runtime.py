@@ -6,22 +6,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import httpx
-from slack_bolt.async_app import AsyncApp
 
 from bot.roster.apps import ZegoApp, ZegoApps
 from bot.roster.model import Roster
 from bot.roster.reads import ReadSlots
 from bot.roster.service import SnapshotService
 from bot.settings import LimitSettings, SlackSettings, ZegoProfiles, ZegoSettings
-from bot.slack.access import AccessPolicy, AccessRules
-from bot.slack.answers import RoomAnswers
-from bot.slack.app import build_app
-from bot.slack.budget import UpdateBudget
-from bot.slack.deps import SlackDeps
-from bot.slack.link import SlackLink
 from bot.state import SharedState
 from bot.state.history import DEFAULT_HISTORY_HOURS, HistoryStore
 from bot.state.leases import FetchLeases
@@ -31,6 +24,14 @@ from bot.state.snapshots import MemorySnapshotStore, SnapshotStore
 from bot.zim import Pacer, RetryPolicy, ZimClient, fetch_roster, new_http_client
 from bot.zim.paging import FetchProgress
 from bot.zim.probe import CredentialProbe
+
+if TYPE_CHECKING:  # `query` composes only the ZEGO side: it should not pay for importing Bolt and aiohttp
+    from slack_bolt.async_app import AsyncApp
+
+    from bot.slack.access import AccessPolicy, AccessRules
+    from bot.slack.budget import UpdateBudget
+    from bot.slack.deps import SlackDeps
+    from bot.slack.link import SlackLink
 
 PacerFactory = Callable[[ZegoSettings], Pacer]
 ReadSlotsFactory = Callable[[ZegoSettings, int], ReadSlots | None]  # None: this replica's own line
@@ -194,6 +195,13 @@ async def compose_app(
         history=state.history,
         history_hours=state.history_hours,
     ) as rosters:
+        # Here, not at the top: the Slack side is what `query` never needs.
+        from bot.slack.access import AccessRules
+        from bot.slack.answers import RoomAnswers
+        from bot.slack.app import build_app
+        from bot.slack.deps import SlackDeps
+        from bot.slack.link import SlackLink
+
         link = SlackLink(mode)
         deps = SlackDeps(
             answers=RoomAnswers(rosters),

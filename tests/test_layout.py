@@ -47,3 +47,18 @@ def test_only_the_cli_names_the_dev_tools_and_only_inside_functions():
                 names = [alias.name for alias in node.names]
             offenders += [f"{path.relative_to(BOT)}: {name}" for name in names if name and name.startswith("bot.dev")]
     assert offenders == []
+
+
+QUERY_PROBE = """
+import json, sys
+import bot.query
+print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in ("slack_bolt", "slack_sdk", "aiohttp"))))
+"""
+
+
+def test_query_loads_no_slack_libraries():
+    # `python -m bot query` talks to ZIM only; Bolt, the Slack SDK and aiohttp add ~0.4 s to every run's start.
+    result = subprocess.run(  # noqa: S603  # our own interpreter and code, no shell
+        [sys.executable, "-c", QUERY_PROBE], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert json.loads(result.stdout) == []

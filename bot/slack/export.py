@@ -1,20 +1,15 @@
-"""A room's roster as a CSV file in Slack: the bytes, the file name, and the upload (files_upload_v2).
+"""A room's roster as a CSV file in Slack: the file name and the upload (files_upload_v2).
 
-The CSV is meant to be opened in a spreadsheet, so user names (chosen by anyone who can join a room) are
-cleaned and defused against formula injection before they are written; user IDs are written exactly as ZIM
-returns them. See `roster_csv` for the exact rule; `python -m bot query --csv` writes the same bytes.
+The bytes are `bot.slack.csv_file.roster_csv`, the same that `python -m bot query --csv` writes.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 import re
 import time
-import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -23,14 +18,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.roster.cpu import off_process
 from bot.roster.model import RoomUser
-from bot.slack.render.escaping import (
-    EMOJI_JOINERS,
-    LONE_SURROGATE,
-    SLACK_USER_ID,
-    clean_untrusted,
-    escape_mrkdwn,
-    quote_code,
-)
+from bot.slack.csv_file import CSV_HEADER, FORMULA_TRIGGERS, roster_csv
+from bot.slack.render.escaping import SLACK_USER_ID, clean_untrusted, escape_mrkdwn, quote_code
 from bot.slack.render.text import LAST_EPOCH, date_token
 
 __all__ = [
@@ -45,54 +34,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CSV_HEADER = ("user_id", "user_name")
-# OWASP "CSV Injection": spreadsheets evaluate a cell starting with one of these as a formula (or DDE call).
-# (Tab and carriage return, also on OWASP's list, cannot start a name: names lose every control character.)
-FORMULA_TRIGGERS = frozenset("=+-@")
-# Removed from names: control characters (tab, newlines, escapes), format characters (bidi overrides,
-# zero-width spaces) and line/paragraph separators; emoji joiners stay, so 👩🏽‍💻 survives.
-_REMOVED_FROM_NAMES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_ROOM_ID_IN_FILENAME = 64
 _MAX_TITLE_CHARS = 200
-
-
-def name_cell(name: str) -> str:
-    """A user name as written to the CSV: controls, bidi and zero-width characters removed, then `'` before a
-    leading `=`, `+`, `-` or `@`."""
-    name = LONE_SURROGATE.sub("\ufffd", name)
-    if not name.isprintable():
-        name = "".join(
-            char for char in name if unicodedata.category(char) not in _REMOVED_FROM_NAMES or char in EMOJI_JOINERS
-        )
-    return "'" + name if name[:1] in FORMULA_TRIGGERS else name
-
-
-def id_cell(user_id: str) -> str:
-    """A user ID as written to the CSV: exactly as ZIM returned it (a lone surrogate, which UTF-8 cannot carry,
-    becomes U+FFFD)."""
-    return LONE_SURROGATE.sub("\ufffd", user_id)
-
-
-def roster_csv(users: Iterable[RoomUser]) -> bytes:
-    """The users as an RFC 4180 CSV file: UTF-8 **with** a byte-order mark (so Excel reads it as UTF-8),
-    `\\r\\n` line endings, header `user_id,user_name`.
-
-    One row per user, in the given order. Quoting is minimal (csv.QUOTE_MINIMAL): a cell is wrapped in double
-    quotes only when it contains a comma, a double quote (doubled inside), `\\r` or `\\n`; an empty value is an
-    empty cell.
-
-    Names (anyone who joins a room chooses one) lose their control, format (bidi, zero-width) and line
-    separator characters, emoji joiners kept; then a name starting with `=`, `+`, `-` or `@` gets a single
-    quote `'` prepended (OWASP "CSV Injection"), so no name cell is run as a formula: `=HYPERLINK("http://x")`
-    becomes `"'=HYPERLINK(""http://x"")"`. User IDs are written exactly as ZIM returns them, so they still match
-    ZIM and the app's backend (README explains the risk left for IDs). Lone surrogates become U+FFFD.
-    """
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(CSV_HEADER)
-    writer.writerows((id_cell(user.user_id), name_cell(user.user_name)) for user in users)
-    return buffer.getvalue().encode("utf-8-sig")
 
 
 def _utc_stamp(fetched_at: float, pattern: str) -> str | None:
