@@ -22,7 +22,7 @@ from bot.dev.zim_sandbox import ZimSandbox
 from bot.observability.health import LoopLagMonitor, ProcessHealth
 from bot.roster.apps import ZegoApps
 from bot.runtime import RunningApp, compose_app
-from bot.settings import DEFAULT_PROFILE, LimitSettings, SlackSettings, ZegoProfiles, ZegoSettings
+from bot.settings import DEFAULT_PROFILE, LimitSettings, SlackSettings, WatchSettings, ZegoProfiles, ZegoSettings
 from bot.slack.access import AccessPolicy, AccessRules
 from bot.slack.budget import UpdateBudget
 from bot.slack.http import EVENTS_PATH, start_http, start_ops_server
@@ -124,6 +124,7 @@ async def local_replicas(
     limits: LimitSettings = DEV_LIMITS,
     updates: UpdateBudget | None = None,
     progress_every: float | None = None,
+    watch: WatchSettings | None = None,
 ) -> AsyncIterator[LocalReplicas]:
     """Start everything on free loopback ports; stop it all on exit. Fresh demo secrets each time.
 
@@ -169,6 +170,7 @@ async def local_replicas(
                     limits=limits,
                     updates=updates,
                     progress_every=progress_every,
+                    watch=watch,
                 )
             )
             # As `serve` does: auth.test against the stand-in (the installation the access rules compare with),
@@ -217,6 +219,7 @@ async def local_stack(
     limits: LimitSettings = DEV_LIMITS,
     updates: UpdateBudget | None = None,
     progress_every: float | None = None,
+    watch: WatchSettings | None = None,
 ) -> AsyncIterator[LocalStack]:
     """One replica with in-process state: the product as `make demo` runs it (HTTP, or `mode="socket"`)."""
     async with local_replicas(
@@ -233,6 +236,7 @@ async def local_stack(
         limits=limits,
         updates=updates,
         progress_every=progress_every,
+        watch=watch,
     ) as local:
         (only,) = local.replicas
         yield LocalStack(

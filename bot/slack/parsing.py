@@ -32,12 +32,15 @@ from bot.roster.view import FILTER_TOO_LONG, MAX_FILTER_CHARS, RoomView
 from bot.settings import PROFILE_NAME
 from bot.slack.render.buttons import MAX_FILTER_VALUE_UNITS, filter_value_units
 from bot.slack.render.escaping import escape_mrkdwn, quote_code, unescape_slack
+from bot.watch.conditions import OPTION_KINDS, TAKES_VALUE, Condition, ConditionProblem, parse_condition
 from bot.zim.room_id import room_id_problem
 
 __all__ = [
     "HelpRequest",
     "InvalidRequest",
     "RoomView",
+    "WatchRequest",
+    "WatchesRequest",
     "normalize_dashes",
     "parse_command_text",
     "strip_mention",
@@ -46,7 +49,7 @@ __all__ = [
 ECHO_CHARS = 100  # user input quoted back in a sentence is cut to this many characters
 
 _HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
-_LONG_OPTIONS = ("--reverse", "--app", "--room", "--help")
+_LONG_OPTIONS = ("--reverse", "--app", "--room", "--help", "--watch", "--watches", *OPTION_KINDS)
 _SHORT_OPTIONS = ("-r", "-h")
 _DASHES = "\u2014\u2013\u2212\u2012\u2015"  # em dash, en dash, minus sign, figure dash, horizontal bar
 _TYPOGRAPHIC_OPTION = re.compile(rf"[{_DASHES}][{_DASHES}-]*(?=[A-Za-z])")
@@ -75,7 +78,20 @@ class InvalidRequest:
     problem: str
 
 
-ParsedCommand = RoomView | HelpRequest | InvalidRequest
+@dataclass(frozen=True)
+class WatchRequest:
+    """`<room> --watch --when-…`: alert this conversation once when `condition` becomes true in the room."""
+
+    view: RoomView  # the room and profile (no filter)
+    condition: Condition
+
+
+@dataclass(frozen=True)
+class WatchesRequest:
+    """`--watches`: list this conversation's active watches, each with a Stop button."""
+
+
+ParsedCommand = RoomView | HelpRequest | InvalidRequest | WatchRequest | WatchesRequest
 
 
 def _echo(text: str) -> str:
@@ -128,6 +144,12 @@ def _unknown_option(word: str) -> HelpRequest:
 def parse_command_text(text: str) -> ParsedCommand:
     """Parse command (or mention) text exactly as Slack delivers it, still `&<>`-escaped."""
     words = [normalize_dashes(word) for word in _unformat(text).split()]
+    if _WATCH_WORD.search(" ".join(words[: words.index("--")] if "--" in words else words)):
+        return _parse_watch(words)
+    return _parse_words(words)
+
+
+def _parse_words(words: list[str]) -> ParsedCommand:
     if not words or (len(words) == 1 and words[0].casefold() in _HELP_WORDS):
         return HelpRequest()
     room_id: str | None = None
@@ -186,6 +208,58 @@ def parse_command_text(text: str) -> ParsedCommand:
             "backslashes and invisible characters take up to 6 places each and emoji 2."
         )
     return RoomView(room_id, newest_first=newest_first, filter_text=filter_text, profile=profile)
+
+
+_WATCH_WORD = re.compile(r"(?:^| )--(?:watch|watches|when-[a-z-]*)(?:[ =]|$)")
+
+
+def _parse_watch(words: list[str]) -> ParsedCommand:
+    """`--watch` with one `--when-…` condition, or `--watches`; the rest is parsed as a room request."""
+    rest: list[str] = []
+    watch = watches = False
+    found: list[tuple[str, str | None]] = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        index += 1
+        if word == "--":
+            rest.extend(words[index - 1 :])
+            break
+        name, has_value, value = word.partition("=")
+        if name in ("--watch", "--watches") and not has_value:
+            watch, watches = watch or name == "--watch", watches or name == "--watches"
+        elif name in OPTION_KINDS:
+            given: str | None = value if has_value else None
+            if given is None and OPTION_KINDS[name] in TAKES_VALUE and index < len(words) and words[index] != "--":
+                given = words[index]
+                index += 1
+            found.append((name, given))
+        else:
+            rest.append(word)
+    if watches:
+        if watch or found or rest:
+            return InvalidRequest("`--watches` lists this conversation's watches and takes nothing else.")
+        return WatchesRequest()
+    conditions = ", ".join(f"`{name}`" for name in OPTION_KINDS)
+    if not watch:
+        return InvalidRequest(f"{quote_code(found[0][0], 20)} is a watch condition: add `--watch`.")
+    if len(found) != 1:
+        many = "one condition" if found else "a condition"
+        return InvalidRequest(f"`--watch` needs {many}: {conditions}, e.g. `/roomusers lobby --watch --when-empty`.")
+    try:
+        condition = parse_condition(*found[0])
+    except ConditionProblem as problem:
+        return InvalidRequest(escape_mrkdwn(str(problem)))
+    parsed = _parse_words(rest)
+    if isinstance(parsed, HelpRequest) and not parsed.reason:
+        return InvalidRequest("`--watch` needs the room ID, e.g. `/roomusers lobby --watch --when-empty`.")
+    if isinstance(parsed, HelpRequest):
+        return InvalidRequest(parsed.reason)
+    if not isinstance(parsed, RoomView):
+        return parsed
+    if parsed.filter_text:
+        return InvalidRequest(f"A watch takes no filter text; {_echo(parsed.filter_text)} is not an option here.")
+    return WatchRequest(RoomView(parsed.room_id, profile=parsed.profile), condition)
 
 
 def _bad_profile(profile: str) -> InvalidRequest:
