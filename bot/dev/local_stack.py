@@ -28,6 +28,7 @@ from bot.slack.budget import UpdateBudget
 from bot.slack.http import EVENTS_PATH, start_http, start_ops_server
 from bot.slack.pending import PendingAnswers
 from bot.slack.socket import connect_socket_mode
+from bot.slack.watches import WatchDesk
 from bot.state import SharedState, build_shared_state, memory_state
 from bot.state.snapshots import SnapshotStore
 from bot.zim import RetryPolicy
@@ -78,6 +79,7 @@ class LocalStack:
     pending: PendingAnswers
     ops_url: str = ""
     mode: Mode = "http"
+    watches: WatchDesk | None = None
 
     async def until_idle(self, *, within: float = 10.0) -> None:
         """Wait until the app has no answer in progress: everything it took on has been answered."""
@@ -249,4 +251,5 @@ async def local_stack(
             pending=only.running.deps.pending,
             ops_url=only.ops_url,
             mode=mode,
+            watches=only.running.deps.watches,
         )

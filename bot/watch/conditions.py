@@ -60,9 +60,9 @@ class Condition:
         if self.kind == "empty":
             return "the room is empty"
         if self.kind == "below":
-            return f"fewer than {self.number:,} users are in the room"
+            return f"fewer than {self.number:,} {_users(self.number)} in the room"
         if self.kind == "above":
-            return f"more than {self.number:,} users are in the room"
+            return f"more than {self.number:,} {_users(self.number)} in the room"
         if self.kind == "leaves":
             return f"{self.user_id} is not in the room"
         return f"{self.user_id} is in the room"
@@ -110,3 +110,7 @@ def parse_condition(option: str, value: str | None) -> Condition:
     if problem is not None:
         raise ConditionProblem(problem)
     return Condition(kind, user_id=value)
+
+
+def _users(number: int) -> str:
+    return "user is" if number == 1 else "users are"

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
@@ -120,6 +121,9 @@ class WatchPoller:
         self._slots = asyncio.Semaphore(MAX_POLLS_AT_ONCE)
         self._runner: asyncio.Task[None] | None = None
         self._store_down = False
+        # What this replica did, for tests and the benchmark: the claims it polled, and loop turns taken.
+        self.polled: deque[Claim] = deque(maxlen=1000)
+        self.turns = 0
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -160,6 +164,7 @@ class WatchPoller:
     async def run(self) -> None:
         while True:
             self._wake.clear()
+            self.turns += 1
             try:
                 intervals = await self.intervals()
                 hold = max([*intervals.values(), self.interval])
@@ -198,6 +203,7 @@ class WatchPoller:
 
     async def _poll_claimed(self, claim: Claim, interval: float) -> None:
         WATCH_POLL_LAG_SECONDS.observe(claim.lag)
+        self.polled.append(claim)
         cost = 1
         try:
             async with self._slots:

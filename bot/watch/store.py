@@ -320,10 +320,12 @@ class RedisWatchStore:
         await self._finish(keys=[self._due, self._cost], args=[group, round(next_due * 1000), cost])
 
     async def costs(self) -> dict[str, int]:
-        groups: list[bytes] = await self._redis.zrange(self._due, 0, -1)
+        groups = [
+            _text(group) for group in await self._redis.zrange(self._due, 0, -1) if isinstance(group, bytes | str)
+        ]
         known = await self._redis.hgetall(self._cost)
         decoded = {_text(key): int(value) for key, value in known.items()}
-        return {_text(group): decoded.get(_text(group), 1) for group in groups}
+        return {group: decoded.get(group, 1) for group in groups}
 
     async def next_due_in(self) -> float | None:
         raw = await self._next_due(keys=[self._due], args=[])

@@ -168,4 +168,5 @@ def watches_message(
             "style": "danger",
         }
         blocks.append(block)
-    return Message(text=f"{len(watches)} active watches in this conversation", blocks=blocks[:50])
+    heading = f"{len(watches)} active {'watch' if len(watches) == 1 else 'watches'}"
+    return Message(text=f"{heading} in this conversation", blocks=blocks[:50])
