@@ -138,6 +138,11 @@ class WatchPoller:
             task.cancel()
         await asyncio.gather(*([runner] if runner else []), *self._tasks, return_exceptions=True)
 
+    @property
+    def polling(self) -> frozenset[str]:
+        """The groups this replica is polling right now."""
+        return frozenset(self._polling)
+
     def wake(self) -> None:
         """A watch was added: look at the schedule again now."""
         self._wake.set()

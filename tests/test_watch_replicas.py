@@ -1,0 +1,96 @@
+"""Watches with two replicas sharing a real redis-server: exactly one replica polls a group at a time, a dead
+replica's claim lapses and the other takes over within an interval or two, and each alert is posted once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from bot.dev.local_stack import LocalReplicas, local_replicas
+from bot.dev.zim_sandbox import ZimSandbox
+from bot.dev.zim_sandbox.faults import Fault
+from bot.settings import WatchSettings
+from bot.watch.model import group_of
+from bot.watch.poller import WatchPoller
+
+from .conftest import FAST_RETRY
+from .slack_helpers import all_text
+
+INTERVAL = 1.0
+FAST = WatchSettings(interval=INTERVAL)
+
+
+async def until(predicate: Callable[[], bool], *, within: float = 30.0) -> None:
+    """Wait for a positive signal (a poll, a message) that must come; fail after `within` seconds."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - plain attributes, nothing to wait on
+            await asyncio.sleep(0.02)
+
+
+def pollers(local: LocalReplicas) -> list[WatchPoller]:
+    found = [replica.running.deps.watches for replica in local.replicas]
+    return [desk.poller for desk in found if desk is not None]
+
+
+def alerts(local: LocalReplicas, room: str) -> list[str]:
+    return [
+        all_text(m)
+        for m in local.slack.messages("C0OPS")
+        if not m.ephemeral and f"room `{room}`" in all_text(m) and "Watch:" in all_text(m)
+    ]
+
+
+async def set_watch(local: LocalReplicas, text: str, replica: int) -> None:
+    local.route(replica)
+    await local.slack.send_command(text)
+    await local.slack.next_message()  # the ack
+    while not (await local.slack.next_message()).ephemeral:
+        pass
+
+
+async def test_one_replica_polls_a_group_and_each_alert_is_posted_once(sandbox: ZimSandbox, redis_url: str):
+    async with local_replicas(2, sandbox=sandbox, redis_url=redis_url, retry=FAST_RETRY, watch=FAST) as local:
+        room = sandbox.add_room("r-once", [("u1", "Ann"), ("u2", "Bob")])
+        await set_watch(local, "r-once --watch --when-empty", 0)
+        await set_watch(local, "r-once --watch --when-below 1", 1)
+        first_checks = sandbox.stats.per_room["r-once"]
+        both = pollers(local)
+        group = group_of("default", "r-once")
+        await until(lambda: sum(1 for p in both for c in p.polled if c.group == group) >= 6)
+        claims = [(c.group, c.due) for p in both for c in p.polled if c.group == group]
+        assert len(claims) == len(set(claims)), "a due poll was taken by both replicas"
+        # One ZIM request per poll of the group, however many watches and replicas: never one per replica
+        # (the latest claim's request may still be on its way).
+        polls = sum(1 for p in both for c in p.polled if c.group == group)
+        assert sandbox.stats.per_room["r-once"] - first_checks in (polls - 1, polls)
+        room.leave("u1")
+        room.leave("u2")
+        await until(lambda: len(alerts(local, "r-once")) == 2)  # two watches, one alert each
+        turns = [p.turns for p in both]
+        await until(lambda: all(p.turns >= t + 2 for p, t in zip(both, turns, strict=True)))
+        assert len(alerts(local, "r-once")) == 2
+        assert await both[0].store.count() == 0
+
+
+async def test_a_dead_replicas_claim_lapses_and_the_other_takes_over(sandbox: ZimSandbox, redis_url: str):
+    async with local_replicas(2, sandbox=sandbox, redis_url=redis_url, retry=FAST_RETRY, watch=FAST) as local:
+        room = sandbox.add_room("r-take", [("u1", "Ann")])
+        await set_watch(local, "r-take --watch --when-empty", 0)
+        both = pollers(local)
+        group = group_of("default", "r-take")
+        # The next poll hangs in ZIM; the replica making it dies while holding the claim.
+        sandbox.inject(Fault(kind="delay", seconds=5, room_id="r-take"))
+        await until(lambda: any(group in p.polling for p in both))
+        dying = next(p for p in both if group in p.polling)
+        survivor = next(p for p in both if p is not dying)
+        held = dying.polled[-1]
+        await dying.aclose()
+        await until(lambda: any(c.group == group and c.due > held.due for c in survivor.polled))
+        taken = next(c for c in survivor.polled if c.group == group and c.due > held.due)
+        # Redis time: the survivor's poll was due within two intervals of the dead replica's claim.
+        assert taken.due <= held.now + 2 * INTERVAL + 0.01
+        room.leave("u1")
+        await until(lambda: len(alerts(local, "r-take")) == 1)
+        turns = survivor.turns
+        await until(lambda: survivor.turns >= turns + 2)
+        assert len(alerts(local, "r-take")) == 1
