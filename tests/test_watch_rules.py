@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.settings import ConfigError, WatchSettings, load_watch_settings
 from bot.slack.parsing import InvalidRequest, WatchRequest, parse_command_text
 from bot.watch.budget import available_rate, spread_offset, stretched_interval
 from bot.watch.conditions import ConditionProblem, parse_condition
@@ -97,3 +98,25 @@ def test_new_groups_are_spread_over_the_interval(groups: int, interval: float):
     # Not bunched: in every quarter of the interval lie some of them (a hash spreads them about evenly).
     quarters = [sum(q * interval / 4 < o <= (q + 1) * interval / 4 for o in offsets) for q in range(4)]
     assert min(quarters) >= groups // 10
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "sentence"),
+    [
+        ("ROOMUSERS_WATCH_INTERVAL_SECONDS", "0", "must be between 1 and 3600 seconds"),
+        ("ROOMUSERS_WATCH_INTERVAL_SECONDS", "3601", "must be between 1 and 3600 seconds"),
+        ("ROOMUSERS_WATCH_HOURS", "0", "above 0 and at most 168"),
+        ("ROOMUSERS_MAX_WATCHES_PER_CONVERSATION", "0", "whole number of watches from 1"),
+        ("ROOMUSERS_MAX_WATCHES_PER_WORKSPACE", "many", "whole number of watches from 1"),
+    ],
+)
+def test_watch_settings_out_of_range_are_one_sentence_naming_the_variable(variable: str, raw: str, sentence: str):
+    with pytest.raises(ConfigError) as refused:
+        load_watch_settings({variable: raw})
+    assert str(refused.value).startswith(variable) and sentence in str(refused.value)
+
+
+def test_watch_settings_defaults():
+    assert load_watch_settings({}) == WatchSettings(
+        interval=30.0, hours=8.0, max_per_conversation=20, max_per_workspace=200
+    )
