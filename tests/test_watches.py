@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from prometheus_client import REGISTRY
 
 from bot.dev.local_stack import LocalStack, local_stack
 from bot.dev.slack_standin import StoredMessage
@@ -62,7 +63,13 @@ async def next_ephemeral(local: LocalStack) -> StoredMessage:
     return message
 
 
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 async def test_when_empty_fires_once_when_the_room_empties(watching: LocalStack):
+    reads = metric("roomusers_watch_zim_requests_total", profile="default", api="QueryRoomUserList")
+    lags = metric("roomusers_watch_poll_lag_seconds_count")
     room = watching.sandbox.add_room("w-empty", [("u1", "Ann"), ("u2", "Bob")])
     confirmation = await set_watch(watching, "w-empty --watch --when-empty")
     text = all_text(confirmation)
@@ -77,6 +84,9 @@ async def test_when_empty_fires_once_when_the_room_empties(watching: LocalStack)
     desk = desk_of(watching)
     assert await desk.poller.store.count() == 0  # one-shot: nothing left to post another alert
     assert len(posted(watching, "C0OPS", "Watch:")) == 1
+    # The first check, then at least one poll: each one QueryRoomUserList, each poll's lag observed.
+    assert metric("roomusers_watch_zim_requests_total", profile="default", api="QueryRoomUserList") >= reads + 2
+    assert metric("roomusers_watch_poll_lag_seconds_count") >= lags + 1
 
 
 @pytest.mark.parametrize(
@@ -101,6 +111,7 @@ async def test_count_conditions_fire_when_the_count_crosses(
 
 
 async def test_leaves_and_joins_name_the_user_escaped_and_never_ping(watching: LocalStack):
+    members = metric("roomusers_watch_zim_requests_total", profile="default", api="QueryRoomMembers")
     room = watching.sandbox.add_room("w-users", [("host", "Host"), ("u2", "Bob")])
     await set_watch(watching, "w-users --watch --when-leaves host")
     await set_watch(watching, "w-users --watch --when-joins guest")
@@ -113,6 +124,7 @@ async def test_leaves_and_joins_name_the_user_escaped_and_never_ping(watching: L
     left = await wait_for_message(watching.slack, finder(watching, "C0OPS", "is not in the room now"))
     assert "`host`" in all_text(left)
     assert await desk_of(watching).poller.store.count() == 0
+    assert metric("roomusers_watch_zim_requests_total", profile="default", api="QueryRoomMembers") > members + 2
 
 
 async def test_a_condition_already_true_fires_at_once(watching: LocalStack):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from bot.watch.conditions import Condition
 
+# What the check made when a watch is set found: fired at once, not true yet, ZIM not answering, already ended.
+FirstCheck = Literal["fired", "waiting", "failed", "ended"]
 # Failed polls in a row after which the conversation is told the watch can't be checked (once).
 FAILURES_BEFORE_NOTICE = 10
 

@@ -17,12 +17,12 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from typing import Protocol
 
 from bot.observability.metrics import WATCH_POLL_LAG_SECONDS, WATCH_ZIM_REQUESTS, WATCHES_ACTIVE
 from bot.state.health import REDIS_UNAVAILABLE
 from bot.watch.budget import requests_per_poll, stretched_interval
-from bot.watch.model import FAILURES_BEFORE_NOTICE, Watch, split_group
+from bot.watch.model import FAILURES_BEFORE_NOTICE, FirstCheck, Watch, split_group
 from bot.watch.store import Claim, WatchStore
 from bot.zim import ZimClient
 from bot.zim.errors import RoomNotFound, ZimError
@@ -93,9 +93,6 @@ async def read_room(
 def poll_cost(watches: list[Watch]) -> int:
     users = {w.condition.user_id for w in watches if w.condition.needs_members}
     return requests_per_poll(counts=any(not w.condition.needs_members for w in watches), user_ids=len(users))
-
-
-FirstCheck = Literal["fired", "waiting", "failed", "ended"]
 
 
 class WatchPoller:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from bot.roster.view import RoomView
 from bot.slack.render.blocks import Message
 from bot.slack.render.buttons import encode_view
 from bot.slack.render.escaping import SLACK_USER_ID, clean_untrusted, escape_mrkdwn, quote_code
 from bot.slack.render.text import date_token
-from bot.watch.model import Watch
+from bot.watch.model import FirstCheck, Watch
 
 SHOW_USERS_ACTION_ID = "roomusers_watch_show"
 STOP_ACTION_ID = "roomusers_watch_stop"
@@ -25,8 +25,6 @@ NAME_CHARS = 80
 INVITE_HINT = "Invite the bot there with `/invite @roomusers` so its alerts land in the conversation."
 
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,20}")
-
-FirstCheck = Literal["fired", "waiting", "failed", "ended"]
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
