@@ -14,6 +14,7 @@ from bot.watch.model import group_of
 from bot.watch.poller import WatchPoller
 
 from .conftest import FAST_RETRY
+from .redis_server import RedisServer
 from .slack_helpers import all_text
 
 INTERVAL = 1.0
@@ -94,3 +95,23 @@ async def test_a_dead_replicas_claim_lapses_and_the_other_takes_over(sandbox: Zi
         turns = survivor.turns
         await until(lambda: survivor.turns >= turns + 2)
         assert len(alerts(local, "r-take")) == 1
+
+
+async def test_watches_pause_while_redis_is_down_and_resume_when_it_returns(
+    sandbox: ZimSandbox, redis_server: RedisServer, redis_url: str
+):
+    async with local_replicas(1, sandbox=sandbox, redis_url=redis_url, retry=FAST_RETRY, watch=FAST) as local:
+        room = sandbox.add_room("r-down", [("u1", "Ann")])
+        (poller,) = pollers(local)
+        redis_server.stop()
+        local.route(0)
+        await local.slack.send_command("r-down --watch --when-empty")
+        await local.slack.next_message()  # the ack
+        refused = await local.slack.next_message()
+        assert "Watch not set" in all_text(refused) and "Redis" in all_text(refused)
+        turns = poller.turns
+        await until(lambda: poller.turns >= turns + 2)  # the loop goes on, paused, without a second copy
+        redis_server.start()
+        await set_watch(local, "r-down --watch --when-empty", 0)
+        room.leave("u1")
+        await until(lambda: len(alerts(local, "r-down")) == 1)

@@ -265,3 +265,11 @@ async def test_access_rules_apply_to_set_list_and_stop(sandbox: ZimSandbox):
 async def set_watch_ack(local: LocalStack, text: str, *, user_id: str) -> StoredMessage:
     await local.slack.send_command(text, user_id=user_id)
     return await local.slack.next_message()
+
+
+async def test_a_room_being_destroyed_counts_as_empty(watching: LocalStack):
+    room = watching.sandbox.add_room("w-destroy", [("u1", "Ann"), ("u2", "Bob")])
+    await set_watch(watching, "w-destroy --watch --when-below 1")
+    room.destroy("destroying")  # ZIM answers 660300008 from now on
+    alert = await wait_for_message(watching.slack, finder(watching, "C0OPS", "Watch:"))
+    assert "*0 users*" in all_text(alert) and "fewer than 1 user is in the room" in all_text(alert)
