@@ -122,7 +122,8 @@ async def test_leaves_and_joins_name_the_user_escaped_and_never_ping(watching: L
     assert "<!channel>" not in shown and "<@U0BOSS>" not in shown
     room.leave("host")
     left = await wait_for_message(watching.slack, finder(watching, "C0OPS", "is not in the room now"))
-    assert "`host`" in all_text(left)
+    assert "`host` (Host) is not in the room now" in all_text(left)  # named from an earlier poll
+    assert "*2 users* in the room now" in all_text(left)
     assert await desk_of(watching).poller.store.count() == 0
     assert metric("roomusers_watch_zim_requests_total", profile="default", api="QueryRoomMembers") > members + 2
 

@@ -101,9 +101,8 @@ class SlackWatchNotifier:
         return Delivery(None, error)
 
     async def alert(self, watch: Watch, reading: Reading) -> None:
-        message = alert_message(
-            watch, count=reading.count, present=reading.present, app_label=self.app_label(watch.profile)
-        )
+        name = reading.name_of(watch.condition.user_id) if watch.condition.needs_members else None
+        message = alert_message(watch, count=reading.count, user_name=name, app_label=self.app_label(watch.profile))
         delivery = await self._post(watch, message)
         _audit(watch, delivery.outcome("fired"), count=reading.count, **delivery.audit())
 

@@ -81,10 +81,11 @@ class Condition:
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Condition:
-        kind = str(data["kind"])
-        if kind not in OPTION_KINDS.values():
-            raise ValueError(f"unknown condition kind {kind!r}")
-        return cls(kind, int(str(data.get("number", 0))), str(data.get("user_id", "")))  # type: ignore[arg-type]
+        kinds: dict[str, Kind] = {kind: kind for kind in OPTION_KINDS.values()}
+        kind = kinds.get(str(data["kind"]))
+        if kind is None:
+            raise ValueError(f"unknown condition kind {data['kind']!r}")
+        return cls(kind, int(str(data.get("number", 0))), str(data.get("user_id", "")))
 
 
 def parse_condition(option: str, value: str | None) -> Condition:

@@ -38,10 +38,18 @@ MAX_POLLS_AT_ONCE = 32
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """What one poll saw: the room's count, and which asked users are in it (user ID → name)."""
+    """What one poll saw: the room's count (None: not read, only users were asked about), and which asked users
+    are in it (user ID → name). `names` adds names seen in earlier polls, for a user who has just left."""
 
-    count: int
+    count: int | None
     present: Mapping[str, str] = field(default_factory=dict)
+    names: Mapping[str, str] = field(default_factory=dict)
+
+    def holds(self, watch: Watch) -> bool:
+        return watch.condition.is_true(self.count or 0, self.present)
+
+    def name_of(self, user_id: str) -> str | None:
+        return self.present.get(user_id, self.names.get(user_id))
 
 
 class WatchNotifier(Protocol):
@@ -64,18 +72,23 @@ class ZegoTarget:
     qps: float
 
 
+async def read_count(client: ZimClient, profile: str, room_id: str, *, priority: Priority) -> int:
+    """The room's user count from ZIM's first page (a room that does not exist or is being destroyed: 0)."""
+    WATCH_ZIM_REQUESTS.labels(profile, "QueryRoomUserList").inc()
+    try:
+        page = await client.query_page(room_id, mode=0, cursor=FIRST_CURSOR, priority=priority)
+    except RoomNotFound:
+        return 0
+    return 0 if page.being_destroyed else page.count
+
+
 async def read_room(
     client: ZimClient, profile: str, room_id: str, watches: list[Watch], *, priority: Priority
 ) -> Reading:
     """One poll of a room for `watches`; ZimError when ZIM can't answer (room gone = 0 users, not an error)."""
-    count = 0
+    count = None
     if any(not watch.condition.needs_members for watch in watches):
-        WATCH_ZIM_REQUESTS.labels(profile, "QueryRoomUserList").inc()
-        try:
-            page = await client.query_page(room_id, mode=0, cursor=FIRST_CURSOR, priority=priority)
-            count = 0 if page.being_destroyed else page.count
-        except RoomNotFound:
-            count = 0
+        count = await read_count(client, profile, room_id, priority=priority)
     asked = list(dict.fromkeys(w.condition.user_id for w in watches if w.condition.needs_members))
     present: dict[str, str] = {}
     for start in range(0, len(asked), MAX_MEMBERS_PER_CALL):
@@ -118,6 +131,8 @@ class WatchPoller:
         self._slots = asyncio.Semaphore(MAX_POLLS_AT_ONCE)
         self._runner: asyncio.Task[None] | None = None
         self._store_down = False
+        # Names of watched users seen in this replica's polls, so a "left" alert can name who left.
+        self._names: dict[tuple[str, str], str] = {}
         # What this replica did, for tests and the benchmark: the claims it polled, and loop turns taken.
         self.polled: deque[Claim] = deque(maxlen=1000)
         self.turns = 0
@@ -236,9 +251,26 @@ class WatchPoller:
             for watch in live:
                 await self._failed(watch, str(error))
             return poll_cost(live)
+        reading = self._remember_names(group, reading)
         for watch in live:
-            await self._settle(watch, reading)
+            await self._settle(watch, reading, target)
         return poll_cost(live)
+
+    def _remember_names(self, group: str, reading: Reading) -> Reading:
+        if len(self._names) > 10_000:  # bounded: only a nicety for the alert's text
+            self._names.clear()
+        self._names.update(((group, user_id), name) for user_id, name in reading.present.items())
+        names = {user_id: name for (seen_in, user_id), name in self._names.items() if seen_in == group}
+        return replace(reading, names=names)
+
+    async def _alert(self, watch: Watch, reading: Reading, target: ZegoTarget, priority: Priority) -> None:
+        """Post the alert; a user condition's alert also says how many are in the room (one more request)."""
+        if reading.count is None:
+            with contextlib.suppress(ZimError):
+                reading = replace(
+                    reading, count=await read_count(target.client, watch.profile, watch.room_id, priority=priority)
+                )
+        await self._tell(self._notifier.alert(watch, reading))
 
     async def first_check(self, watch: Watch) -> FirstCheck:
         """The check made right when a watch is set (interactive: the person setting it waits for it)."""
@@ -249,11 +281,11 @@ class WatchPoller:
             reading = await read_room(target.client, watch.profile, watch.room_id, [watch], priority="interactive")
         except ZimError:
             return "failed"
-        if not watch.condition.is_true(reading.count, reading.present):
+        if not reading.holds(watch):
             return "waiting"
         if not await self.store.end(watch):
             return "ended"
-        await self._tell(self._notifier.alert(watch, reading))
+        await self._alert(watch, reading, target, "interactive")
         return "fired"
 
     async def _unexpired(self, watches: list[Watch]) -> list[Watch]:
@@ -266,10 +298,10 @@ class WatchPoller:
                 await self._tell(self._notifier.expired(watch))
         return live
 
-    async def _settle(self, watch: Watch, reading: Reading) -> None:
-        if watch.condition.is_true(reading.count, reading.present):
+    async def _settle(self, watch: Watch, reading: Reading, target: ZegoTarget) -> None:
+        if reading.holds(watch):
             if await self.store.end(watch):
-                await self._tell(self._notifier.alert(watch, reading))
+                await self._alert(watch, reading, target, "background")
             return
         if watch.consecutive_failures or watch.failure_notice_posted:
             await self.store.update(watch.after_poll(ok=True))

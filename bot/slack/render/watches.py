@@ -82,24 +82,20 @@ def confirmation_message(
     return Message(text=text, blocks=[_section(f":eyes: *Watch set*\n{text}")])
 
 
-def alert_message(watch: Watch, *, count: int, present: Mapping[str, str], app_label: str = "") -> Message:
+def alert_message(watch: Watch, *, count: int | None, user_name: str | None = None, app_label: str = "") -> Message:
     """The one visible message when the condition came true, with Show users (answers the clicker privately)."""
     room = room_label(watch, app_label)
     condition = watch.condition
     lines = [f":rotating_light: *Watch: {condition_text(watch)}* in {room}."]
     if condition.needs_members:
-        name = present.get(condition.user_id)
         who = quote_code(condition.user_id, 40)
-        if name is not None:
-            shown = escape_mrkdwn(clean_untrusted(name, NAME_CHARS)) or "_(no name)_"
-            lines.append(f"{who} ({shown}) is in the room now.")
-        else:
-            lines.append(f"{who} is not in the room now.")
-    lines.append(
-        f"*{count:,} {'user' if count == 1 else 'users'}* in the room now." if not condition.needs_members else ""
-    )
+        if user_name is not None:
+            who += f" ({escape_mrkdwn(clean_untrusted(user_name, NAME_CHARS)) or '_(no name)_'})"
+        lines.append(f"{who} {'is in' if condition.kind == 'joins' else 'is not in'} the room now.")
+    if count is not None:
+        lines.append(f"*{count:,} {'user' if count == 1 else 'users'}* in the room now.")
     lines.append(f"Watch set by {_who(watch.creator)} {date_token(watch.created_at)}; it has ended.")
-    text = "\n".join(line for line in lines if line)
+    text = "\n".join(lines)
     button = {
         "type": "button",
         "action_id": SHOW_USERS_ACTION_ID,
