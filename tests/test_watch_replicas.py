@@ -10,8 +10,10 @@ from bot.dev.local_stack import LocalReplicas, local_replicas
 from bot.dev.zim_sandbox import ZimSandbox
 from bot.dev.zim_sandbox.faults import Fault
 from bot.settings import WatchSettings
-from bot.watch.model import group_of
+from bot.watch.conditions import parse_condition
+from bot.watch.model import Watch, group_of
 from bot.watch.poller import WatchPoller
+from bot.watch.store import Limits, RedisWatchStore, WatchLimitReached
 
 from .conftest import FAST_RETRY
 from .redis_server import RedisServer
@@ -115,3 +117,32 @@ async def test_watches_pause_while_redis_is_down_and_resume_when_it_returns(
         await set_watch(local, "r-down --watch --when-empty", 0)
         room.leave("u1")
         await until(lambda: len(alerts(local, "r-down")) == 1)
+
+
+async def test_redis_limits_hold_under_concurrent_adds_and_a_watch_ends_once(clients):
+    store = RedisWatchStore(clients(), prefix="roomusers:")
+    other = RedisWatchStore(clients(), prefix="roomusers:")  # another replica's client
+    condition = parse_condition("--when-empty", None)
+
+    def watch(index: int, channel: str = "C1") -> Watch:
+        return Watch(f"w{index}", "T1", channel, None, "U1", "default", f"room-{index % 3}", condition, 1.0, 9e9)
+
+    limits = Limits(per_conversation=20, per_workspace=25)
+
+    async def add(index: int, channel: str) -> bool:
+        try:
+            await (store if index % 2 else other).add(watch(index, channel), limits=limits, first_due_in=0)
+        except WatchLimitReached:
+            return False
+        return True
+
+    added = await asyncio.gather(*(add(index, "C1") for index in range(40)))
+    assert sum(added) == 20  # never 21: the check and the add are one script
+    added = await asyncio.gather(*(add(index, "C2") for index in range(100, 120)))
+    assert sum(added) == 5 and await store.count() == 25
+    kept = (await store.in_conversation("T1", "C2"))[0]
+    ended = await asyncio.gather(store.end(kept), other.end(kept), store.end(kept))
+    assert sorted(ended) == [False, False, True]  # only one caller may post about it
+    claims = await asyncio.gather(store.claim_due(hold_for=5, limit=100), other.claim_due(hold_for=5, limit=100))
+    groups = [claim.group for batch in claims for claim in batch]
+    assert sorted(groups) == sorted(set(groups)) and len(groups) == 3  # each due group claimed by one replica
