@@ -274,3 +274,13 @@ async def test_a_room_being_destroyed_counts_as_empty(watching: LocalStack):
     room.destroy("destroying")  # ZIM answers 660300008 from now on
     alert = await wait_for_message(watching.slack, finder(watching, "C0OPS", "Watch:"))
     assert "*0 users*" in all_text(alert) and "fewer than 1 user is in the room" in all_text(alert)
+
+
+async def test_watches_work_the_same_in_socket_mode(sandbox: ZimSandbox):
+    async with local_stack(sandbox=sandbox, retry=FAST_RETRY, watch=FAST, mode="socket") as local:
+        room = local.sandbox.add_room("w-socket", [("u1", "Ann")])
+        assert "Watch set" in all_text(await set_watch(local, "w-socket --watch --when-empty"))
+        room.leave("u1")
+        alert = await wait_for_message(local.slack, finder(local, "C0OPS", "Watch:"))
+        await local.slack.click(alert, "roomusers_watch_show")
+        assert "This room is empty" in all_text(await next_ephemeral(local))
