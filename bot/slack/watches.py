@@ -176,7 +176,8 @@ class WatchDesk:
 
     async def listing(self, team_id: str, channel_id: str) -> Message:
         try:
-            watches = await self.poller.store.in_conversation(team_id, channel_id)
+            now = self.clock()  # a watch past its end is no longer listed, even before the poller ends it
+            watches = [w for w in await self.poller.store.in_conversation(team_id, channel_id) if not w.expired(now)]
             intervals = await self.poller.intervals()
         except REDIS_UNAVAILABLE:
             return problem_message(STORE_DOWN, title="Can't list watches")
