@@ -35,6 +35,7 @@ from bot.zim.probe import CredentialProbe
 
 PacerFactory = Callable[[ZegoSettings], Pacer]
 PROBE_RETRY = RetryPolicy(max_attempts=2, total_budget=5.0)
+WATCH_SHUTDOWN_GRACE = 5.0  # seconds a poll under way may take to post its alert when the app stops
 
 
 def local_pacer(settings: ZegoSettings) -> Pacer:
@@ -201,7 +202,7 @@ async def compose_app(
         try:
             yield RunningApp(app=build_app(slack, deps), zego_apps=rosters, deps=deps, state=state, link=link)
         finally:
-            await watches.poller.aclose()
+            await watches.poller.aclose(grace=WATCH_SHUTDOWN_GRACE)
 
 
 def _watch_desk(

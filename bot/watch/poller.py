@@ -143,12 +143,18 @@ class WatchPoller:
         if self._runner is None:
             self._runner = asyncio.create_task(self.run(), name="watch-poller")
 
-    async def aclose(self) -> None:
-        """Stop polling (shutdown, or a replica dying in a test); claims held lapse and others take over."""
+    async def aclose(self, *, grace: float = 0.0) -> None:
+        """Stop polling. Polls under way get `grace` seconds to finish (so an alert whose watch has just ended is
+        still posted), then are cancelled; their claims lapse and other replicas take the groups over."""
         runner, self._runner = self._runner, None
-        for task in [*([runner] if runner else []), *self._tasks]:
+        if runner is not None:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        if self._tasks and grace > 0:
+            await asyncio.wait(list(self._tasks), timeout=grace)
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*([runner] if runner else []), *self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     @property
     def polling(self) -> frozenset[str]:
