@@ -238,7 +238,8 @@ class SandboxProcess(ChildProcess):
             line = await self._process.stdout.readline()
             if not line:
                 raise SandboxError(f"the sandbox exited before it was ready: {self.stderr_tail()}")
-            key, sep, value = line.decode().strip().partition("=")
+            # The banner prints shell lines (`export KEY=value`); older sandboxes printed bare `KEY=value`.
+            key, sep, value = line.decode().strip().removeprefix("export ").partition("=")
             if sep and key in _BANNER_KEYS:
                 self.settings[key] = value
         host = httpx.URL(self.base_url).host

@@ -3,6 +3,8 @@
 For each room size and injected RTT (the sandbox adds `latency_ms` before every answer) it measures:
 
 * fetch, in process: wall time of `fetch_roster` in this process, with a fresh HTTP client and pacer per run;
+* fetch of a known room, in process: the same with `size_hint` = the room's size, as the SnapshotService
+  passes for a room it has read before (a Refresh, an expired snapshot): both chains start at once;
 * end to end: wall time of a `python -m bot query load-N --json` subprocess, process start included, with
   its stdout checked (count == N, no duplicate user_id);
 
@@ -18,8 +20,9 @@ in any one-second window. Runs are separated by a quiet gap longer than ZIM's on
 run's tail can never count against the next run's start. One warm-up pass (not recorded) creates the
 `load-N` rooms first.
 
-Targets: a 50,000-user room at 100 ms RTT end to end within 1.3 × pages ÷ QPS; and, in process, every room
-size at 100 ms RTT within 1.15 × floor.
+Targets: a 50,000-user room at 100 ms RTT end to end within 1.3 × pages ÷ QPS; in process, every room
+size at 100 ms RTT within 1.15 × floor; and (issue 10) in process at 100 ms RTT, fetch ≤ 1.10 × pages ÷ QPS
+from 50,000 users up and ≤ 1.20 × at 10,000, judged for the cold fetch and for the known room.
 
 Run: `python -m benchmarks.fetch_speed [--sizes 1000,5000,10000,50000,100000] [--rtts 20,100,200] [--qps 20]
 [--repeat 1] [--quick]`. The table goes to stdout, progress to stderr, and the results to
@@ -78,6 +81,9 @@ TARGET_FACTOR = 1.3
 # The issue's second target: in process, every room size at this RTT within FLOOR_FACTOR × floor.
 FLOOR_TARGET_RTT_MS = 100.0
 FLOOR_TARGET_FACTOR = 1.15
+# Issue 10: in process at this RTT, fetch ÷ (pages ÷ QPS) at most the factor of the largest size listed <= users.
+QPS_TARGET_RTT_MS = 100.0
+QPS_TARGET_FACTORS = ((10_000, 1.20), (50_000, 1.10))
 
 # QUIET_GAP_S (from _stack) > ZIM's 1-second arrival window, so runs never share a window
 RUN_TIMEOUT_BASE_S = 30.0  # plus RUN_TIMEOUT_FLOORS × floor; a run slower than that is a failure
@@ -103,7 +109,7 @@ class Floors:
 
 @dataclass
 class Run:
-    kind: str  # "fetch" (in process) or "process" (python -m bot query)
+    kind: str  # "fetch" (in process), "hinted" (in process, with size_hint) or "process" (python -m bot query)
     wall_s: float
     users: int
     requests: int
@@ -119,14 +125,32 @@ class Config:
     floors: Floors
     fetch_runs: list[Run] = field(default_factory=list)
     process_runs: list[Run] = field(default_factory=list)
+    hinted_runs: list[Run] = field(default_factory=list)
 
     @property
     def runs(self) -> list[Run]:
-        return self.fetch_runs + self.process_runs
+        return self.fetch_runs + self.hinted_runs + self.process_runs
 
     @property
     def fetch_s(self) -> float:
         return statistics.median(run.wall_s for run in self.fetch_runs)
+
+    @property
+    def hinted_s(self) -> float:
+        return statistics.median(run.wall_s for run in self.hinted_runs)
+
+    def qps_factor(self) -> float | None:
+        """The issue-10 limit on fetch ÷ (pages ÷ QPS) for this row, or None if none applies."""
+        if self.floors.rtt_ms != QPS_TARGET_RTT_MS:
+            return None
+        factors = [factor for users, factor in QPS_TARGET_FACTORS if users <= self.floors.users]
+        return factors[-1] if factors else None
+
+    def qps_verdict(self, wall_s: float) -> str:
+        factor = self.qps_factor()
+        if factor is None:
+            return ""
+        return "PASS" if wall_s <= factor * self.floors.qps_s and not self.problems else "MISS"
 
     @property
     def process_s(self) -> float:
@@ -172,6 +196,13 @@ class Config:
             "process_s": self.process_s,
             "fetch_over_floor_qps": self.fetch_s / f.qps_s,
             "fetch_over_floor": self.fetch_s / f.floor_s,
+            "hinted_s": self.hinted_s,
+            "hinted_over_floor_qps": self.hinted_s / f.qps_s,
+            "fetch_spread_s": [min(r.wall_s for r in self.fetch_runs), max(r.wall_s for r in self.fetch_runs)],
+            "hinted_spread_s": [min(r.wall_s for r in self.hinted_runs), max(r.wall_s for r in self.hinted_runs)],
+            "qps_target_factor": self.qps_factor(),
+            "qps_target_cold": self.qps_verdict(self.fetch_s) or None,
+            "qps_target_hinted": self.qps_verdict(self.hinted_s) or None,
             "process_over_floor_qps": self.process_s / f.qps_s,
             "requests_fetch": statistics.median(run.requests for run in self.fetch_runs),
             "requests_process": statistics.median(run.requests for run in self.process_runs),
@@ -191,7 +222,9 @@ def run_timeout(floors: Floors) -> float:
     return RUN_TIMEOUT_BASE_S + 5 * floors.floor_s
 
 
-async def fetch_in_process(sandbox: SandboxProcess, floors: Floors) -> tuple[float, int, list[str], int]:
+async def fetch_in_process(
+    sandbox: SandboxProcess, floors: Floors, *, size_hint: int = 0
+) -> tuple[float, int, list[str], int]:
     """Wall time of fetch_roster with a fresh client; the users read, problems found and pages consumed."""
     room_id = load_room(floors.users)
     async with new_http_client() as http:
@@ -199,7 +232,7 @@ async def fetch_in_process(sandbox: SandboxProcess, floors: Floors) -> tuple[flo
         try:
             async with asyncio.timeout(run_timeout(floors)):
                 started = time.perf_counter()
-                roster = await fetch_roster(client, room_id)
+                roster = await fetch_roster(client, room_id, size_hint=size_hint)
                 wall = time.perf_counter() - started
         except TimeoutError:
             raise BenchmarkError(f"fetch_roster({room_id!r}) took longer than {run_timeout(floors):.0f} s") from None
@@ -250,8 +283,9 @@ async def measured(sandbox: SandboxProcess, floors: Floors, kind: str) -> Run:
     await asyncio.sleep(QUIET_GAP_S)
     await sandbox.reset_stats()
     pages_read: int | None = None
-    if kind == "fetch":
-        wall, users, problems, pages_read = await fetch_in_process(sandbox, floors)
+    if kind in ("fetch", "hinted"):
+        hint = floors.users if kind == "hinted" else 0
+        wall, users, problems, pages_read = await fetch_in_process(sandbox, floors, size_hint=hint)
     else:
         wall, users, problems = await fetch_in_subprocess(sandbox, floors)
     stats = await sandbox.stats()
@@ -288,12 +322,13 @@ async def measure(sizes: Sequence[int], rtts: Sequence[float], qps: float, repea
                 config = Config(Floors.of(users, rtt_ms, qps))
                 for attempt in range(1, repeat + 1):
                     config.fetch_runs.append(await measured(sandbox, config.floors, "fetch"))
+                    config.hinted_runs.append(await measured(sandbox, config.floors, "hinted"))
                     config.process_runs.append(await measured(sandbox, config.floors, "process"))
-                    fetch, process = config.fetch_runs[-1], config.process_runs[-1]
+                    fetch, hinted, process = config.fetch_runs[-1], config.hinted_runs[-1], config.process_runs[-1]
                     log(
                         f"{users:>7,} users {rtt_ms:>5g} ms #{attempt}: fetch {fetch.wall_s:6.2f} s "
-                        f"({fetch.requests} req), process {process.wall_s:6.2f} s ({process.requests} req), "
-                        f"floor {config.floors.floor_s:.2f} s"
+                        f"({fetch.requests} req), known room {hinted.wall_s:6.2f} s ({hinted.requests} req), "
+                        f"process {process.wall_s:6.2f} s ({process.requests} req), floor {config.floors.floor_s:.2f} s"
                     )
                 configs.append(config)
     return configs
@@ -320,15 +355,18 @@ HEADERS = (
     "fetch s (in process)",
     "fetch ÷ (pages÷QPS)",
     "fetch ÷ floor",
+    "known room s (size hint)",
+    "known room ÷ (pages÷QPS)",
     "end to end s (process)",
     "process ÷ (pages÷QPS)",
-    "requests (fetch / process)",
+    "requests (fetch / known / process)",
     "660300006",
     "max arrivals in 1 s",
     "target",
     f"fetch ≤ {FLOOR_TARGET_FACTOR:g}× floor",
+    "issue 10: fetch / known room ≤ 1.20× (10k) · 1.10× (≥ 50k) pages÷QPS",
 )
-ALIGN = ("---:",) * (len(HEADERS) - 2) + (":---:", ":---:")
+ALIGN = ("---:",) * (len(HEADERS) - 3) + (":---:", ":---:", ":---:")
 
 
 def table(configs: Sequence[Config]) -> str:
@@ -346,13 +384,19 @@ def table(configs: Sequence[Config]) -> str:
             seconds(config.fetch_s),
             ratio(s["fetch_over_floor_qps"]),
             ratio(s["fetch_over_floor"]),
+            seconds(config.hinted_s),
+            ratio(s["hinted_over_floor_qps"]),
             seconds(config.process_s),
             ratio(s["process_over_floor_qps"]),
-            f"{s['requests_fetch']:g} / {s['requests_process']:g}",
+            f"{s['requests_fetch']:g} / {statistics.median(r.requests for r in config.hinted_runs):g} / "
+            f"{s['requests_process']:g}",
             str(config.rate_limited),
             str(s["max_in_window_1s"]),
             f"**{config.verdict()}**" if config.is_target() else "",
             f"**{config.floor_verdict()}**" if config.is_floor_target() else "",
+            f"**{config.qps_verdict(config.fetch_s)}** / **{config.qps_verdict(config.hinted_s)}**"
+            if config.qps_factor() is not None
+            else "",
         )
         rows.append(cells)
     return markdown_table(HEADERS, rows, ALIGN)
@@ -391,6 +435,16 @@ def floor_target_sentence(configs: Sequence[Config]) -> str:
     return f"Target ({goal}): **MISS** for {missed}; ratios {ratios}."
 
 
+def spread_sentence(configs: Sequence[Config]) -> str:
+    """Every run's wall time, not only the medians: on a shared machine the spread is the honest part."""
+    rows = [
+        f"{c.floors.users:,} at {c.floors.rtt_ms:g} ms: cold {', '.join(seconds(r.wall_s) for r in c.fetch_runs)}; "
+        f"known room {', '.join(seconds(r.wall_s) for r in c.hinted_runs)}"
+        for c in configs
+    ]
+    return "In-process runs (s): " + " · ".join(rows) + "."
+
+
 def markdown(configs: Sequence[Config], machine: dict[str, Any], settings: dict[str, Any]) -> str:
     return "\n".join(
         [
@@ -405,6 +459,8 @@ def markdown(configs: Sequence[Config], machine: dict[str, Any], settings: dict[
             target_sentence(configs),
             "",
             floor_target_sentence(configs),
+            "",
+            spread_sentence(configs),
             "",
         ]
     )

@@ -15,11 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.observability.logs import configure_logging, log_format
-from bot.query import Output, QueryRequest, run_query
+from bot.query import MemberQuery, Output, QueryRequest, run_member_query, run_query
 from bot.roster.model import Roster
 from bot.roster.view import FILTER_TOO_LONG, MAX_FILTER_CHARS
 from bot.settings import PROFILE_NAME, ConfigError, load_dotenv_file, log_level, parse_cli_port
 from bot.zim import ZimError, validate_room_id
+from bot.zim.errors import InvalidUserIds
+from bot.zim.members import validate_user_ids
 
 # Exit statuses (README lists them): 0 a complete list was printed.
 EXIT_FAILED = 1  # ZIM failed (or could not be reached)
@@ -38,6 +40,7 @@ EPILOG = """examples:
   python -m bot query demo-1234 li -r         users whose ID or name contains "li", most recent first
   python -m bot query demo-120 --csv > demo-120.csv    the Slack export's CSV (UTF-8 with BOM)
   python -m bot query lobby --app staging     a room of another configured ZEGO app
+  python -m bot query lobby --member u1,u2    which of these users are in the room (--json too)
   exit status of query: 0 complete, 3 an incomplete list was printed (it says why), 1 ZIM failed,
   2 bad input or settings
 
@@ -47,11 +50,13 @@ in Slack:
                                               (ignoring case, accents, curly quotes and invisible characters)
   /roomusers <room-id> --reverse              most recent joiners first (-r, before or after the room ID)
   /roomusers <room-id> --app <profile>        read the room from another configured ZEGO app (any case)
+  /roomusers <room-id> --changes              who joined and who left since the room's last complete read
+  /roomusers <room-id> --member U1,U2         which of these users (up to 10) are in the room now
   /roomusers --room help                      a room whose ID is a word roomusers uses itself (help, ?)
   /roomusers lobby -- -5                      put -- before filter text that starts with a dash
   /roomusers help                             every form, with examples
   @roomusers <room-id> [same options]         the same, answered in the mention's thread for the channel
-  buttons under an answer: Prev/Next, Newest/Oldest first, Refresh, Export CSV, Share in channel
+  buttons under an answer: Prev/Next, Newest/Oldest first, Refresh, Export CSV, Share in channel, What changed
 
 settings come from the environment or a .env file in the working directory (see .env.example and README.md):
 ZEGO_APP_ID, ZEGO_SERVER_SECRET, ZEGO_API_BASE_URL or ZEGO_REGION, ZEGO_QPS, ZEGO_PROFILES, SLACK_BOT_TOKEN,
@@ -74,7 +79,8 @@ examples:
   {prog} query -r demo-120                 -r before the room works too
   {prog} query demo-120 --csv > demo.csv   the Slack export's CSV: user_id,user_name, UTF-8 with BOM
   {prog} query lobby --app staging         a room of the profile staging (ZEGO_PROFILES; any case)
-  {prog} query lobby -- -5                 users whose ID or name contains -5"""
+  {prog} query lobby -- -5                 users whose ID or name contains -5
+  {prog} query lobby --member u1,u2 --json which of u1 and u2 are in the room: {{"room_id", "in", "not_in"}}"""
 
 
 def program_name() -> str:
@@ -99,6 +105,13 @@ def _add_query_arguments(query: argparse.ArgumentParser) -> None:
     query.add_argument("filter", nargs="*", metavar="FILTER", help="only users whose ID or name contains this")
     query.add_argument("-r", "--reverse", action="store_true", help="most recent joiners first")
     query.add_argument("--app", metavar="NAME", default="", help="a profile named in ZEGO_PROFILES (any case)")
+    query.add_argument(
+        "--member",
+        metavar="USER_ID[,USER_ID...]",
+        action="append",
+        default=None,
+        help="only say which of these users (up to 10; repeatable) are in the room: one QueryRoomMembers request",
+    )
     output = query.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     output.add_argument("--csv", action="store_true", help="print the Slack export's CSV (UTF-8 with BOM)")
@@ -172,6 +185,21 @@ def _query_request(args: argparse.Namespace) -> QueryRequest:
     return QueryRequest(args.room_id, filter_text, newest_first=args.reverse, profile=args.app, output=output)
 
 
+def _member_query(args: argparse.Namespace) -> MemberQuery:
+    """`query ROOM --member A,B`: checked before any network call (raises ValueError/ConfigError)."""
+    validate_room_id(args.room_id)
+    if args.filter or args.reverse or args.csv:
+        raise ConfigError("--member takes no filter, --reverse or --csv: it says which users are in the room.")
+    if args.app and not PROFILE_NAME.fullmatch(args.app):
+        raise ConfigError("--app must name a profile: 1 to 32 letters, digits, - or _, such as staging.")
+    asked = [user_id for value in args.member for user_id in value.split(",") if user_id]
+    try:
+        user_ids = validate_user_ids(asked)
+    except InvalidUserIds as error:
+        raise ConfigError(f"--member: {error}") from None
+    return MemberQuery(args.room_id, user_ids, profile=args.app, json=args.json)
+
+
 def exit_for(roster: Roster) -> None:
     """After printing: exit 3 when the printed list is incomplete (every printing command uses this)."""
     if not roster.complete:
@@ -192,7 +220,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         quiet = args.command in ("demo", "console") and "LOG_LEVEL" not in os.environ
         level = logging.WARNING if quiet else log_level()
         configure_logging(level, log_format())
-        if args.command == "query":
+        if args.command == "query" and args.member is not None:
+            asyncio.run(run_member_query(_member_query(args)))
+        elif args.command == "query":
             roster = asyncio.run(run_query(_query_request(args)))
             exit_for(roster)
         elif args.command == "serve":

@@ -24,6 +24,7 @@ from bot.settings import load_zego_profiles
 from bot.slack.export import roster_csv
 from bot.slack.render.escaping import EMOJI_JOINERS
 from bot.zim import fetch_roster
+from bot.zim.members import RoomMembers
 from bot.zim.paging import NEWEST_FIRST, OLDEST_FIRST, FetchProgress
 
 Output = Literal["table", "json", "csv"]
@@ -179,3 +180,54 @@ async def run_query(request: QueryRequest) -> Roster:
     roster = await read_room(request)
     print_roster(roster, request)
     return roster
+
+
+@dataclass(frozen=True)
+class MemberQuery:
+    """`query ROOM --member A,B [--json]`: which of these users (checked, 1 to 10) are in the room."""
+
+    room_id: str
+    user_ids: tuple[str, ...]
+    profile: str = ""
+    json: bool = False
+
+
+def members_json(members: RoomMembers) -> str:
+    """`{"room_id", "in": [{"user_id", "user_name"}], "not_in": [user_id, ...]}`, in the order asked."""
+    return json.dumps(
+        {
+            "room_id": members.room_id,
+            "in": [{"user_id": member.user_id, "user_name": member.user_name} for member in members.present],
+            "not_in": [user.user_id for user in members.absent],
+        },
+        ensure_ascii=False,
+    )
+
+
+def members_table(members: RoomMembers) -> str:
+    asked = len(members.present) + len(members.absent)
+    headline = f"Room {printable(members.room_id)}: {len(members.present)} of {asked} asked users are in the room."
+    if members.being_destroyed:
+        headline += " (The room is being destroyed: nobody is in it.)"
+    rows = [("in", printable(member.user_id), printable(member.user_name)) for member in members.present]
+    rows += [("not in", printable(user.user_id), "") for user in members.absent]
+    width = max(len("user_id"), *(len(row[1]) for row in rows))
+    lines = [f"{'':<6}  {'user_id':<{width}}  user_name"]
+    lines += [f"{where:<6}  {user_id:<{width}}  {name}".rstrip() for where, user_id, name in rows]
+    return "\n".join([headline, *lines])
+
+
+async def run_member_query(request: MemberQuery, out: TextIO | None = None) -> RoomMembers:
+    """One QueryRoomMembers round trip (whatever the room's size), printed as a table or JSON.
+
+    Settings problems raise ConfigError; ZIM failures a ZimError (a room that does not exist: RoomNotFound)."""
+    profiles = load_zego_profiles()
+    profile = profiles.resolve(request.profile)
+    if profile is None:
+        raise profiles.unknown(request.profile)
+    async with open_zego_app(profiles.by_name[profile]) as app:
+        members = await app.client.query_members(request.room_id, request.user_ids, priority="interactive")
+    stream = sys.stdout if out is None else out
+    stream.write((members_json(members) if request.json else members_table(members)) + "\n")
+    stream.flush()
+    return members

@@ -13,6 +13,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.roster.apps import ZegoApp, ZegoApps
 from bot.roster.model import Roster
+from bot.roster.reads import ReadSlots
 from bot.roster.service import SnapshotService
 from bot.settings import LimitSettings, SlackSettings, WatchSettings, ZegoProfiles, ZegoSettings
 from bot.slack.access import AccessPolicy, AccessRules
@@ -23,10 +24,10 @@ from bot.slack.deps import SlackDeps
 from bot.slack.link import SlackLink
 from bot.slack.watches import SlackWatchNotifier, WatchDesk
 from bot.state import SharedState
+from bot.state.history import DEFAULT_HISTORY_HOURS, HistoryStore
 from bot.state.leases import FetchLeases
 from bot.state.pacer import SmoothPacer
 from bot.state.progress import ProgressBoard
-from bot.state.ratelimit import MemoryUserRate
 from bot.state.snapshots import MemorySnapshotStore, SnapshotStore
 from bot.watch.poller import WatchPoller, ZegoTarget
 from bot.zim import Pacer, RetryPolicy, ZimClient, fetch_roster, new_http_client
@@ -34,6 +35,7 @@ from bot.zim.paging import FetchProgress
 from bot.zim.probe import CredentialProbe
 
 PacerFactory = Callable[[ZegoSettings], Pacer]
+ReadSlotsFactory = Callable[[ZegoSettings, int], ReadSlots | None]  # None: this replica's own line
 PROBE_RETRY = RetryPolicy(max_attempts=2, total_budget=5.0)
 WATCH_SHUTDOWN_GRACE = 5.0  # seconds a poll under way may take to post its alert when the app stops
 
@@ -51,6 +53,9 @@ def _zego_app(
     retry: RetryPolicy | None,
     limits: LimitSettings,
     progress_board: ProgressBoard | None = None,
+    history: HistoryStore | None = None,
+    history_hours: float = DEFAULT_HISTORY_HOURS,
+    read_slots: ReadSlots | None = None,
 ) -> ZegoApp:
     client = ZimClient(
         app_id=settings.app_id,
@@ -75,7 +80,9 @@ def _zego_app(
     )
 
     async def fetch(room_id: str, progress: FetchProgress) -> Roster:
-        return await fetch_roster(client, room_id, progress=progress, first_mode=progress.first_mode)
+        return await fetch_roster(
+            client, room_id, progress=progress, first_mode=progress.first_mode, size_hint=progress.size_hint
+        )
 
     # The namespace keeps apps apart in a shared store; the same room ID in two apps is two rooms.
     snapshots = SnapshotService(
@@ -88,6 +95,9 @@ def _zego_app(
         max_concurrent_reads=limits.max_concurrent_reads,
         read_deadline=limits.read_deadline,
         refresh_min=limits.refresh_min,
+        read_slots=read_slots,
+        history=history,
+        history_hours=history_hours,
     )
     probe = CredentialProbe(probe_client, profile=settings.profile)
     watch_client = ZimClient(
@@ -113,9 +123,13 @@ async def open_zego_apps(
     retry: RetryPolicy | None = None,
     limits: LimitSettings | None = None,
     progress_board: ProgressBoard | None = None,
+    read_slots_for: ReadSlotsFactory | None = None,
+    history: HistoryStore | None = None,
+    history_hours: float = DEFAULT_HISTORY_HOURS,
 ) -> AsyncIterator[ZegoApps]:
     """A ZegoApp per profile sharing one HTTP client and one store; each app gets its own pacer (its own limit)."""
     shared_store = store or MemorySnapshotStore()
+    reads_limit = (limits or LimitSettings()).max_concurrent_reads
     async with new_http_client() as http:
         apps = {
             name: _zego_app(
@@ -127,6 +141,9 @@ async def open_zego_apps(
                 retry,
                 limits or LimitSettings(),
                 progress_board,
+                history=history,
+                history_hours=history_hours,
+                read_slots=read_slots_for(settings, reads_limit) if read_slots_for is not None else None,
             )
             for name, settings in profiles.by_name.items()
         }
@@ -186,6 +203,11 @@ async def compose_app(
         retry=retry,
         limits=limits,
         progress_board=state.progress_board(),
+        read_slots_for=lambda settings, limit: state.read_slots_for(
+            f"zim:{settings.app_id}", limit=limit, profile=settings.profile
+        ),
+        history=state.history,
+        history_hours=state.history_hours,
     ) as rosters:
         link = SlackLink(mode)
         watches = _watch_desk(rosters, profiles, slack, state, watch or WatchSettings())
@@ -193,7 +215,7 @@ async def compose_app(
             answers=RoomAnswers(rosters),
             access=access if isinstance(access, AccessRules) else AccessRules(access, default_profile=profiles.default),
             deduper=state.deduper,
-            user_rate=MemoryUserRate((limits or LimitSettings()).user_rate),
+            user_rate=state.user_rate((limits or LimitSettings()).user_rate),
             watches=watches,
         )
         if updates is not None or progress_every is not None:

@@ -58,6 +58,8 @@ async def serve(*, http: bool, host: str, port: int, timings: Timings | None = N
             snapshot_ttl=runtime.snapshot_ttl,
             snapshot_budget_bytes=runtime.snapshot_budget_mb * 1024 * 1024,
             background_share=runtime.watch_qps_share,
+            history_hours=runtime.history_hours,
+            history_max_mb=runtime.history_max_mb,
         )
     except SharedStateUnavailable as error:
         raise ConfigError(str(error)) from None

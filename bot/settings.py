@@ -411,6 +411,8 @@ class RuntimeSettings:
     watch_qps_share: float = DEFAULT_WATCH_QPS_SHARE
     allow_external: bool = False
     snapshot_budget_mb: int = 128
+    history_hours: int = 24  # ROOMUSERS_HISTORY_HOURS: how long a room's last complete read is kept
+    history_max_mb: int = 64  # ROOMUSERS_HISTORY_MAX_MB: the memory budget of those baselines
     limits: LimitSettings = field(default_factory=LimitSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
 
@@ -432,6 +434,22 @@ def load_runtime_settings(env: Mapping[str, str] | None = None) -> RuntimeSettin
         allow_external=parse_bool(env.get("ROOMUSERS_ALLOW_EXTERNAL"), "ROOMUSERS_ALLOW_EXTERNAL", default=False),
         snapshot_budget_mb=parse_int(
             env.get("SNAPSHOT_REDIS_MAX_MB"), "SNAPSHOT_REDIS_MAX_MB", default=128, low=1, high=65536, meaning="of MB"
+        ),
+        history_hours=parse_int(
+            env.get("ROOMUSERS_HISTORY_HOURS"),
+            "ROOMUSERS_HISTORY_HOURS",
+            default=24,
+            low=1,
+            high=720,
+            meaning="of hours",
+        ),
+        history_max_mb=parse_int(
+            env.get("ROOMUSERS_HISTORY_MAX_MB"),
+            "ROOMUSERS_HISTORY_MAX_MB",
+            default=64,
+            low=1,
+            high=65536,
+            meaning="of MB",
         ),
         limits=load_limit_settings(env),
         watch=load_watch_settings(env),
@@ -470,6 +488,8 @@ KNOWN_VARIABLES: tuple[str, ...] = (
     "SHUTDOWN_GRACE_SECONDS",
     "SNAPSHOT_TTL_SECONDS",
     "SNAPSHOT_REDIS_MAX_MB",
+    "ROOMUSERS_HISTORY_HOURS",
+    "ROOMUSERS_HISTORY_MAX_MB",
     "LOG_LEVEL",
     "LOG_FORMAT",
 )

@@ -70,17 +70,36 @@ def invisible(events: list[tuple[str, object]], delivered: set[int]) -> bool:
 
 
 def drive(
-    room: Room, core: PagingCore, changes: list[tuple[str, int]], draw
+    room: Room, core: PagingCore, changes: list[tuple[str, int]], draw, *, head_start: bool = False
 ) -> tuple[list[tuple[str, object]], set[int], int]:
-    """Run the core to the end, hypothesis (`draw`) picking each next step; returns the events log."""
+    """Run the core to the end, hypothesis (`draw`) picking each next step; returns the events log.
+
+    `head_start`: the other chain's first page is sent with the first one (fetch_roster's size_hint), so it
+    may be served before it, with a change in between; it is delivered when the core asks for it."""
     mode, cursor = core.first_request()
-    core.receive(mode, cursor, room.page(mode, cursor))
     sent: dict[int, str] = {}
     served: dict[int, tuple[str, Page, int]] = {}
     pending = list(changes)
-    events: list[tuple[str, object]] = [("page", 0)]
-    delivered: set[int] = {0}
+    events: list[tuple[str, object]] = []
     serial = 0
+    early: Page | None = None
+    if head_start and draw([True, False]):  # the other chain's first page is served first
+        early = room.page(1 - mode, FIRST_CURSOR)
+        events.append(("page", -1))
+        if pending and draw([True, False]):
+            op, where = pending.pop(0)
+            events.append(("op", op))
+            room.apply(op, where)
+    core.receive(mode, cursor, room.page(mode, cursor))
+    events.append(("page", 0))
+    delivered: set[int] = {0}
+    if head_start and early is None:
+        early = room.page(1 - mode, FIRST_CURSOR)
+        events.append(("page", -1))
+    if early is not None:
+        if core.next_cursor(1 - mode) == FIRST_CURSOR:
+            served[1 - mode] = (FIRST_CURSOR, early, -1)
+        delivered.add(-1)
     while not core.done:
         for chain in (0, 1):
             if chain not in sent and chain not in served and (c := core.next_cursor(chain)) is not None:
@@ -95,8 +114,11 @@ def drive(
             events.append(("page", serial))
         elif kind == "deliver":
             c, page, number = served.pop(chain)
+            ahead = core.cursor_before_receiving(chain, c, page)
             core.receive(chain, c, page)
             delivered.add(number)
+            if ahead is not None:  # the driver already sent it: the page must not have ended the read or the chain
+                assert not core.done and core.next_cursor(chain) == ahead
         else:
             op, where = pending.pop(0)
             events.append(("op", op))
@@ -112,14 +134,16 @@ ops = st.tuples(st.sampled_from(["leave", "join", "reconnect", "destroy"]), st.i
     n=st.integers(0, 40),
     first_mode=st.sampled_from([OLDEST_FIRST, NEWEST_FIRST]),
     changes=st.lists(ops, max_size=4),
+    head_start=st.booleans(),
     data=st.data(),
 )
 def test_every_schedule_and_interleaving(
-    n: int, first_mode: int, changes: list[tuple[str, int]], data: st.DataObject
+    n: int, first_mode: int, changes: list[tuple[str, int]], head_start: bool, data: st.DataObject
 ) -> None:
     room = Room(n)
     core = PagingCore("r", first_mode=first_mode, limit=LIMIT)
-    events, delivered, applied_count = drive(room, core, changes, lambda a: data.draw(st.sampled_from(a)))
+    draw = lambda a: data.draw(st.sampled_from(a))  # noqa: E731
+    events, delivered, applied_count = drive(room, core, changes, draw, head_start=head_start)
     roster = core.roster(fetched_at=1.0)
     got = [tuple(user) for user in roster.users]
     ids = [user_id for user_id, _ in got]
@@ -131,7 +155,8 @@ def test_every_schedule_and_interleaving(
     if roster.complete:
         assert len(got) == roster.reported_count
         if not invisible(events, delivered):
-            assert any(sorted(ids) == sorted(h) for h in room.history), "complete, but no moment of the room"
+            destroyed_empty = roster.being_destroyed and not ids  # 660300008 on the first page
+            assert destroyed_empty or any(sorted(ids) == sorted(h) for h in room.history), "complete, but no moment"
     else:
         assert roster.problem
         assert f"{len(got):,} of {roster.reported_count:,}" in roster.problem
@@ -214,3 +239,28 @@ def test_late_answers_after_done_are_ignored() -> None:
     core.gone(0)
     after = core.roster(fetched_at=1.0)
     assert after == before
+
+
+def test_the_next_cursor_is_known_before_the_page_is_taken_until_near_the_meeting() -> None:
+    """Far from the meeting the driver sends a chain's next page before taking the one that arrived (so the
+    CPU work overlaps the round trip); from about two pages before the chains meet it takes the page first."""
+    room = Room(30)
+    core = PagingCore("r", limit=LIMIT)
+    mode, cursor = core.first_request()
+    first = room.page(mode, cursor)
+    assert core.cursor_before_receiving(mode, cursor, first) is None  # the first page decides everything
+    core.receive(mode, cursor, first)
+    early: list[bool] = []
+    while not core.done:
+        for chain in (OLDEST_FIRST, NEWEST_FIRST):
+            c = core.next_cursor(chain)
+            if c is None or core.done:
+                continue
+            page = room.page(chain, c)
+            ahead = core.cursor_before_receiving(chain, c, page)
+            early.append(ahead is not None)
+            core.receive(chain, c, page)
+            if ahead is not None:
+                assert core.next_cursor(chain) == ahead == page.next_flag
+    assert core.roster(fetched_at=1.0).complete
+    assert early[0] and not early[-1]  # early while far from the meeting, never on the meeting page

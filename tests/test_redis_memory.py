@@ -1,8 +1,9 @@
 """Redis under memory pressure, against a real redis-server with a small `maxmemory`.
 
-The promise: the pacer's send-slot schedule and the fetch leases are never evicted before snapshots. Snapshots
-have their own byte budget (so they can't fill Redis at all), and the documented backstop policy
-`volatile-lru` evicts snapshots, not the pacer or a live lease, if something else fills Redis anyway.
+The promise: the pacer's send-slot schedule, the fetch leases, event dedupe, the replay guard and watches are
+never evicted. Snapshots have their own byte budget (so they can't fill Redis at all), and everything that must
+survive lives in keys without a TTL, which the documented backstop policy `volatile-lru` never evicts: if
+something else fills Redis anyway, only snapshot-like keys with a TTL go.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.roster.model import Roster
+from bot.roster.reads import Ticket
 from bot.roster.user import RoomUser
 from bot.state.leases import RedisLeases
+from bot.state.once import RedisEventDeduper, RedisReplayGuard
 from bot.state.pacer import RedisPacer
+from bot.state.readslots import RedisReadSlots
 from bot.state.snapshots import RedisSnapshotStore
 
 from .redis_server import RedisServer
@@ -77,7 +81,7 @@ async def test_the_snapshot_budget_keeps_redis_below_maxmemory_and_evicts_nothin
         assert newest is not None and len(newest.users) == 6000
         assert await store.get("zim:1:room-0") is None  # the oldest made room for the newest
         assert await redis.exists(pacer.key) == 1
-        assert await redis.get(leases.redis_key("zim:1:held-room")) is not None
+        assert await leases.held("zim:1:held-room")
         memory = await redis.info("memory")
         assert int(memory["used_memory"]) < MAXMEMORY
         # Discarding gives the bytes back.
@@ -109,14 +113,37 @@ async def test_a_snapshot_larger_than_the_whole_budget_is_not_stored(redis: Redi
     assert "SNAPSHOT_REDIS_MAX_MB" in caplog.text
 
 
-async def test_the_backstop_policy_evicts_snapshots_before_the_pacer_and_leases(redis: Redis):
-    """Budget out of the way (1 GiB): Redis itself must choose, under volatile-lru, while the pacer and a lease
-    are in use. Snapshots go; the pacer schedule (touched with every request) stays, after every single write."""
+async def keys_without_ttl(redis: Redis) -> dict[bytes, bytes | str]:
+    """Every key without a TTL, with its type."""
+    found = {}
+    async for key in redis.scan_iter(count=1000):
+        if await redis.pttl(key) == -1:
+            found[key] = await redis.type(key)
+    return found
+
+
+async def test_under_maxmemory_only_keys_with_a_ttl_are_evicted_and_every_promise_holds(redis: Redis):
+    """Budget out of the way (1 GiB): Redis itself must choose, under volatile-lru, while the pacer runs, leases
+    are held and renewed, dedupe and replay entries and watches are stored. Filled past maxmemory with snapshots
+    and other TTL junk, it evicts (the pressure was real) but never a key without a TTL, and every promise holds."""
     store = RedisSnapshotStore(redis, prefix=PREFIX, budget_bytes=1024**3)
     leases = RedisLeases(redis, prefix=PREFIX, lease_ttl=0.6)
+    rival = RedisLeases(redis, prefix=PREFIX, lease_ttl=0.6)
     pacer = RedisPacer(redis, qps=50, key=f"{PREFIX}pacer:zim:1")
-    lease = await leases.acquire("zim:1:held-room")
-    assert lease is not None
+    deduper = RedisEventDeduper(redis, prefix=PREFIX)
+    replays = RedisReplayGuard(redis, prefix=PREFIX)
+    held = [await leases.acquire(f"zim:1:held-room-{n}") for n in range(20)]
+    assert all(lease is not None for lease in held)
+    for n in range(200):
+        assert await deduper.first_sighting(f"Ev{n}")
+        assert await replays.first_use(f"v0=signature-{n}", "1764312452")
+    # What the watch feature stores: keys without a TTL under `<prefix>watch`.
+    await redis.hset(f"{PREFIX}watches", mapping={f"W{n}": f"zim:1:room-{n}" for n in range(50)})
+    for n in range(50):
+        await redis.set(f"{PREFIX}watch:W{n}", rng_bytes(200, seed=n))
+    await pacer.take_background_slot()  # writes both schedule keys
+    read_slots = RedisReadSlots(redis, limit=1, key=f"{PREFIX}reads:zim:1", holder_ttl=0.6)
+    reading = await read_slots.acquire(Ticket())
     stop = asyncio.Event()
 
     async def keep_pacing() -> None:
@@ -125,21 +152,55 @@ async def test_the_backstop_policy_evicts_snapshots_before_the_pacer_and_leases(
 
     pacing = asyncio.create_task(keep_pacing())
     try:
-        async with asyncio.timeout(5):
-            while not await redis.exists(pacer.key):  # noqa: ASYNC110  # until the first slot is reserved
-                await asyncio.sleep(0.01)
-        for n in range(60):  # ~60 × 180 KB: well past maxmemory
-            await store.put(f"zim:1:room-{n}", incompressible(f"room-{n}", 6000, seed=100 + n))
-            assert await redis.exists(pacer.key) == 1, f"the pacer's schedule was evicted at write {n}"
-        # Not asserted: the lease. Redis's LRU is approximate (it samples keys), so under this backstop pressure a
-        # lease renewed every ttl/3 is sometimes evicted (seen in about half the runs); the byte budget above is
-        # what keeps Redis from reaching maxmemory. Losing a lease costs at most a second read of one room.
+        kept = await keys_without_ttl(redis)
+        assert {pacer.key.encode(), pacer.background_key.encode(), leases.claims.hash_key.encode()} <= kept.keys()
+        assert read_slots.keys[0].encode() in kept
+        written = 0
+        rooms = 0
+        while written < 3 * MAXMEMORY:  # three times maxmemory: well past it
+            await store.put(f"zim:1:room-{rooms}", incompressible(f"room-{rooms}", 6000, seed=100 + rooms))
+            await redis.set(f"{PREFIX}junk:{rooms}", rng_bytes(60_000, seed=rooms), ex=3600)
+            written += 180_000 + 60_000
+            rooms += 1
+            assert await redis.exists(*kept) == len(kept), f"a key without a TTL was evicted at write {rooms}"
         assert await evicted(redis) > 0  # the pressure was real
-        assert await store.get("zim:1:room-59") is not None
-        sizes = [await redis.strlen(key) async for key in redis.scan_iter(match=f"{PREFIX}snapshot:*")]
-        assert sum(sizes) < 60 * min(sizes)  # some were evicted: what is left is less than was written
+        assert int((await redis.info("memory"))["used_memory"]) <= MAXMEMORY * 1.1
+        assert kept.items() <= (await keys_without_ttl(redis)).items()  # none lost, none of them gained a TTL
+
+        # The promises still hold: leases outlived several TTLs by renewal and are still exclusive,
+        for n in range(20):
+            assert await leases.held(f"zim:1:held-room-{n}")
+            assert await rival.acquire(f"zim:1:held-room-{n}") is None
+        # …and taking, releasing and retaking a lease works under pressure;
+        fresh = await rival.acquire("zim:1:new-room")
+        assert fresh is not None
+        await fresh.release()
+        again = await leases.acquire("zim:1:new-room")
+        assert again is not None
+        await again.release()
+        # the read slot is still held (renewed past several TTLs),
+        seconds, micros = await redis.time()
+        expiry = await redis.zscore(read_slots.keys[0], reading)
+        assert expiry is not None and expiry > seconds * 1000 + micros / 1000
+        # every event and signature is still remembered,
+        for n in range(200):
+            assert await deduper.seen(f"Ev{n}")
+            assert not await deduper.first_sighting(f"Ev{n}")
+            assert not await replays.first_use(f"v0=signature-{n}", "1764312452")
+        # watches are intact, and the newest snapshot is readable.
+        assert await redis.hlen(f"{PREFIX}watches") == 50
+        assert await redis.get(f"{PREFIX}watch:W7") == rng_bytes(200, seed=7)
+        assert await store.get(f"zim:1:room-{rooms - 1}") is not None
     finally:
         stop.set()
         await pacing
-        await lease.release()
+        await read_slots.release(reading)
+        for lease in held:
+            if lease is not None:
+                await lease.release()
         await leases.aclose()
+        await rival.aclose()
+
+
+def rng_bytes(size: int, *, seed: int) -> bytes:
+    return random.Random(seed).randbytes(size)

@@ -406,6 +406,8 @@ async def test_forged_button_values_get_a_sentence_and_no_traceback(
             assert "older version of roomusers" in all_text(await slack.next_message())
         # A valid room ID that looks like a broadcast is just a room that does not exist.
         await slack.click_raw(forged_click(slack, action_id, encode_view(RoomView("<!channel>", 1))))
+        if action_id == "roomusers_refresh":  # first "Reading room … again…", then why, in its place
+            assert "Refreshing" in all_text(await slack.next_message())
         broadcast = all_text(await slack.next_message())
         assert "&lt;!channel&gt;" in broadcast
         assert "<!channel>" not in broadcast

@@ -95,6 +95,11 @@ SLACK_CONNECTED = Gauge(
     "roomusers_slack_connected",
     "1 while Slack is reachable (HTTP mode: auth.test answered; Socket Mode: the WebSocket is connected)",
 )
+CHANGES_ANSWERS = Counter(
+    "roomusers_changes_answers_total",
+    "`--changes` answers by outcome: ok, unchanged, no_baseline, incomplete (a fresh read never diffed)",
+    ["outcome"],
+)
 READS_QUEUED = Gauge("roomusers_reads_queued", "Reads waiting for a free reader, by ZEGO app", ["profile"])
 BUILD_INFO = Gauge("roomusers_build_info", "Always 1; the labels say which build runs", ["version", "python"])
 WATCHES_ACTIVE = Gauge("roomusers_watches_active", "Watches waiting for their condition (all replicas, with Redis)")

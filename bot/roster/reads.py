@@ -1,12 +1,14 @@
-"""At most N full ZIM reads of one ZEGO app at once on this replica; the others wait in line, first come first
-served, and can say their place in it."""
+"""At most N full ZIM reads of one ZEGO app at once; the others wait in line, first come first served, and can
+say their place in it. `ReadQueue` counts this replica's reads; `ReadSlots` is what the service needs, which
+bot/state/readslots.py also provides for every replica together (through Redis)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
 
 from bot.observability.metrics import READS_QUEUED
 
@@ -14,11 +16,24 @@ from bot.observability.metrics import READS_QUEUED
 class Ticket:
     """One read's place: in line (`position` ≥ 1) until it gets a slot, then reading (`position` None)."""
 
-    __slots__ = ("future", "queued")
+    __slots__ = ("future", "place", "queued")
 
     def __init__(self) -> None:
         self.future: asyncio.Future[None] | None = None
         self.queued = asyncio.Event()  # set when the read had to wait in line
+        self.place: int | None = None  # the place in a shared line, as last seen (bot/state/readslots.py)
+
+
+class ReadSlots(Protocol):
+    @property
+    def running(self) -> int:
+        """Reads holding a slot now."""
+
+    def position(self, ticket: Ticket) -> int | None:
+        """1-based place in line, or None when the read has its slot (or never queued)."""
+
+    def slot(self, ticket: Ticket) -> AbstractAsyncContextManager[None]:
+        """Hold a slot for the `async with` block, waiting in line first if none is free."""
 
 
 class ReadQueue:

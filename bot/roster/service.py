@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 
 from bot.observability.metrics import (
     FETCH_OUTCOMES,
@@ -25,7 +25,8 @@ from bot.observability.metrics import (
 )
 from bot.roster.model import RoomUser, Roster
 from bot.roster.packed import PackedUsers
-from bot.roster.reads import ReadQueue, Ticket
+from bot.roster.reads import ReadQueue, ReadSlots, Ticket
+from bot.state.history import DEFAULT_HISTORY_HOURS, HistoryStore
 from bot.state.leases import FetchLeases, LocalLeases
 from bot.state.progress import ProgressBoard, SharedProgress
 from bot.state.snapshots import SnapshotStore
@@ -58,7 +59,7 @@ class RoomRead:
     _task: asyncio.Task[Roster]
     _progress: FetchProgress
     _ticket: Ticket | None = None
-    _queue: ReadQueue | None = None
+    _queue: ReadSlots | None = None
 
     @property
     def queue_position(self) -> int | None:
@@ -153,20 +154,29 @@ class SnapshotService:
         read_deadline: float = READ_DEADLINE_SECONDS,
         refresh_min: float = REFRESH_MIN_SECONDS,
         clock: Callable[[], float] = time.time,
+        read_slots: ReadSlots | None = None,
+        history: HistoryStore | None = None,
+        history_hours: float = DEFAULT_HISTORY_HOURS,
     ) -> None:
         self._store = store
+        self._history = history
+        self._history_hours = history_hours
         self._board = progress_board
         self._fetch = fetch
         self._namespace = namespace
         self._leases = leases or LocalLeases()
         self._follow_timeout = follow_timeout if follow_timeout is not None else FOLLOW_TIMEOUT_SECONDS
         self._profile = profile
-        self._queue = ReadQueue(max_concurrent_reads, profile=profile)
+        # Shared by every replica when given (bot/state/readslots.py); else this replica's own line.
+        self._queue = read_slots or ReadQueue(max_concurrent_reads, profile=profile)
         self._read_deadline = read_deadline
         self._refresh_min = refresh_min
         self._clock = clock
         self._reads: dict[str, RoomRead] = {}
         self._absent: TTLCache[str, RoomNotFound] = TTLCache(maxsize=4096, ttl=ABSENT_SECONDS, timer=timer)
+        # The Count of each room's last read here, beyond its snapshot: a read of a room known to be big
+        # starts both paging chains at once (fetch_roster's size_hint).
+        self._sizes: LRUCache[str, int] = LRUCache(maxsize=4096)
 
     @property
     def refresh_min(self) -> float:
@@ -194,6 +204,8 @@ class SnapshotService:
         if key not in self._reads:
             cached = await self._store.get(key)
             SNAPSHOT_LOOKUPS.labels("miss" if cached is None else "hit" if cached.complete else "incomplete").inc()
+            if cached is not None:  # another replica's read, maybe: its size is known now
+                self._sizes[key] = cached.reported_count
             if cached is not None and cached.complete and not refresh:
                 return Snapshot(cached, from_cache=True)
             # A Refresh of a complete read younger than ROOMUSERS_REFRESH_MIN_SECONDS is answered from it.
@@ -221,6 +233,7 @@ class SnapshotService:
         if flight is None:
             progress = FetchProgress(on_change)
             progress.first_mode = first_mode
+            progress.size_hint = self._sizes.get(key, 0)
             ticket = Ticket()
             task = asyncio.create_task(self._lead_or_follow(key, room_id, progress, ticket, refresh=refresh))
             flight = RoomRead(task, progress, ticket, self._queue)
@@ -255,6 +268,53 @@ class SnapshotService:
         roster = await self._store.get(self.key(room_id))
         SNAPSHOT_LOOKUPS.labels("miss" if roster is None else "hit").inc()
         return roster
+
+    @property
+    def history_hours(self) -> float:
+        """How long a room's last complete read is kept as its baseline (ROOMUSERS_HISTORY_HOURS)."""
+        return self._history_hours
+
+    def _changes_keys(self, changes_id: str) -> tuple[str, str]:
+        # Not under `namespace:` (room keys): no room ID can name these.
+        base = f"changes:{self._namespace}:{changes_id}"
+        return f"{base}:joined", f"{base}:left"
+
+    async def keep_changes(self, changes_id: str, joined: Roster, left: Roster) -> None:
+        """A computed diff, kept like a snapshot (same store and TTL) so its pages can be clicked through."""
+        joined_key, left_key = self._changes_keys(changes_id)
+        await self._store.put(joined_key, joined)
+        await self._store.put(left_key, left)
+
+    async def kept_changes(self, changes_id: str) -> tuple[Roster, Roster] | None:
+        """The diff `keep_changes` stored, or None once it has expired."""
+        joined_key, left_key = self._changes_keys(changes_id)
+        joined, left = await self._store.get(joined_key), await self._store.get(left_key)
+        return None if joined is None or left is None else (joined, left)
+
+    async def baseline(self, room_id: str) -> Roster | None:
+        """The room's last complete read (on any replica, by any command, click or watch), if still kept."""
+        if self._history is None:
+            return None
+        return await self._history.get(self.key(room_id))
+
+    async def has_baseline(self, room_id: str) -> bool:
+        """Whether a baseline is kept for the room (cheap: nothing is read). False when it can't be told."""
+        if self._history is None:
+            return False
+        try:
+            return await self._history.contains(self.key(room_id))
+        except Exception:  # a button is never worth failing an answer for
+            log.warning("could not tell whether room %r has a baseline", room_id, exc_info=True)
+            return False
+
+    async def _remember(self, key: str, roster: Roster) -> None:
+        """A complete read becomes the room's baseline (replacing the last); an incomplete one never does."""
+        if self._history is None or not roster.complete:
+            return
+        try:
+            await self._history.put(key, roster)
+        except Exception:  # the read itself succeeded: answer it, without a new baseline
+            log.warning("could not keep the read of %r as its baseline", key, exc_info=True)
 
     def _raise_if_absent(self, room_id: str, *, refresh: bool) -> None:
         if refresh:
@@ -292,6 +352,7 @@ class SnapshotService:
                     watcher.cancel()
                     await asyncio.gather(watcher, return_exceptions=True)
             if roster is not None:
+                self._sizes[key] = roster.reported_count
                 return roster
             lease = await self._leases.acquire(key)  # the leader died or is slow: None again means share the work
         publisher = asyncio.create_task(self._publish(key, progress)) if self._board is not None else None
@@ -301,7 +362,9 @@ class SnapshotService:
             # Once per read, by the replica that read it (a follower's roster was counted by its leader).
             ROSTER_SHORTFALL.observe(roster.shortfall)
             ROSTER_READS.labels(roster.incomplete_reason or "complete").inc()
+            self._sizes[key] = roster.reported_count
             await self._store.put(key, roster)
+            await self._remember(key, roster)
             return roster
         finally:
             if publisher is not None and self._board is not None:

@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from bot.roster.apps import ZegoApp, ZegoApps
 from bot.roster.cpu import off_loop
@@ -25,6 +25,7 @@ from bot.slack.render.blocks import (
     Message,
     not_read_yet_message,
     problem_message,
+    reading_again_message,
     refreshing_message,
     roster_message,
     with_note,
@@ -53,10 +54,11 @@ class Answer:
     pending: RoomRead | None = field(default=None, repr=False)  # the rest of the room is still being read
     refresh_reused: bool = False  # a Refresh answered from a snapshot younger than ROOMUSERS_REFRESH_MIN_SECONDS
     queued: bool = False  # no page yet: the read waits for a free reader (the final answer must follow)
+    details: dict[str, Any] = field(default_factory=dict, repr=False)  # audit fields of answers without a roster
 
     def audit_fields(self) -> dict[str, Any]:
         if self.roster is None:
-            return {"queued": True} if self.queued else {}
+            return {"queued": True, **self.details} if self.queued else dict(self.details)
         fields: dict[str, Any] = {"refresh_reused": True} if self.refresh_reused else {}
         fields |= {
             "room_users": len(self.roster.users),
@@ -73,6 +75,21 @@ class Answer:
 
 
 T = TypeVar("T")
+
+
+class _ForProfile(Protocol):
+    """A parsed request naming a room of a profile (a dataclass, so its profile can be replaced)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def room_id(self) -> str: ...
+
+    @property
+    def profile(self) -> str: ...
+
+
+R = TypeVar("R", bound=_ForProfile)
 
 
 def _first_page_ref(request: RoomView) -> RoomView:
@@ -140,6 +157,13 @@ class RoomAnswers:
             return None
         shown = (await self._render(Snapshot(roster, True), ref, shareable=False)).message
         return refreshing_message(shown, started=self._clock())
+
+    def reading_again(self, ref: RoomView) -> Message | None:
+        """The Refresh placeholder when the clicked page is no longer cached (see `refreshing`); None when
+        the click names no ZEGO app here (it is answered at once, with why)."""
+        if self._rosters.pick(ref.profile) is None:
+            return None
+        return reading_again_message(ref.room_id, started=self._clock())
 
     async def page(self, ref: RoomView, *, shareable: bool, refresh: bool = False, shared_by: str = "") -> Answer:
         """A page for a click: from the snapshot, from the fetch under way, or (refresh/expired) read anew.
@@ -256,7 +280,7 @@ class RoomAnswers:
         )
         return Answer(message, "loading", provisional, False, pending=read)
 
-    def with_known_profile(self, request: RoomView) -> RoomView | None:
+    def with_known_profile(self, request: R) -> R | None:
         """`request` naming its profile as configured (`--app EU` is `eu`); None for a profile that isn't."""
         name = self._rosters.resolve(request.profile)
         if name is None:
@@ -267,10 +291,23 @@ class RoomAnswers:
         known = ", ".join(quote_code(name, 32) for name in sorted(self._rosters.by_profile))
         return problem_message(f"There is no app profile {quote_code(profile, 32)}; this roomusers knows {known}.")
 
+    def now(self) -> float:
+        return self._clock()
+
+    def profile_label(self, profile: str) -> str:
+        """The app named under an answer: always when several are configured, else only when one was asked for."""
+        return self._profile_label(profile)
+
+    async def safely(self, room_id: str, profile: str, answer: Callable[[ZegoApp], Awaitable[T]]) -> T | Answer:
+        """`answer` with the profile's stack; a missing profile, a ZIM error or a bug becomes an Answer."""
+        return await self._safely(RoomView(room_id, profile=profile), answer)
+
     def _profile_label(self, profile: str) -> str:
         return (profile or self._rosters.default) if self._rosters.several else profile
 
     async def _render(self, snapshot: Snapshot, ref: RoomView, *, shareable: bool, shared_by: str = "") -> Answer:
+        stack = self._rosters.pick(ref.profile)
+        what_changed = stack is not None and await stack.snapshots.has_baseline(ref.room_id)
         # Filtering a big room is CPU work: off the loop, so other requests are still acked in time.
         message = await off_loop(
             len(snapshot.roster.users) if ref.filter_text else 0,
@@ -284,6 +321,7 @@ class RoomAnswers:
             profile=self._profile_label(ref.profile),
             shareable=shareable,
             shared_by=shared_by,
+            what_changed=what_changed,
         )
         outcome = "empty" if not snapshot.roster.users else "ok"
         return Answer(message, outcome, snapshot.roster, snapshot.from_cache)

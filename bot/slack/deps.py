@@ -33,7 +33,7 @@ class SlackDeps:
     user_rate: UserRate = field(default_factory=lambda: MemoryUserRate(0))  # 0: no limit
     watches: WatchDesk | None = None  # None: watches are not offered (e.g. a bare test app)
 
-    def over_rate(self, team_id: str, user_id: str) -> str | None:
+    async def over_rate(self, team_id: str, user_id: str) -> str | None:
         """None when this person may make one more request now; else the polite refusal (counted as taken)."""
-        wait = self.user_rate.take(f"{team_id}:{user_id}")
+        wait = await self.user_rate.take(f"{team_id}:{user_id}")
         return rate_limited_sentence(self.user_rate.rate, wait) if wait > 0 else None

@@ -10,6 +10,8 @@ Grammar (after Slack's markup and `&amp;`/`&lt;`/`&gt;` escaping are undone, and
               --room ID | --room=ID   the room, taken literally (for a room called `help`, `?`, `-r`, ...);
                                       every plain word is then filter text
               -h | --help             help (anywhere)
+              --changes               what changed since the room's last complete read   -> ChangesRequest
+              --member ID[,ID...]     which of these users (up to 10; repeatable) are in the room -> MemberRequest
               --                      end of options: every later word is plain (room, then filter text)
 
 Dash normalisation: a word starting with `—` `–` `−` `‒` `―` (what Slack, macOS and iOS make of `--` or `-`)
@@ -27,17 +29,21 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 from bot.roster.view import FILTER_TOO_LONG, MAX_FILTER_CHARS, RoomView
 from bot.settings import PROFILE_NAME
 from bot.slack.render.buttons import MAX_FILTER_VALUE_UNITS, filter_value_units
 from bot.slack.render.escaping import escape_mrkdwn, quote_code, unescape_slack
 from bot.watch.conditions import OPTION_KINDS, TAKES_VALUE, Condition, ConditionProblem, parse_condition
+from bot.zim.members import MAX_MEMBERS_PER_CALL, user_id_problem
 from bot.zim.room_id import room_id_problem
 
 __all__ = [
+    "ChangesRequest",
     "HelpRequest",
     "InvalidRequest",
+    "MemberRequest",
     "RoomView",
     "WatchRequest",
     "WatchesRequest",
@@ -49,7 +55,17 @@ __all__ = [
 ECHO_CHARS = 100  # user input quoted back in a sentence is cut to this many characters
 
 _HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
-_LONG_OPTIONS = ("--reverse", "--app", "--room", "--help", "--watch", "--watches", *OPTION_KINDS)
+_LONG_OPTIONS = (
+    "--reverse",
+    "--app",
+    "--room",
+    "--help",
+    "--changes",
+    "--member",
+    "--watch",
+    "--watches",
+    *OPTION_KINDS,
+)
 _SHORT_OPTIONS = ("-r", "-h")
 _DASHES = "\u2014\u2013\u2212\u2012\u2015"  # em dash, en dash, minus sign, figure dash, horizontal bar
 _TYPOGRAPHIC_OPTION = re.compile(rf"[{_DASHES}][{_DASHES}-]*(?=[A-Za-z])")
@@ -91,7 +107,28 @@ class WatchesRequest:
     """`--watches`: list this conversation's active watches, each with a Stop button."""
 
 
-ParsedCommand = RoomView | HelpRequest | InvalidRequest | WatchRequest | WatchesRequest
+@dataclass(frozen=True)
+class ChangesRequest:
+    """`<room-id> --changes`: read the room fresh and compare it with its last complete read."""
+
+    lookup: ClassVar[str] = "changes"  # the audit line's `lookup`
+    room_id: str
+    profile: str = ""
+
+
+@dataclass(frozen=True)
+class MemberRequest:
+    """`<room-id> --member A,B`: which of these users (1 to 10, checked, duplicates dropped) are in the room."""
+
+    lookup: ClassVar[str] = "member"
+    room_id: str
+    user_ids: tuple[str, ...]
+    profile: str = ""
+
+
+# A room request answered with one message rather than a paged roster.
+LookupRequest = ChangesRequest | MemberRequest
+ParsedCommand = RoomView | ChangesRequest | MemberRequest | HelpRequest | InvalidRequest | WatchRequest | WatchesRequest
 
 
 def _echo(text: str) -> str:
@@ -154,6 +191,8 @@ def _parse_words(words: list[str]) -> ParsedCommand:
         return HelpRequest()
     room_id: str | None = None
     newest_first = False
+    changes = False
+    members: list[str] | None = None
     profile = ""
     plain: list[str] = []
     index = 0
@@ -171,6 +210,15 @@ def _parse_words(words: list[str]) -> ParsedCommand:
             return HelpRequest()
         if name in ("--reverse", "-r") and not has_value:
             newest_first = True
+        elif name == "--changes" and not has_value:
+            changes = True
+        elif name == "--member":
+            if not has_value:
+                if index >= len(words) or words[index] == "--" or _DASH_WORD.fullmatch(words[index]):
+                    return InvalidRequest("`--member` needs user IDs, e.g. `--member U1,U2`.")
+                value = words[index]
+                index += 1
+            members = [*(members or []), *value.split(",")]
         elif name in ("--app", "--room"):
             if not has_value:
                 if index >= len(words) or words[index] == "--" or _DASH_WORD.fullmatch(words[index]):
@@ -207,6 +255,8 @@ def _parse_words(words: list[str]) -> ParsedCommand:
             f"{MAX_FILTER_VALUE_UNITS:,} places there, since ampersands, angle brackets, quotes, "
             "backslashes and invisible characters take up to 6 places each and emoji 2."
         )
+    if changes or members is not None:
+        return _lookup(room_id, profile, changes=changes, members=members, extra=bool(filter_text) or newest_first)
     return RoomView(room_id, newest_first=newest_first, filter_text=filter_text, profile=profile)
 
 
@@ -255,11 +305,38 @@ def _parse_watch(words: list[str]) -> ParsedCommand:
         return InvalidRequest("`--watch` needs the room ID, e.g. `/roomusers lobby --watch --when-empty`.")
     if isinstance(parsed, HelpRequest):
         return InvalidRequest(parsed.reason)
+    if isinstance(parsed, ChangesRequest | MemberRequest):
+        return InvalidRequest("A watch can't be combined with `--changes` or `--member`: each is its own request.")
     if not isinstance(parsed, RoomView):
         return parsed
     if parsed.filter_text:
         return InvalidRequest(f"A watch takes no filter text; {_echo(parsed.filter_text)} is not an option here.")
     return WatchRequest(RoomView(parsed.room_id, profile=parsed.profile), condition)
+
+
+def _lookup(
+    room_id: str, profile: str, *, changes: bool, members: list[str] | None, extra: bool
+) -> LookupRequest | InvalidRequest:
+    """`--changes` or `--member`: whole-room answers, so filter text and `--reverse` are refused with them."""
+    if changes and members is not None:
+        return InvalidRequest("Use `--changes` or `--member`, not both: each is its own answer.")
+    option = "--changes" if changes else "--member"
+    if extra:
+        return InvalidRequest(f"`{option}` takes no filter text or `--reverse`: it answers for the whole room.")
+    if members is None:
+        return ChangesRequest(room_id, profile)
+    asked = tuple(dict.fromkeys(user_id for user_id in members if user_id))
+    if not asked:
+        return InvalidRequest("`--member` needs user IDs, e.g. `--member U1,U2`.")
+    if len(asked) > MAX_MEMBERS_PER_CALL:
+        return InvalidRequest(
+            f"`--member` checks at most {MAX_MEMBERS_PER_CALL} user IDs at a time; {len(asked)} were given."
+        )
+    for user_id in asked:
+        problem = user_id_problem(user_id)
+        if problem is not None:
+            return InvalidRequest(escape_mrkdwn(problem))
+    return MemberRequest(room_id, asked, profile)
 
 
 def _bad_profile(profile: str) -> InvalidRequest:

@@ -18,11 +18,17 @@ Intended use, around the snapshot store (`newer_than` is the wall-clock time the
         if lease is not None:
             await lease.release()
 
-The Redis lease is a redis-py `Lock` on `<prefix>lock:<key>` (`SET key token NX PX ttl`), renewed every ttl/3
-while held so a long fetch keeps it, and released with the lock's compare-and-delete script so a replica never
+The Redis lease is a field of one claim set per prefix (`bot/state/expiring.py`): `<prefix>leases`, a hash of
+lease key → holder token, and `<prefix>leases-expiry`, their expiries on Redis's clock. Neither key has a TTL, so
+under the `volatile-lru` policy Redis can never evict a live lease, however full it gets; the expiry is enforced
+by the Lua scripts instead. (redis-py's `Lock` can't be used: it is `SET key token NX PX ttl`, and that PX TTL
+is exactly what makes the key evictable.) Acquire takes a field that is free or expired, renewal every ttl/3
+while held keeps a long fetch exclusive, and release is compare-and-delete on the token, so a replica never
 deletes a lease that expired and was taken by another. Renewal stops when the task that acquired the lease
 finishes: a fetch that crashes or is cancelled without releasing must not hold the room for ever, so acquire
 the lease in the task that does the fetch. A replica that dies stops renewing and its lease expires after `lease_ttl`.
+Older versions kept leases in `<prefix>lock:<key>` strings; during a rolling deploy an old and a new replica
+don't see each other's leases, which costs at most one extra read of a room.
 """
 
 from __future__ import annotations
@@ -34,11 +40,10 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from redis.asyncio import Redis
-from redis.asyncio.lock import Lock
-from redis.exceptions import LockError, LockNotOwnedError
 
 from bot.roster.model import Roster
 from bot.state.connection import DEFAULT_PREFIX
+from bot.state.expiring import RedisClaims
 from bot.state.health import REDIS_UNAVAILABLE, Fallback
 
 log = logging.getLogger(__name__)
@@ -102,20 +107,18 @@ DEFAULT_POLL_INTERVAL = 0.1
 
 
 class RedisLease:
-    """A held lease (a redis-py `Lock`); renews itself in the background until released or its owning task ends."""
+    """A held lease (a token in the lease claim set); renews itself in the background until released or its
+    owning task ends."""
 
-    def __init__(self, coordinator: RedisLeases, lock: Lock) -> None:
+    def __init__(self, coordinator: RedisLeases, key: str, token: str) -> None:
         self._coordinator = coordinator
-        self._lock = lock
+        self.key = key
+        self._token = token
         self._renewal: asyncio.Task[None] | None = None
         self._owner: asyncio.Task[object] | None = None
 
-    @property
-    def redis_key(self) -> str:
-        return str(self._lock.name)
-
     def _start_renewing(self, owner: asyncio.Task[object] | None) -> None:
-        self._renewal = asyncio.create_task(self._keep(), name=f"lease {self.redis_key}")
+        self._renewal = asyncio.create_task(self._keep(), name=f"lease {self.key}")
         self._coordinator._leases.add(self)
         if owner is not None:
             self._owner = owner
@@ -139,31 +142,32 @@ class RedisLease:
         """Give the lease up (only if it is still ours). Never raises for Redis trouble: it would expire anyway."""
         self.abandon()
         try:
-            await self._lock.release()
-        except LockError:
-            log.debug("lease %s had already expired or been taken over", self.redis_key)
+            if not await self._coordinator.claims.release(self.key, self._token):
+                log.debug("lease %s had already expired and been taken over", self.key)
         except REDIS_UNAVAILABLE as exc:
-            log.debug("could not release lease %s (%s); it expires by itself", self.redis_key, exc)
+            log.debug("could not release lease %s (%s); it expires by itself", self.key, exc)
 
     async def _keep(self) -> None:
+        coordinator = self._coordinator
         while True:
-            await asyncio.sleep(self._coordinator.renew_every)
+            await asyncio.sleep(coordinator.renew_every)
             try:
-                await self._lock.reacquire()  # back to the full TTL, only if the token is still ours
-            except LockNotOwnedError:
-                # It ran out while Redis was unreachable or this loop stalled, or Redis restarted empty. At worst
-                # another replica fetches the same room too; the outage itself was already reported once.
-                log.info("lease %s was lost while held; another replica may fetch the same room", self.redis_key)
-                self._coordinator._leases.discard(self)
-                return
+                renewed = await coordinator.claims.renew(self.key, self._token, coordinator.ttl_ms)
             except REDIS_UNAVAILABLE as exc:
                 # Keep trying: Redis may be back before the lease runs out.
-                log.debug("could not renew lease %s (%s)", self.redis_key, exc)
+                log.debug("could not renew lease %s (%s)", self.key, exc)
+                continue
+            if not renewed:
+                # It ran out while Redis was unreachable or this loop stalled, or Redis restarted empty. At worst
+                # another replica fetches the same room too; the outage itself was already reported once.
+                log.info("lease %s was lost while held; another replica may fetch the same room", self.key)
+                coordinator._leases.discard(self)
+                return
 
 
 class RedisLeases:
-    """`FetchLeases` over Redis locks. Redis errors from acquire/wait_for_leader propagate;
-    `build_shared_state` wraps it so they fall back to `LocalLeases`."""
+    """`FetchLeases` over a Redis claim set that is never evicted. Redis errors from acquire/wait_for_leader
+    propagate; `build_shared_state` wraps it so they fall back to `LocalLeases`."""
 
     def __init__(
         self,
@@ -175,27 +179,21 @@ class RedisLeases:
     ) -> None:
         if lease_ttl <= 0 or poll_interval <= 0:
             raise ValueError("lease_ttl and poll_interval must be positive")
-        self._redis = redis
-        self._ttl = lease_ttl
+        self.ttl_ms = max(1, round(lease_ttl * 1000))
         self.renew_every = lease_ttl / 3
         self._poll_interval = poll_interval
-        self._prefix = f"{prefix}lock:"
+        self.claims = RedisClaims(redis, name=f"{prefix}leases")
         self._leases: set[RedisLease] = set()
 
-    def redis_key(self, key: str) -> str:
-        return self._prefix + key
+    async def held(self, key: str) -> bool:
+        """Whether some replica holds a live lease on `key` now."""
+        return await self.claims.remaining_ms(key) is not None
 
     async def acquire(self, key: str) -> RedisLease | None:
-        redis_key = self.redis_key(key)
-        lock = Lock(self._redis, redis_key, timeout=self._ttl, blocking=False, thread_local=False)
         token = secrets.token_hex(16)
-        if not await lock.acquire(token=token):
-            # A connection error after Redis ran the SET makes redis-py retry it, and the retry finds our own
-            # token: that is still our lease.
-            if await self._redis.get(redis_key) != token.encode():
-                return None
-            lock.local.token = token.encode()
-        lease = RedisLease(self, lock)
+        if not await self.claims.claim(key, token, self.ttl_ms):
+            return None
+        lease = RedisLease(self, key, token)
         lease._start_renewing(asyncio.current_task())
         return lease
 
@@ -209,12 +207,11 @@ class RedisLeases:
     ) -> Roster | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        redis_key = self.redis_key(key)
         while True:
             roster = fresh_enough(await read(), newer_than)
             if roster is not None:
                 return roster
-            if not await self._redis.exists(redis_key):
+            if not await self.held(key):
                 # The leader may have stored its roster and released between our read and this check.
                 return fresh_enough(await read(), newer_than)
             remaining = deadline - loop.time()

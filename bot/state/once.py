@@ -1,7 +1,17 @@
 """Doing a thing once: each Slack event answered once (dedupe), each signed request accepted once (replay guard).
 
-In process (`Memory…`), in Redis for every replica (`Redis…`, `SET NX` with a TTL), and the pair switched by
-`RedisHealth` (`Fallback…`).
+In process (`Memory…`), in Redis for every replica (`Redis…`), and the pair switched by `RedisHealth`
+(`Fallback…`).
+
+In Redis both live in claim sets without a TTL (`bot/state/expiring.py`: `<prefix>events` and
+`<prefix>replays`, each with its `-expiry` sorted set), not in `SET NX EX` keys, so memory pressure can't evict
+them: an evicted replay key would let a captured request be replayed to another replica within the signature
+window, and an evicted dedupe key would answer a Slack retry twice (a second reply, or a second export). Both
+cost more than re-reading one evicted snapshot. Their size is bounded by rate × TTL instead (measured: ~190
+bytes an event, ~260 a signature; 100 events a second for the hour's dedupe window is ~70 MB, 150 signed
+requests a second for the 630 s replay window ~25 MB), expired entries being pruned as new ones arrive.
+Older versions used `<prefix>event:<id>` and `<prefix>replay:<sha>` strings: during a rolling deploy a retry
+reaching a replica of the other version may be answered once more.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from cachetools import TTLCache
 from redis.asyncio import Redis
 
 from bot.state.connection import DEFAULT_PREFIX
+from bot.state.expiring import RedisClaims
 from bot.state.health import Fallback
 
 EVENT_TTL_SECONDS = 3600.0  # Slack's last retry comes about 5 minutes after the first delivery
@@ -46,9 +57,9 @@ class MemoryEventDeduper:
 
 
 class RedisEventDeduper:
-    """`EventDeduper` over `SET <prefix>event:<id> <token> NX EX ttl`.
+    """`EventDeduper` over the claim set `<prefix>events` (never evicted; expiry enforced on Redis's clock).
 
-    The value is a random token rather than a constant: if the connection drops after Redis ran the SET,
+    Each sighting claims the event ID with a random token: if the connection drops after Redis ran the claim,
     redis-py retries it, and finding our own token tells "my retried write" apart from "a real repeat"
     (otherwise that event would be dropped as a duplicate and never answered).
     """
@@ -56,19 +67,14 @@ class RedisEventDeduper:
     def __init__(self, redis: Redis, *, ttl: float = EVENT_TTL_SECONDS, prefix: str = DEFAULT_PREFIX) -> None:
         if ttl < 1:
             raise ValueError("ttl must be at least one second")
-        self._redis = redis
-        self._ttl = int(ttl)
-        self._prefix = f"{prefix}event:"
+        self._ttl_ms = round(ttl * 1000)
+        self.claims = RedisClaims(redis, name=f"{prefix}events")
 
     async def first_sighting(self, event_id: str) -> bool:
-        key = self._prefix + event_id
-        token = secrets.token_hex(8)
-        if await self._redis.set(key, token, nx=True, ex=self._ttl):
-            return True
-        return bool(await self._redis.get(key) == token.encode())
+        return await self.claims.claim(event_id, secrets.token_hex(8), self._ttl_ms)
 
     async def seen(self, event_id: str) -> bool:
-        return bool(await self._redis.exists(self._prefix + event_id))
+        return await self.claims.remaining_ms(event_id) is not None
 
 
 class FallbackEventDeduper(Fallback[EventDeduper]):
@@ -126,20 +132,16 @@ class MemoryReplayGuard:
 
 
 class RedisReplayGuard:
-    """`ReplayGuard` shared by every replica: `SET <prefix>replay:<sha256> <token> NX EX ttl` (the token as in
-    RedisEventDeduper, so a retried write is not mistaken for a replay)."""
+    """`ReplayGuard` shared by every replica: the claim set `<prefix>replays`, one field per signature's sha256
+    (the token as in RedisEventDeduper, so a retried write is not mistaken for a replay)."""
 
     def __init__(self, redis: Redis, *, ttl: float = REPLAY_TTL_SECONDS, prefix: str = DEFAULT_PREFIX) -> None:
-        self._redis = redis
-        self._ttl = int(ttl)
-        self._prefix = f"{prefix}replay:"
+        self._ttl_ms = round(ttl * 1000)
+        self.claims = RedisClaims(redis, name=f"{prefix}replays")
 
     async def first_use(self, signature: str, timestamp: str) -> bool:
-        key = self._prefix + hashlib.sha256(signature.encode()).hexdigest()[:32]
-        token = secrets.token_hex(8)
-        if await self._redis.set(key, token, nx=True, ex=self._ttl):
-            return True
-        return bool(await self._redis.get(key) == token.encode())
+        digest = hashlib.sha256(signature.encode()).hexdigest()[:32]
+        return await self.claims.claim(digest, secrets.token_hex(8), self._ttl_ms)
 
 
 class FallbackReplayGuard(Fallback[ReplayGuard]):

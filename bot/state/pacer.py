@@ -24,8 +24,9 @@ from redis.asyncio import Redis
 from bot.state.health import Fallback
 from bot.zim.pacing import DEFAULT_BACKGROUND_SHARE, DEFAULT_HEADROOM, LATE_FRACTION, Pacer
 
-# The key holds the next free slot in microseconds of Redis time. It expires one second after that slot
-# has passed, so an idle limiter leaves nothing behind (and an old slot could not delay anyone anyway).
+# The key holds the next free slot in microseconds of Redis time. It has no TTL, so a `volatile-*` maxmemory
+# policy can never evict the schedule (a past slot delays nobody, and there are two keys per ZEGO app).
+# A plain SET also clears the TTL an older replica's `SET … PX` gave it during a rolling deploy.
 # Microseconds since the epoch (~1.7e15) are exact in Lua's doubles; "%.0f" writes them without the
 # exponent that Lua's default number formatting would use (which would round to 14 digits).
 _PRELUDE = """
@@ -40,7 +41,7 @@ _RESERVE = (
     + """
 local slot = math.max(now, next_slot)
 local after = slot + tonumber(ARGV[1])
-redis.call('SET', KEYS[1], string.format('%.0f', after), 'PX', string.format('%.0f', (after - now) / 1000 + 1000))
+redis.call('SET', KEYS[1], string.format('%.0f', after))
 return {slot, slot - now}
 """
 )
@@ -50,7 +51,7 @@ _HOLD = (
     + """
 local hold = tonumber(ARGV[1])
 if now + hold > next_slot then
-  redis.call('SET', KEYS[1], string.format('%.0f', now + hold), 'PX', string.format('%.0f', hold / 1000 + 1000))
+  redis.call('SET', KEYS[1], string.format('%.0f', now + hold))
 end
 return 0
 """
@@ -69,9 +70,8 @@ if free_at > now then
 end
 local interval = tonumber(ARGV[1])
 local background_interval = tonumber(ARGV[2])
-redis.call('SET', KEYS[1], string.format('%.0f', now + interval), 'PX', string.format('%.0f', interval / 1000 + 1000))
-redis.call('SET', KEYS[2], string.format('%.0f', now + background_interval), 'PX',
-  string.format('%.0f', background_interval / 1000 + 1000))
+redis.call('SET', KEYS[1], string.format('%.0f', now + interval))
+redis.call('SET', KEYS[2], string.format('%.0f', now + background_interval))
 return {1, now}
 """
 )

@@ -7,6 +7,8 @@ read ends. A follower polls it while it waits for the snapshot and answers from 
 (ZIM's count and first page). A new key with its own tag: older replicas never read it.
 
 Best effort: a Redis error here is logged and ignored; the follower then simply waits for the snapshot.
+For the same reason the key keeps its TTL, so under memory pressure Redis may evict it like a snapshot: that
+only makes a follower answer when the snapshot lands instead of early.
 """
 
 from __future__ import annotations

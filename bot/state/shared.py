@@ -9,6 +9,7 @@ from typing import Literal
 from redis.asyncio import Redis
 
 from bot.observability.metrics import SHARED_STATE_FALLBACK
+from bot.roster.reads import ReadQueue, ReadSlots
 from bot.state.connection import (
     DEFAULT_PREFIX,
     REDIS_URL_SETTING,
@@ -18,6 +19,14 @@ from bot.state.connection import (
     scrub,
 )
 from bot.state.health import DEFAULT_PROBE_INTERVAL, REDIS_UNAVAILABLE, RedisHealth
+from bot.state.history import (
+    DEFAULT_HISTORY_HOURS,
+    DEFAULT_HISTORY_MAX_MB,
+    FallbackHistoryStore,
+    HistoryStore,
+    memory_history,
+    redis_history,
+)
 from bot.state.leases import DEFAULT_LEASE_TTL, FallbackLeases, FetchLeases, LocalLeases, RedisLeases
 from bot.state.once import (
     EVENT_TTL_SECONDS,
@@ -32,6 +41,8 @@ from bot.state.once import (
 )
 from bot.state.pacer import FallbackPacer, RedisPacer, SmoothPacer
 from bot.state.progress import ProgressBoard, RedisProgressBoard
+from bot.state.ratelimit import FallbackUserRate, MemoryUserRate, RedisUserRate, UserRate
+from bot.state.readslots import FallbackReadSlots, RedisReadSlots
 from bot.state.snapshots import (
     DEFAULT_BUDGET_BYTES,
     DEFAULT_TTL_SECONDS,
@@ -70,6 +81,8 @@ class SharedState:
     backend: Backend
     background_share: float = DEFAULT_BACKGROUND_SHARE
     replay_guard: ReplayGuard = field(default_factory=MemoryReplayGuard)
+    history: HistoryStore = field(default_factory=memory_history)  # each room's last complete read
+    history_hours: float = DEFAULT_HISTORY_HOURS  # how long it is kept (ROOMUSERS_HISTORY_HOURS)
     _redis: _RedisParts | None = field(default=None, repr=False)
     _watch_store: WatchStore | None = field(default=None, repr=False)
 
@@ -97,6 +110,24 @@ class SharedState:
                 self._watch_store = RedisWatchStore(self._redis.client, prefix=self._redis.prefix)
         return self._watch_store
 
+    def read_slots_for(self, name: str, *, limit: int, profile: str = "") -> ReadSlots | None:
+        """ROOMUSERS_MAX_CONCURRENT_READS of one ZEGO app (`name`) for every replica when the state is in Redis
+        (None: one replica, each service keeps its own line)."""
+        if self._redis is None:
+            return None
+        shared = RedisReadSlots(
+            self._redis.client, limit=limit, key=f"{self._redis.prefix}reads:{name}", profile=profile
+        )
+        return FallbackReadSlots(shared, ReadQueue(limit, profile=profile), self._redis.health)
+
+    def user_rate(self, rate_per_minute: int) -> UserRate:
+        """The per-person rate (ROOMUSERS_USER_RATE), shared by every replica when the state is in Redis."""
+        local = MemoryUserRate(rate_per_minute)
+        if self._redis is None or rate_per_minute <= 0:
+            return local
+        shared = RedisUserRate(self._redis.client, rate_per_minute, prefix=self._redis.prefix)
+        return FallbackUserRate(shared, local, self._redis.health)
+
     def progress_board(self) -> ProgressBoard | None:
         """Where reads share their progress with replicas waiting on them (None: one replica, nothing to share)."""
         if self._redis is None:
@@ -111,7 +142,11 @@ class SharedState:
 
 
 def memory_state(
-    *, snapshot_ttl: float = DEFAULT_TTL_SECONDS, background_share: float = DEFAULT_BACKGROUND_SHARE
+    *,
+    snapshot_ttl: float = DEFAULT_TTL_SECONDS,
+    background_share: float = DEFAULT_BACKGROUND_SHARE,
+    history_hours: float = DEFAULT_HISTORY_HOURS,
+    history_max_mb: int = DEFAULT_HISTORY_MAX_MB,
 ) -> SharedState:
     return SharedState(
         store=MemorySnapshotStore(ttl=snapshot_ttl),
@@ -119,6 +154,8 @@ def memory_state(
         leases=LocalLeases(),
         backend="memory",
         background_share=background_share,
+        history=memory_history(hours=history_hours, max_mb=history_max_mb),
+        history_hours=history_hours,
     )
 
 
@@ -131,13 +168,20 @@ async def build_shared_state(
     prefix: str = DEFAULT_PREFIX,
     background_share: float = DEFAULT_BACKGROUND_SHARE,
     snapshot_budget_bytes: int = DEFAULT_BUDGET_BYTES,
+    history_hours: float = DEFAULT_HISTORY_HOURS,
+    history_max_mb: int = DEFAULT_HISTORY_MAX_MB,
 ) -> SharedState:
     """In-process state when `redis_url` is None or empty; otherwise Redis-backed state with local fallbacks.
 
     Raises SharedStateUnavailable (one sentence naming REDIS_URL, password redacted) if Redis is configured
     but malformed or unreachable now: a replica that silently ran alone would break the global rate limit.
     """
-    local = memory_state(snapshot_ttl=snapshot_ttl, background_share=background_share)
+    local = memory_state(
+        snapshot_ttl=snapshot_ttl,
+        background_share=background_share,
+        history_hours=history_hours,
+        history_max_mb=history_max_mb,
+    )
     if not redis_url or not redis_url.strip():
         return local
     shown = redact_url(redis_url)
@@ -178,5 +222,9 @@ async def build_shared_state(
         backend="redis",
         background_share=background_share,
         replay_guard=FallbackReplayGuard(RedisReplayGuard(redis, prefix=prefix), local.replay_guard, health),
+        history=FallbackHistoryStore(
+            redis_history(redis, hours=history_hours, max_mb=history_max_mb, prefix=prefix), local.history, health
+        ),
+        history_hours=history_hours,
         _redis=_RedisParts(redis, health, leases, prefix),
     )

@@ -18,14 +18,16 @@ be exceeded, deletes the oldest ones first. Two persistent bookkeeping keys hold
 `<prefix>snapshot-index` (a sorted set of snapshot keys by expiry) and `<prefix>snapshot-bytes` (a hash of
 their sizes, with the total in field `~total`); expired entries are dropped from them at the next write.
 
-So snapshots alone can never fill Redis, and what must not be evicted — the pacer's send-slot schedule (~1 s
-TTL), the fetch leases (15 s, renewed) and anything kept without a TTL — keeps its promises. Run Redis with
-`maxmemory` at least twice the budget and `maxmemory-policy volatile-lru` as a backstop: if something else
-fills Redis anyway, it evicts the least recently *used* keys with a TTL (old snapshots, write-once dedupe and
-replay keys), never a key without a TTL, and not the pacer or a live lease, which are touched all the time.
-(`volatile-ttl` would evict the pacer and the leases first: they have the least time left.) A snapshot evicted
-by Redis itself leaves a stale index entry that over-counts the total until its expiry passes. The script
-deletes keys it did not declare, so Redis Cluster is not supported (standalone or Sentinel only).
+So snapshots alone can never fill Redis. Everything that must keep its promise lives in keys WITHOUT a TTL:
+the pacer's send-slot schedule (`<prefix>pacer:<app>`, `…:background`), the read slots, the fetch leases,
+event dedupe and the replay guard (expiry enforced in Lua against Redis `TIME`, bot/state/expiring.py and
+readslots.py), the budget's two bookkeeping keys, and watches. Run Redis with `maxmemory` at least twice the budget and
+`maxmemory-policy volatile-lru` as a backstop: a `volatile-*` policy evicts only keys WITH a TTL — snapshots,
+shared read progress and other snapshot-like keys, whose loss costs one more read of a room — and never any of
+those (tested against a real redis-server over its `maxmemory`). Not `allkeys-*` (it would evict them too) and
+not `noeviction` (a full Redis then refuses the writes that leases and the pacer need). A snapshot evicted by
+Redis itself leaves a stale index entry that over-counts the total until its expiry passes. The script deletes
+keys it did not declare, so Redis Cluster is not supported (standalone or Sentinel only).
 """
 
 from __future__ import annotations
@@ -99,6 +101,9 @@ class MemorySnapshotStore:
 
     async def get(self, key: str) -> Roster | None:
         return self._cache.get(key) or self._incomplete.get(key)
+
+    async def contains(self, key: str) -> bool:
+        return key in self._cache or key in self._incomplete
 
     async def put(self, key: str, roster: Roster) -> None:
         self._cache.pop(key, None)
@@ -236,16 +241,21 @@ class RedisSnapshotStore:
         prefix: str = DEFAULT_PREFIX,
         max_users: int = DEFAULT_MAX_USERS,
         budget_bytes: int = DEFAULT_BUDGET_BYTES,
+        kind: str = "snapshot",
+        budget_setting: str = "SNAPSHOT_REDIS_MAX_MB",
     ) -> None:
+        """`kind` names the keys (`<prefix><kind>:…`, `<prefix><kind>-index`, `<prefix><kind>-bytes`): another
+        kind (the history of baselines) is another store with its own TTL and budget."""
         if ttl <= 0 or max_users < 0 or budget_bytes < 1:
             raise ValueError("ttl must be positive, max_users non-negative and budget_bytes positive")
         self._redis = redis
         self._ttl_ms = max(1, round(ttl * 1000))
-        self._prefix = f"{prefix}snapshot:"
-        self._index = f"{prefix}snapshot-index"
-        self._bytes = f"{prefix}snapshot-bytes"
+        self._prefix = f"{prefix}{kind}:"
+        self._index = f"{prefix}{kind}-index"
+        self._bytes = f"{prefix}{kind}-bytes"
         self._max_users = max_users
         self._budget = budget_bytes
+        self._budget_setting = budget_setting  # named when a roster is too big for the budget
         self._put = redis.register_script(_PUT_SCRIPT)
         self._discard = redis.register_script(_DISCARD_SCRIPT)
 
@@ -272,6 +282,10 @@ class RedisSnapshotStore:
             log.warning("snapshot %r is unreadable (%s, %d bytes); treated as a miss", key, exc, len(value))
             return None
 
+    async def contains(self, key: str) -> bool:
+        """Whether a roster is stored under `key`, without reading it."""
+        return bool(await self._redis.exists(self.redis_key(key)))
+
     async def put(self, key: str, roster: Roster) -> None:
         if len(roster.users) > self._max_users:
             log.warning(
@@ -289,10 +303,10 @@ class RedisSnapshotStore:
         keys = [self.redis_key(key), self._index, self._bytes]
         if not await self._put(keys=keys, args=[value, ttl_ms, self._budget]):
             log.warning(
-                "snapshot of %d bytes exceeds the shared store's budget of %d bytes (SNAPSHOT_REDIS_MAX_MB); "
-                "not stored",
+                "snapshot of %d bytes exceeds the shared store's budget of %d bytes (%s); not stored",
                 len(value),
                 self._budget,
+                self._budget_setting,
             )
 
     async def discard(self, key: str) -> None:

@@ -254,6 +254,28 @@ class PagingCore:
         chain.empty_pages = 0 if page.users else chain.empty_pages + 1
         chain.cursor = page.next_flag
 
+    def cursor_before_receiving(self, mode: int, cursor: str, page: Page) -> str | None:
+        """The cursor chain `mode` sends after its answer `page` (to `cursor`), when that is certain before the
+        page is taken; else None, and the caller `receive`s first and asks `next_cursor` as usual.
+
+        Certain means: `receive` cannot end the read nor `next_cursor` stop the chain. The only part that needs
+        the page's users is the meeting, and it is ruled out while the users read, plus everything this page
+        could add (each of its users at most once as a user and once as a sign of change), stay short of
+        ZIM's Count; so this answers None from about two pages before the chains meet.
+        """
+        chain = self._chains[mode]
+        flag = page.next_flag
+        if self.done or self.first_page is None or chain.state != "running" or page.being_destroyed:
+            return None
+        if flag is None or not page.users or flag == cursor or flag in chain.cursors:
+            return None
+        if self.requests + 1 >= MAX_PAGES:
+            return None
+        most, least = max(self.max_count, page.count), min(self.min_count, page.count)
+        signs = sum(times for sign, times in self.signs.items() if sign != "count_moved")
+        reach = self.users_read + 2 * len(page.users) + (most - least) + signs + 1  # +1: a short_meeting sign
+        return flag if reach < most else None
+
     def gone(self, mode: int) -> None:
         """660300001 after the first page: the room was destroyed while it was read."""
         del mode
@@ -410,12 +432,14 @@ class FetchProgress:
     """
 
     __slots__ = (
-        "_core", "_remote", "count", "first_mode", "first_page", "first_page_ready", "on_change", "users_read",
+        "_core", "_remote", "count", "first_mode", "first_page", "first_page_ready", "on_change", "size_hint",
+        "users_read",
     )  # fmt: skip
 
     def __init__(self, on_change: Callable[[FetchProgress], None] | None = None) -> None:
         self.first_page: Page | None = None
         self.first_mode = OLDEST_FIRST
+        self.size_hint = 0  # the room's Count when it was last read, if known: see fetch_roster
         self.first_page_ready = asyncio.Event()
         self.users_read = 0
         self.count = 0
@@ -484,38 +508,71 @@ async def fetch_roster(
     *,
     progress: FetchProgress | None = None,
     first_mode: int = OLDEST_FIRST,
+    size_hint: int = 0,
     clock: Callable[[], float] = time.time,
 ) -> Roster:
     """Every user in `room_id`, in join order, and whether that list is complete.
 
     Raises a ZimError subclass when ZIM fails (a 660300001 on the first page is RoomNotFound); a read that
     ZIM answered always returns a Roster, complete or saying why not. `first_mode=NEWEST_FIRST` reads the
-    newest end first (a `--reverse` answer is ready after one round trip).
+    newest end first (a `--reverse` answer is ready after one round trip). `size_hint` is the room's Count
+    when it was last read (0: not known): above one page, the other chain's first page goes out with the
+    first one instead of one round trip later.
     """
     validate_room_id(room_id)
     core = PagingCore(room_id, first_mode=first_mode, limit=client.page_limit)
     if progress is not None:
         progress.watch(core)
+
+    def send(chain_mode: int, cursor: str) -> asyncio.Task[Page]:
+        return asyncio.create_task(client.query_page(room_id, mode=chain_mode, cursor=cursor))
+
     mode, cursor = core.first_request()
-    core.receive(mode, cursor, await client.query_page(room_id, mode=mode, cursor=cursor))
+    # A room known to be big has two chains anyway: starting the second now saves a round trip less one send
+    # slot; in a room that shrank to one page since, it costs one request.
+    head_start = send(1 - mode, FIRST_CURSOR) if size_hint > client.page_limit else None
+    try:
+        core.receive(mode, cursor, await client.query_page(room_id, mode=mode, cursor=cursor))
+    except BaseException:
+        _drop(head_start)
+        raise
     if progress is not None:
         progress.update()
     if core.done:
+        _drop(head_start)
         return core.roster(fetched_at=clock())
 
-    async def follow(chain_mode: int) -> None:
-        while (next_cursor := core.next_cursor(chain_mode)) is not None:
-            try:
-                page = await client.query_page(room_id, mode=chain_mode, cursor=next_cursor)
-            except RoomNotFound:
-                core.gone(chain_mode)
-                return
-            core.receive(chain_mode, next_cursor, page)
-            if progress is not None:
-                progress.update()
+    async def follow(chain_mode: int, sent: asyncio.Task[Page] | None = None) -> None:
+        cursor = core.next_cursor(chain_mode)
+        request = sent if sent is not None and cursor == FIRST_CURSOR else None
+        if request is None:
+            _drop(sent)
+            request = None if cursor is None else send(chain_mode, cursor)
+        try:
+            while request is not None and cursor is not None:
+                try:
+                    page = await request
+                except RoomNotFound:
+                    core.gone(chain_mode)
+                    return
+                # Paging is a chain of round trips: far from the meeting the next cursor is certain at once, so
+                # it goes out before this page is taken, and taking it overlaps the next round trip.
+                ahead = core.cursor_before_receiving(chain_mode, cursor, page)
+                request = None if ahead is None else send(chain_mode, ahead)
+                if request is not None:
+                    await asyncio.sleep(0)  # let the request reach its send slot before the CPU work below
+                core.receive(chain_mode, cursor, page)
+                if progress is not None:
+                    progress.update()
+                if request is None:
+                    ahead = core.next_cursor(chain_mode)
+                    request = None if ahead is None else send(chain_mode, ahead)
+                cursor = ahead
+        finally:
+            _drop(request)
 
-    # The first chain's next page and the other chain's first page go out together.
-    tasks = [asyncio.create_task(follow(first_mode)), asyncio.create_task(follow(1 - first_mode))]
+    # The first chain's next page and the other chain's first page (if not sent already) go out together.
+    tasks = [asyncio.create_task(follow(first_mode)), asyncio.create_task(follow(1 - first_mode, head_start))]
     try:
         pending: set[asyncio.Task[None]] = set(tasks)
         while pending and not core.done:
@@ -530,6 +587,15 @@ async def fetch_roster(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     return core.roster(fetched_at=clock())
+
+
+def _drop(request: asyncio.Task[Page] | None) -> None:
+    """Cancel a request no longer needed; if it already failed, its error is read here, never reported later."""
+    if request is None:
+        return
+    request.cancel()
+    if request.done() and not request.cancelled():
+        request.exception()
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
@@ -23,8 +23,11 @@ from bot.slack.delivery import Delivery, Requester, deliver, land_final
 from bot.slack.deps import SlackDeps, restarting_message
 from bot.slack.export import ExportTarget, upload_roster_csv
 from bot.slack.listeners.commands import NOT_ALLOWED, SLOW_DOWN
-from bot.slack.render.blocks import notice_message, problem_message, with_note
+from bot.slack.lookups import changes_answer, changes_page_answer
+from bot.slack.parsing import ChangesRequest
+from bot.slack.render.blocks import CHANGES_ACTION_ID, notice_message, problem_message, with_note
 from bot.slack.render.buttons import StaleButton, decode_view
+from bot.slack.render.changes import ChangesPage, decode_changes_page
 from bot.slack.render.escaping import clean_untrusted, escape_mrkdwn
 from bot.slack.render.watches import SHOW_USERS_ACTION_ID, STOP_ACTION_ID
 from bot.slack.watches import ALREADY_ENDED, STOPPED
@@ -33,6 +36,7 @@ VIEW_ACTIONS = re.compile(r"^roomusers_(prev|next|order|refresh)$")
 SHARE_ACTION = "roomusers_share"
 EXPORT_ACTION = "roomusers_export"
 EXPORT_MATCHES_ACTION = "roomusers_export_matches"
+CHANGES_PAGE_ACTIONS = re.compile(r"^roomusers_changes_(prev|next)$")
 STALE_BUTTON = (
     "This button comes from an older version of roomusers and can't be used any more; "
     "run `/roomusers &lt;room-id&gt;` again."
@@ -76,17 +80,33 @@ async def _tell(respond: AsyncRespond, click: _Click, record: AuditRecord, messa
     record.emit(delivery.outcome(outcome))
 
 
+Ref = TypeVar("Ref", RoomView, ChangesPage)
+
+
 async def _start(
     click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient, record: AuditRecord
 ) -> RoomView | None:
-    """Decode the button and check access; answer (and return None) when the click can't go on."""
+    """Decode the button's RoomView and check access; answer (and return None) when the click can't go on."""
+    return await _start_with(click, deps, respond, client, record, decode=decode_view)
+
+
+async def _start_with(
+    click: _Click,
+    deps: SlackDeps,
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    record: AuditRecord,
+    *,
+    decode: Callable[[str], Ref],
+) -> Ref | None:
+    """`_start` for any button value `decode` reads (a RoomView, or a page of a list of changes)."""
     try:
-        ref = decode_view(click.value)
+        ref = decode(click.value)
     except StaleButton:
         await _tell(respond, click, record, problem_message(STALE_BUTTON), "stale_button")
         return None
     record.note(room=ref.room_id, profile=ref.profile or None, page=ref.page)
-    limited = deps.over_rate(click.team, click.user)
+    limited = await deps.over_rate(click.team, click.user)
     if limited is not None:
         await _tell(respond, click, record, problem_message(limited, title=SLOW_DOWN), "rate_limited")
         return None
@@ -142,6 +162,37 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     app.action(EXPORT_MATCHES_ACTION)(listener(export_matches))
     app.action(SHOW_USERS_ACTION_ID)(listener(show_users))
     app.action(re.compile(rf"^{STOP_ACTION_ID}_[0-9]+$"))(listener(stop_watch))
+    app.action(CHANGES_ACTION_ID)(listener(what_changed))
+    app.action(CHANGES_PAGE_ACTIONS)(listener(change_changes_page))
+
+
+async def what_changed(
+    click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient, record: AuditRecord
+) -> None:
+    """`--changes` for the answer's room and app, answered beside the clicked message (to the clicker)."""
+    ref = await _start(click, deps, respond, client, record)
+    if ref is None:
+        return
+    answer = await changes_answer(deps.answers, ChangesRequest(ref.room_id, ref.profile))
+    record.note(lookup="changes", **answer.audit_fields())
+    await _tell(respond, click, record, answer.message, answer.outcome)
+
+
+async def change_changes_page(
+    click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient, record: AuditRecord
+) -> None:
+    """Prev/Next under a list of changes: the clicked message is replaced in place."""
+    ref = await _start_with(click, deps, respond, client, record, decode=decode_changes_page)
+    if ref is None:
+        return
+    answer = await changes_page_answer(deps.answers, ref)
+    record.note(**answer.audit_fields())
+    if answer.outcome != "ok":
+        await _tell(respond, click, record, answer.message, answer.outcome)
+        return
+    delivery = await deliver(respond, answer.message, click.to, replace_original=True)
+    record.note(**delivery.audit())
+    record.emit(delivery.outcome(answer.outcome))
 
 
 async def change_view(
@@ -158,17 +209,28 @@ async def change_view(
     if claimed:
         await deps.deduper.first_sighting(view_claim(click.channel, click.message_ts))
     placeholder = None
+    reading_again = False
     if refresh:
-        # A big room takes a while to read again: show at once that it is being refreshed.
+        # A big room takes a while to read again: show at once that it is being refreshed, with the page
+        # shown if it is still cached, else saying that the room is read again.
         placeholder = await deps.answers.refreshing(ref)
-        if placeholder is not None:
-            await deliver(respond, placeholder, click.to, replace_original=True)
+        shown = placeholder or deps.answers.reading_again(ref)
+        reading_again = placeholder is None and shown is not None
+        if shown is not None:
+            await deliver(respond, shown, click.to, replace_original=True)
     answer = await deps.answers.page(ref, shareable=click.ephemeral, refresh=refresh)
     if placeholder is not None and answer.outcome not in ("ok", "empty", "loading"):
         # The refresh failed: put back the page (with its buttons, to try again) before saying why.
         restored = await deps.answers.page(ref, shareable=click.ephemeral)
         if restored.outcome in ("ok", "empty"):
             await deliver(respond, restored.message, click.to, replace_original=True)
+    if reading_again and answer.outcome not in ("ok", "empty", "loading"):
+        # No page to put back: why the read failed replaces "Refreshing…", so it does not stay up.
+        record.note(**answer.audit_fields())
+        delivery = await deliver(respond, answer.message, click.to, replace_original=True)
+        record.note(**delivery.audit())
+        record.emit(delivery.outcome(answer.outcome))
+        return
     if answer.pending is not None:
         # A page already read (or "still loading") while the read goes on; the whole page replaces it at the end.
         await deliver(respond, answer.message, click.to, replace_original=True)
@@ -307,7 +369,7 @@ async def stop_watch(
         await _tell(respond, click, record, problem_message(STALE_BUTTON), "stale_button")
         return
     record.note(watch=click.value)
-    limited = deps.over_rate(click.team, click.user)
+    limited = await deps.over_rate(click.team, click.user)
     if limited is not None:
         await _tell(respond, click, record, problem_message(limited, title=SLOW_DOWN), "rate_limited")
         return

@@ -16,7 +16,15 @@ from bot.slack.access import Identity, Installation, Refusal
 from bot.slack.delivery import Requester, deliver
 from bot.slack.deps import SlackDeps, restarting_message
 from bot.slack.listeners.watches import watch_command
-from bot.slack.parsing import HelpRequest, InvalidRequest, WatchesRequest, WatchRequest, parse_command_text
+from bot.slack.lookups import lookup_answer
+from bot.slack.parsing import (
+    HelpRequest,
+    InvalidRequest,
+    LookupRequest,
+    WatchesRequest,
+    WatchRequest,
+    parse_command_text,
+)
 from bot.slack.render.blocks import loading_text, problem_message, usage_message
 
 COMMAND = "/roomusers"
@@ -51,7 +59,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         if isinstance(request, WatchRequest | WatchesRequest):
             await watch_command(deps, request, ack, command, respond, client, context, record)
             return
-        limited = deps.over_rate(str(command.get("team_id", "")), user)
+        limited = await deps.over_rate(str(command.get("team_id", "")), user)
         if limited is not None:  # answered in the ack: costs nothing, and says when to try again
             await ack(**problem_message(limited, title=SLOW_DOWN).to_payload())
             record.note(room=request.room_id)
@@ -78,7 +86,11 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             await ack(text=loading_text(request.room_id))
         else:
             await ack()  # still undecided: acknowledge without promising an answer
-        record.note(room=request.room_id, profile=request.profile or None, filter=bool(request.filter_text))
+        record.note(room=request.room_id, profile=request.profile or None)
+        if isinstance(request, RoomView):
+            record.note(filter=bool(request.filter_text))
+        else:
+            record.note(lookup=request.lookup)
         to = Requester(client, user, channel, "command")
 
         async def tell_to_retry() -> None:
@@ -102,7 +114,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
 async def answer_command(
     deps: SlackDeps,
-    request: RoomView,
+    request: RoomView | LookupRequest,
     respond: AsyncRespond,
     to: Requester,
     record: AuditRecord,
@@ -114,11 +126,14 @@ async def answer_command(
         record.note(refusal=refusal.kind, **refused.audit())
         record.emit(refused.outcome("refused"))
         return
-    answer = await deps.answers.first_page(request, shareable=True)
+    if isinstance(request, RoomView):
+        answer = await deps.answers.first_page(request, shareable=True)
+    else:  # --changes, --member: one message
+        answer = await lookup_answer(deps.answers, request)
     record.note(**answer.audit_fields())
     first = await deliver(respond, answer.message, to)
     record.note(**first.audit())
-    if answer.pending is None:
+    if answer.pending is None or not isinstance(request, RoomView):
         record.emit(first.outcome(answer.outcome))
         return
     # A big room: the first page went out while the rest is read. The request's outcome is the final one,

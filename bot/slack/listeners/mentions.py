@@ -28,9 +28,12 @@ from bot.slack.deps import SlackDeps, restarting_message
 from bot.slack.listeners.actions import view_claim
 from bot.slack.listeners.commands import NOT_ALLOWED, SLOW_DOWN
 from bot.slack.listeners.watches import watch_mention
+from bot.slack.lookups import lookup_answer
 from bot.slack.parsing import (
+    ChangesRequest,
     HelpRequest,
     InvalidRequest,
+    MemberRequest,
     WatchesRequest,
     WatchRequest,
     parse_command_text,
@@ -87,13 +90,17 @@ async def answer_mention(
         return
     # The rate limit and access come before anything visible (help, a bad ID, the list of app profiles): a
     # refused user or an outsider must not be able to make the bot post in the channel.
-    limited = deps.over_rate(str(body.get("team_id") or ""), user)
+    limited = await deps.over_rate(str(body.get("team_id") or ""), user)
     if limited is not None:
         slowed = await deliver(None, problem_message(limited, title=SLOW_DOWN), private)
         record.note(**slowed.audit())
         record.emit(slowed.outcome("rate_limited"))
         return
-    known = deps.answers.with_known_profile(request) if isinstance(request, RoomView) else None
+    known = (
+        deps.answers.with_known_profile(request)
+        if isinstance(request, RoomView | ChangesRequest | MemberRequest)
+        else None
+    )
     refusal = await deps.access.refusal(
         Identity.from_event(body),
         channel_id=channel,
@@ -122,7 +129,27 @@ async def answer_mention(
         record.emit(said.outcome("unknown_profile"))
         return
     request = known
-    record.note(room=request.room_id, profile=request.profile or None, filter=bool(request.filter_text))
+    record.note(room=request.room_id, profile=request.profile or None)
+    if not isinstance(request, RoomView):  # --changes, --member: one message in the thread
+        record.note(lookup=request.lookup)
+        looked_up = request
+
+        async def look_up() -> None:
+            answer = await lookup_answer(deps.answers, looked_up)
+            record.note(**answer.audit_fields())
+            said = await post_in_thread(answer.message, in_thread)
+            record.note(**said.audit())
+            record.emit(said.outcome(answer.outcome))
+
+        async def sorry() -> None:
+            if record.emitted is None:
+                said = await post_in_thread(restarting_message(), in_thread)
+                record.note(**said.audit())
+                record.ensure("interrupted")
+
+        await deps.pending.run(look_up, sorry)
+        return
+    record.note(filter=bool(request.filter_text))
 
     posted: list[Delivery] = []
     abandoned = asyncio.Event()

@@ -37,7 +37,7 @@ async def _refusal(
     record: AuditRecord,
 ) -> tuple[Message, str] | None:
     """The refusal (message, audit outcome) when the request can't go on, else None."""
-    limited = deps.over_rate(team_id, user)
+    limited = await deps.over_rate(team_id, user)
     if limited is not None:
         return problem_message(limited, title=SLOW_DOWN), "rate_limited"
     if deps.watches is None:

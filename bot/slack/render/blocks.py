@@ -79,6 +79,7 @@ REFRESH_ACTION_ID = "roomusers_refresh"
 EXPORT_ACTION_ID = "roomusers_export"
 EXPORT_MATCHES_ACTION_ID = "roomusers_export_matches"
 SHARE_ACTION_ID = "roomusers_share"
+CHANGES_ACTION_ID = "roomusers_changes"  # "What changed": `--changes` for the answer's room and app
 
 NO_NAME = "_(no name)_"
 NO_ID = "_(no ID)_"
@@ -205,6 +206,11 @@ def _user_lines(users: Sequence[RoomUser], first_position: int) -> str:
     return _clip_mrkdwn(render(fits), MAX_TEXT_CHARS)
 
 
+def user_lines(users: Sequence[RoomUser], first_position: int) -> str:
+    """Numbered `name · ID` lines, escaped and shrunk to fit one text object (roster pages, lists of changes)."""
+    return _user_lines(users, first_position)
+
+
 def _age(seconds: float) -> str:
     if not math.isfinite(seconds) or seconds < 0:
         return ""
@@ -231,6 +237,7 @@ def roster_message(
     loading: Loading | None = None,
     shareable: bool = False,
     shared_by: str = "",
+    what_changed: bool = False,
 ) -> Message:
     """One page of a room's users: header, summary, the page's users, where/when, paging and tool buttons.
 
@@ -239,7 +246,7 @@ def roster_message(
     of page `loading.page` (join order; `newest_first` shows them reversed) out of `loading.expected`; with
     a filter too, `roster` holds every user read so far (the matches are paged as usual).
     `shareable` (an ephemeral answer) adds "Share in channel"; `shared_by` (a Slack user ID) credits whoever
-    shared it.
+    shared it. `what_changed` (the room has a baseline) adds "What changed".
     """
     filter_text = filter_text.strip()
     ordered = roster.ordered(newest_first=newest_first)
@@ -293,7 +300,11 @@ def roster_message(
     if pageable and loading is None:
         here = RoomView(roster.room_id, page, newest_first, roster.fetched_at, filter_text, profile)
         matches = len(shown) if filter_text else 0
-        blocks.append(_tools(here, users=len(ordered), matches=matches, shareable=shareable))
+        tools = _tools(here, users=len(ordered), matches=matches, shareable=shareable)
+        if what_changed:  # the whole room's changes: no filter or order in its value
+            whole = RoomView(roster.room_id, 1, False, roster.fetched_at, "", profile)
+            tools["elements"].append(_paging_button("🕘 What changed", CHANGES_ACTION_ID, whole))
+        blocks.append(tools)
 
     fallback = f"Room {_room_code(roster.room_id)}: {summary} (page {page:,} of {pages:,})."
     if not roster.complete:
@@ -330,14 +341,17 @@ def usage_message(reason: str = "") -> Message:
         f"• `/roomusers {room} --reverse` (or `-r`, before or after the room ID) lists the most recent joiners first.",
         f"• `/roomusers {room} --app {profile}` reads the room from another configured ZIM app (any case), "
         "e.g. `--app staging`.",
+        f"• `/roomusers {room} --changes` reads the room again and shows who joined and who left since its "
+        "last complete read.",
+        f"• `/roomusers {room} --member U1,U2` says which of these users (up to 10) are in the room now.",
         "• `/roomusers --room help` lists a room whose ID is a word roomusers uses itself (`help`, `?`).",
         "• Put `--` before filter text that starts with a dash: `/roomusers lobby -- -5`.",
         f"• `/roomusers {room} --watch --when-empty` posts one alert here when the room empties; also "
         "`--when-below N`, `--when-above N`, `--when-leaves USER_ID`, `--when-joins USER_ID`.",
         "• `/roomusers --watches` lists this conversation's watches, each with a Stop button.",
         f"• `@roomusers {room}` does the same in a channel or thread the bot is in; it answers in the thread.",
-        "Buttons under an answer page through it, switch the order, refresh it, export it as CSV, or share an "
-        "answer only you can see with the channel.",
+        "Buttons under an answer page through it, switch the order, refresh it, export it as CSV, share an "
+        "answer only you can see with the channel, or show what changed since.",
         "Options combine: `/roomusers lobby-1 --reverse anna`.",
         f"Room IDs have no spaces and at most {MAX_ROOM_ID_BYTES} characters: letters, digits and "
         f"`{escape_mrkdwn(ROOM_ID_SYMBOLS)}`",
@@ -384,6 +398,14 @@ def refreshing_message(message: Message, *, started: float) -> Message:
     """`message` (the page shown) marked as being refreshed, without its buttons: the new read replaces it."""
     kept = Message(text=f"Refreshing… {message.text}", blocks=[b for b in message.blocks if b.get("type") != "actions"])
     return with_note(kept, f"↻ Refreshing… started {date_token(started)}")
+
+
+def reading_again_message(room_id: str, *, started: float) -> Message:
+    """A Refresh of a room whose list is no longer cached: nothing to show but that it is being read again."""
+    text = f"Reading room {_room_code(room_id)} again…"
+    return with_note(
+        Message(text=f"Refreshing… {text}", blocks=[_section(text)]), f"↻ Refreshing… started {date_token(started)}"
+    )
 
 
 def loading_text(room_id: str) -> str:
