@@ -27,6 +27,8 @@ from bot.slack.render.changes import (
     no_baseline_message,
     reading_to_compare_message,
 )
+from bot.zim.errors import RoomNotFound
+from bot.zim.members import RoomMembers
 
 
 async def lookup_answer(
@@ -131,7 +133,10 @@ async def member_answer(answers: RoomAnswers, request: MemberRequest) -> Answer:
     """One QueryRoomMembers round trip, at interactive priority, whatever the room's size."""
 
     async def answer(stack: ZegoApp) -> Answer:
-        members = await stack.client.query_members(request.room_id, request.user_ids, priority="interactive")
+        try:
+            members = await stack.client.query_members(request.room_id, request.user_ids, priority="interactive")
+        except RoomNotFound as error:  # 0 users, like a room being destroyed: nobody asked about is in it
+            members = RoomMembers.of_missing_room(request.room_id, request.user_ids, error.request_id or "")
         details: dict[str, object] = {
             "asked": len(request.user_ids),
             "present": len(members.present),

@@ -264,6 +264,8 @@ def members_message(members: RoomMembers, *, profile: str = "") -> Message:
     where = ["one QueryRoomMembers request"]
     if members.being_destroyed:
         where.insert(0, "the room is being destroyed: nobody is in it")
+    if members.room_not_found:
+        where.insert(0, "the room does not exist: nobody listed is in it")
     if members.request_id:
         where.append(f"ZIM RequestId {quote_code(members.request_id, 40)}")
     if profile:
