@@ -70,6 +70,7 @@ class RoomRead:
     _progress: FetchProgress
     _ticket: Ticket | None = None
     _queue: ReadSlots | None = None
+    started_at: float = 0.0  # when the read was started (epoch seconds)
 
     @property
     def queue_position(self) -> int | None:
@@ -247,7 +248,7 @@ class SnapshotService:
             progress.size_hint = self._sizes.get(key, 0)
             ticket = Ticket()
             task = asyncio.create_task(self._lead_or_follow(key, room_id, progress, ticket, refresh=refresh))
-            flight = RoomRead(task, progress, ticket, self._queue)
+            flight = RoomRead(task, progress, ticket, self._queue, started_at=self._clock())
             self._reads[key] = flight
             task.add_done_callback(lambda done: self._forget(key, done))
         return flight

@@ -57,9 +57,11 @@ async def changes_answer(
             return _counted(Answer(message, "too_soon", details={"baseline_at": round(baseline.fetched_at)}), stack)
         if baseline is not None and reading is not None:
             await reading(reading_to_compare_message(request.room_id, baseline_at=baseline.fetched_at))
-        fresh = await snapshots.start_read(request.room_id, refresh=True).roster()
-        if not _fresh_enough(fresh, baseline, asked_at):
-            # The read joined was under way before this request, or a follower got an older stored one.
+        read = snapshots.start_read(request.room_id, refresh=True)
+        fresh = await read.roster()
+        if read.started_at < asked_at or not _newer(fresh, baseline):
+            # The read joined began before this request, or (as a follower) got a stored roster no newer than the
+            # baseline: one more read, begun now, so the answer is about the room as it is.
             fresh = await snapshots.start_read(request.room_id, refresh=True).roster()
         details: dict[str, object] = {
             "room_users": len(fresh.users),
@@ -104,9 +106,8 @@ async def changes_answer(
     return await answers.safely(request.room_id, request.profile, answer)
 
 
-def _fresh_enough(fresh: Roster, baseline: Roster | None, asked_at: float) -> bool:
-    """A read that ended after the request and after the baseline (else it is not "fresh")."""
-    return fresh.fetched_at >= asked_at and (baseline is None or fresh.fetched_at > baseline.fetched_at)
+def _newer(fresh: Roster, baseline: Roster | None) -> bool:
+    return baseline is None or fresh.fetched_at > baseline.fetched_at
 
 
 async def changes_page_answer(answers: RoomAnswers, ref: ChangesPage) -> Answer:
