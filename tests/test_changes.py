@@ -3,6 +3,8 @@ stand-in, two replicas sharing history in a real redis-server, and the diff rule
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,7 +15,7 @@ from bot.roster.diff import KeptChanges, diff_users
 from bot.roster.model import RoomUser, Roster
 from bot.roster.service import SnapshotService
 from bot.settings import LimitSettings
-from bot.state import build_shared_state
+from bot.state import build_shared_state, memory_state
 from bot.state.connection import DEFAULT_PREFIX
 from bot.state.history import redis_history
 from bot.state.snapshots import MemorySnapshotStore, RedisSnapshotStore
@@ -279,3 +281,17 @@ async def test_history_falls_back_to_memory_while_redis_is_down():
             assert await state.history.get("zim:1:r") == during
         finally:
             await state.aclose()
+
+
+async def test_a_read_too_big_for_the_history_says_it_could_not_be_kept_as_a_baseline(sandbox: ZimSandbox):
+    sandbox.add_room("roomy", [(f"u{i}", f"User {i}") for i in range(20)])
+    small_history = MemorySnapshotStore(ttl=3600, max_users=10, kind="history")  # 20 users never fit
+    state = replace(memory_state(), history=small_history)
+    async with local_stack(sandbox=sandbox, retry=FAST_RETRY, state=state) as local:
+        first = await answer_to(local, "roomy --changes")
+        text = all_text(first)
+        assert "No earlier complete read of room `roomy` is kept" in text
+        assert "could not be kept as a baseline either" in text and "is now the baseline" not in text
+        again = await answer_to(local, "roomy --changes")
+        assert "No earlier complete read of room `roomy` is kept" in all_text(again)
+        await local.until_idle()
