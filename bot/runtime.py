@@ -14,13 +14,14 @@ from bot.roster.apps import ZegoApp, ZegoApps
 from bot.roster.model import Roster
 from bot.roster.reads import ReadSlots
 from bot.roster.service import SnapshotService
-from bot.settings import LimitSettings, SlackSettings, ZegoProfiles, ZegoSettings
+from bot.settings import LimitSettings, SlackSettings, WatchSettings, ZegoProfiles, ZegoSettings
 from bot.state import SharedState
 from bot.state.history import DEFAULT_HISTORY_HOURS, HistoryStore
 from bot.state.leases import FetchLeases
 from bot.state.pacer import SmoothPacer
 from bot.state.progress import ProgressBoard
 from bot.state.snapshots import MemorySnapshotStore, SnapshotStore
+from bot.watch.poller import WatchPoller, ZegoTarget
 from bot.zim import Pacer, RetryPolicy, ZimClient, fetch_roster, new_http_client
 from bot.zim.paging import FetchProgress
 from bot.zim.probe import CredentialProbe
@@ -32,10 +33,12 @@ if TYPE_CHECKING:  # `query` composes only the ZEGO side: it should not pay for 
     from bot.slack.budget import UpdateBudget
     from bot.slack.deps import SlackDeps
     from bot.slack.link import SlackLink
+    from bot.slack.watches import WatchDesk
 
 PacerFactory = Callable[[ZegoSettings], Pacer]
 ReadSlotsFactory = Callable[[ZegoSettings, int], ReadSlots | None]  # None: this replica's own line
 PROBE_RETRY = RetryPolicy(max_attempts=2, total_budget=5.0)
+WATCH_SHUTDOWN_GRACE = 5.0  # seconds a poll under way may take to post its alert when the app stops
 
 
 def local_pacer(settings: ZegoSettings) -> Pacer:
@@ -98,7 +101,17 @@ def _zego_app(
         history_hours=history_hours,
     )
     probe = CredentialProbe(probe_client, profile=settings.profile)
-    return ZegoApp(profile=settings.profile, client=client, snapshots=snapshots, probe=probe)
+    watch_client = ZimClient(
+        app_id=settings.app_id,
+        server_secret=settings.server_secret,
+        base_url=settings.base_url,
+        pacer=pacer,
+        http=http,
+        retry=retry,
+        page_limit=1,
+        settings_prefix=settings.env_prefix,
+    )
+    return ZegoApp(profile=settings.profile, client=client, snapshots=snapshots, probe=probe, watch_client=watch_client)
 
 
 @asynccontextmanager
@@ -173,9 +186,11 @@ async def compose_app(
     progress_every: float | None = None,
     mode: Literal["http", "socket"] = "http",
     limits: LimitSettings | None = None,
+    watch: WatchSettings | None = None,
 ) -> AsyncIterator[RunningApp]:
     """The Slack app over `state` (in-process, or Redis shared by every replica). `updates`/`progress_every`
-    override the chat.update budget and the progress interval (tests and benchmarks)."""
+    override the chat.update budget and the progress interval (tests and benchmarks). The watch poller runs
+    while the app does."""
 
     def pacer_for(settings: ZegoSettings) -> Pacer:
         # One limit per ZEGO app, shared by all replicas when the state is in Redis.
@@ -203,12 +218,37 @@ async def compose_app(
         from bot.slack.link import SlackLink
 
         link = SlackLink(mode)
+        watches = _watch_desk(rosters, profiles, slack, state, watch or WatchSettings())
         deps = SlackDeps(
             answers=RoomAnswers(rosters),
             access=access if isinstance(access, AccessRules) else AccessRules(access, default_profile=profiles.default),
             deduper=state.deduper,
             user_rate=state.user_rate((limits or LimitSettings()).user_rate),
+            watches=watches,
         )
         if updates is not None or progress_every is not None:
             deps = replace(deps, updates=updates or deps.updates, progress_every=progress_every or deps.progress_every)
-        yield RunningApp(app=build_app(slack, deps), zego_apps=rosters, deps=deps, state=state, link=link)
+        watches.poller.start()
+        try:
+            yield RunningApp(app=build_app(slack, deps), zego_apps=rosters, deps=deps, state=state, link=link)
+        finally:
+            await watches.poller.aclose(grace=WATCH_SHUTDOWN_GRACE)
+
+
+def _watch_desk(
+    rosters: ZegoApps, profiles: ZegoProfiles, slack: SlackSettings, state: SharedState, settings: WatchSettings
+) -> WatchDesk:
+    """The watch poller (reading through each app's pacer, background share) and what Slack asks of it."""
+    from bot.slack.app import web_client
+    from bot.slack.watches import SlackWatchNotifier, WatchDesk
+
+    targets = {
+        name: ZegoTarget(app.watch_client or app.client, profiles.by_name[name].qps)
+        for name, app in rosters.by_profile.items()
+    }
+    desk_label = (lambda profile: profile) if rosters.several else (lambda profile: "")
+    notifier = SlackWatchNotifier(web_client(slack), settings, desk_label)
+    poller = WatchPoller(
+        state.watch_store(), targets, notifier, interval=settings.interval, share=state.background_share
+    )
+    return WatchDesk(poller, settings, rosters)

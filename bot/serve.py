@@ -67,7 +67,13 @@ async def serve(*, http: bool, host: str, port: int, timings: Timings | None = N
     log.info("shared state: %s; %s", state.backend, access.describe())
     try:
         async with compose_app(
-            profiles, slack, state=state, access=access, mode="http" if http else "socket", limits=runtime.limits
+            profiles,
+            slack,
+            state=state,
+            access=access,
+            mode="http" if http else "socket",
+            limits=runtime.limits,
+            watch=runtime.watch,
         ) as running:
             lag = LoopLagMonitor(interval=timings.lag_interval, window=timings.lag_window)
             probes = {name: app.probe for name, app in running.zego_apps.by_profile.items() if app.probe}

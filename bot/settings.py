@@ -353,6 +353,54 @@ def load_limit_settings(env: Mapping[str, str] | None = None) -> LimitSettings:
 
 
 @dataclass(frozen=True)
+class WatchSettings:
+    """Watches: how often they poll, how long they last, and how many there may be."""
+
+    interval: float = 30.0  # ROOMUSERS_WATCH_INTERVAL_SECONDS, 1-3600
+    hours: float = 8.0  # ROOMUSERS_WATCH_HOURS: a watch ends by itself after this
+    max_per_conversation: int = 20
+    max_per_workspace: int = 200
+
+
+def _parse_hours(raw: str | None, name: str, default: float) -> float:
+    if raw is None or not raw.strip():
+        return default
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = math.nan
+    if not 0 < hours <= 168:  # also refuses nan
+        raise ConfigError(f"{name} must be a number of hours above 0 and at most 168 (a week), such as 8.")
+    return hours
+
+
+def load_watch_settings(env: Mapping[str, str] | None = None) -> WatchSettings:
+    env = os.environ if env is None else env
+    return WatchSettings(
+        interval=parse_seconds(
+            env.get("ROOMUSERS_WATCH_INTERVAL_SECONDS"), "ROOMUSERS_WATCH_INTERVAL_SECONDS", 30.0, minimum=1.0
+        ),
+        hours=_parse_hours(env.get("ROOMUSERS_WATCH_HOURS"), "ROOMUSERS_WATCH_HOURS", 8.0),
+        max_per_conversation=parse_int(
+            env.get("ROOMUSERS_MAX_WATCHES_PER_CONVERSATION"),
+            "ROOMUSERS_MAX_WATCHES_PER_CONVERSATION",
+            default=20,
+            low=1,
+            high=1000,
+            meaning="of watches",
+        ),
+        max_per_workspace=parse_int(
+            env.get("ROOMUSERS_MAX_WATCHES_PER_WORKSPACE"),
+            "ROOMUSERS_MAX_WATCHES_PER_WORKSPACE",
+            default=200,
+            low=1,
+            high=100_000,
+            meaning="of watches",
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class RuntimeSettings:
     """How this replica runs: shared state, ops endpoints, shutdown grace, snapshot lifetime, limits, watch share."""
 
@@ -366,6 +414,7 @@ class RuntimeSettings:
     history_hours: int = 24  # ROOMUSERS_HISTORY_HOURS: how long a room's last complete read is kept
     history_max_mb: int = 64  # ROOMUSERS_HISTORY_MAX_MB: the memory budget of those baselines
     limits: LimitSettings = field(default_factory=LimitSettings)
+    watch: WatchSettings = field(default_factory=WatchSettings)
 
 
 def load_runtime_settings(env: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -403,6 +452,7 @@ def load_runtime_settings(env: Mapping[str, str] | None = None) -> RuntimeSettin
             meaning="of MB",
         ),
         limits=load_limit_settings(env),
+        watch=load_watch_settings(env),
     )
 
 
@@ -428,6 +478,11 @@ KNOWN_VARIABLES: tuple[str, ...] = (
     "ROOMUSERS_MAX_CONCURRENT_READS",
     "ROOMUSERS_READ_DEADLINE_SECONDS",
     "ROOMUSERS_REFRESH_MIN_SECONDS",
+    "ROOMUSERS_WATCH_INTERVAL_SECONDS",
+    "ROOMUSERS_WATCH_HOURS",
+    "ROOMUSERS_MAX_WATCHES_PER_CONVERSATION",
+    "ROOMUSERS_MAX_WATCHES_PER_WORKSPACE",
+    "ROOMUSERS_WATCH_QPS_SHARE",
     "REDIS_URL",
     "METRICS_PORT",
     "SHUTDOWN_GRACE_SECONDS",

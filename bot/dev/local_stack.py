@@ -22,12 +22,13 @@ from bot.dev.zim_sandbox import ZimSandbox
 from bot.observability.health import LoopLagMonitor, ProcessHealth
 from bot.roster.apps import ZegoApps
 from bot.runtime import RunningApp, compose_app
-from bot.settings import DEFAULT_PROFILE, LimitSettings, SlackSettings, ZegoProfiles, ZegoSettings
+from bot.settings import DEFAULT_PROFILE, LimitSettings, SlackSettings, WatchSettings, ZegoProfiles, ZegoSettings
 from bot.slack.access import AccessPolicy, AccessRules
 from bot.slack.budget import UpdateBudget
 from bot.slack.http import EVENTS_PATH, start_http, start_ops_server
 from bot.slack.pending import PendingAnswers
 from bot.slack.socket import connect_socket_mode
+from bot.slack.watches import WatchDesk
 from bot.state import SharedState, build_shared_state, memory_state
 from bot.state.snapshots import SnapshotStore
 from bot.zim import RetryPolicy
@@ -78,6 +79,7 @@ class LocalStack:
     pending: PendingAnswers
     ops_url: str = ""
     mode: Mode = "http"
+    watches: WatchDesk | None = None
 
     async def until_idle(self, *, within: float = 10.0) -> None:
         """Wait until the app has no answer in progress: everything it took on has been answered."""
@@ -124,6 +126,7 @@ async def local_replicas(
     limits: LimitSettings = DEV_LIMITS,
     updates: UpdateBudget | None = None,
     progress_every: float | None = None,
+    watch: WatchSettings | None = None,
 ) -> AsyncIterator[LocalReplicas]:
     """Start everything on free loopback ports; stop it all on exit. Fresh demo secrets each time.
 
@@ -169,6 +172,7 @@ async def local_replicas(
                     limits=limits,
                     updates=updates,
                     progress_every=progress_every,
+                    watch=watch,
                 )
             )
             # As `serve` does: auth.test against the stand-in (the installation the access rules compare with),
@@ -217,6 +221,7 @@ async def local_stack(
     limits: LimitSettings = DEV_LIMITS,
     updates: UpdateBudget | None = None,
     progress_every: float | None = None,
+    watch: WatchSettings | None = None,
 ) -> AsyncIterator[LocalStack]:
     """One replica with in-process state: the product as `make demo` runs it (HTTP, or `mode="socket"`)."""
     async with local_replicas(
@@ -233,6 +238,7 @@ async def local_stack(
         limits=limits,
         updates=updates,
         progress_every=progress_every,
+        watch=watch,
     ) as local:
         (only,) = local.replicas
         yield LocalStack(
@@ -245,4 +251,5 @@ async def local_stack(
             pending=only.running.deps.pending,
             ops_url=only.ops_url,
             mode=mode,
+            watches=only.running.deps.watches,
         )

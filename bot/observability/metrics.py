@@ -103,6 +103,19 @@ CHANGES_ANSWERS = Counter(
 )
 READS_QUEUED = Gauge("roomusers_reads_queued", "Reads waiting for a free reader, by ZEGO app", ["profile"])
 BUILD_INFO = Gauge("roomusers_build_info", "Always 1; the labels say which build runs", ["version", "python"])
+WATCHES_ACTIVE = Gauge("roomusers_watches_active", "Watches waiting for their condition (all replicas, with Redis)")
+WATCH_ZIM_REQUESTS = Counter(
+    "roomusers_watch_zim_requests_total", "ZIM requests made to check watches", ["profile", "api"]
+)
+WATCH_POLL_LAG_SECONDS = Histogram(
+    "roomusers_watch_poll_lag_seconds",
+    "How late a watch poll started after its due time",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+WATCH_ALERTS_UNDELIVERED = Counter(
+    "roomusers_watch_alerts_undelivered_total",
+    "Watch alerts and notices that could be posted neither where the watch was set nor in its creator's DM",
+)
 
 
 def _version() -> str:

@@ -17,6 +17,7 @@ class ZegoApp:
     client: ZimClient
     snapshots: SnapshotService
     probe: CredentialProbe | None = None  # `serve` runs it; readiness reports its verdict
+    watch_client: ZimClient | None = None  # watches' polls: one user a page (they need only ZIM's `Count`)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from bot.slack.budget import UpdateBudget
 from bot.slack.pending import PendingAnswers
 from bot.slack.render.blocks import Message, problem_message
 from bot.slack.render.text import rate_limited_sentence
+from bot.slack.watches import WatchDesk
 from bot.state.once import EventDeduper
 from bot.state.ratelimit import MemoryUserRate, UserRate
 
@@ -30,6 +31,7 @@ class SlackDeps:
     updates: UpdateBudget = field(default_factory=UpdateBudget)
     progress_every: float = 3.0  # the shortest interval between one message's progress edits
     user_rate: UserRate = field(default_factory=lambda: MemoryUserRate(0))  # 0: no limit
+    watches: WatchDesk | None = None  # None: watches are not offered (e.g. a bare test app)
 
     async def over_rate(self, team_id: str, user_id: str) -> str | None:
         """None when this person may make one more request now; else the polite refusal (counted as taken)."""

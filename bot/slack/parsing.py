@@ -35,6 +35,7 @@ from bot.roster.view import FILTER_TOO_LONG, MAX_FILTER_CHARS, RoomView
 from bot.settings import PROFILE_NAME
 from bot.slack.render.buttons import MAX_FILTER_VALUE_UNITS, filter_value_units
 from bot.slack.render.escaping import escape_mrkdwn, quote_code, unescape_slack
+from bot.watch.conditions import OPTION_KINDS, TAKES_VALUE, Condition, ConditionProblem, parse_condition
 from bot.zim.errors import InvalidUserIds
 from bot.zim.members import validate_user_ids
 from bot.zim.room_id import room_id_problem
@@ -45,6 +46,8 @@ __all__ = [
     "InvalidRequest",
     "MemberRequest",
     "RoomView",
+    "WatchRequest",
+    "WatchesRequest",
     "normalize_dashes",
     "parse_command_text",
     "strip_mention",
@@ -53,7 +56,17 @@ __all__ = [
 ECHO_CHARS = 100  # user input quoted back in a sentence is cut to this many characters
 
 _HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
-_LONG_OPTIONS = ("--reverse", "--app", "--room", "--help", "--changes", "--member")
+_LONG_OPTIONS = (
+    "--reverse",
+    "--app",
+    "--room",
+    "--help",
+    "--changes",
+    "--member",
+    "--watch",
+    "--watches",
+    *OPTION_KINDS,
+)
 _SHORT_OPTIONS = ("-r", "-h")
 _DASHES = "\u2014\u2013\u2212\u2012\u2015"  # em dash, en dash, minus sign, figure dash, horizontal bar
 _TYPOGRAPHIC_OPTION = re.compile(rf"[{_DASHES}][{_DASHES}-]*(?=[A-Za-z])")
@@ -83,6 +96,19 @@ class InvalidRequest:
 
 
 @dataclass(frozen=True)
+class WatchRequest:
+    """`<room> --watch --when-…`: alert this conversation once when `condition` becomes true in the room."""
+
+    view: RoomView  # the room and profile (no filter)
+    condition: Condition
+
+
+@dataclass(frozen=True)
+class WatchesRequest:
+    """`--watches`: list this conversation's active watches, each with a Stop button."""
+
+
+@dataclass(frozen=True)
 class ChangesRequest:
     """`<room-id> --changes`: read the room fresh and compare it with its last complete read."""
 
@@ -103,7 +129,7 @@ class MemberRequest:
 
 # A room request answered with one message rather than a paged roster.
 LookupRequest = ChangesRequest | MemberRequest
-ParsedCommand = RoomView | ChangesRequest | MemberRequest | HelpRequest | InvalidRequest
+ParsedCommand = RoomView | ChangesRequest | MemberRequest | HelpRequest | InvalidRequest | WatchRequest | WatchesRequest
 
 
 def _echo(text: str) -> str:
@@ -156,6 +182,12 @@ def _unknown_option(word: str) -> HelpRequest:
 def parse_command_text(text: str) -> ParsedCommand:
     """Parse command (or mention) text exactly as Slack delivers it, still `&<>`-escaped."""
     words = [normalize_dashes(word) for word in _unformat(text).split()]
+    if _WATCH_WORD.search(" ".join(words[: words.index("--")] if "--" in words else words)):
+        return _parse_watch(words)
+    return _parse_words(words)
+
+
+def _parse_words(words: list[str]) -> ParsedCommand:
     if not words or (len(words) == 1 and words[0].casefold() in _HELP_WORDS):
         return HelpRequest()
     room_id: str | None = None
@@ -227,6 +259,60 @@ def parse_command_text(text: str) -> ParsedCommand:
     if changes or members is not None:
         return _lookup(room_id, profile, changes=changes, members=members, extra=bool(filter_text) or newest_first)
     return RoomView(room_id, newest_first=newest_first, filter_text=filter_text, profile=profile)
+
+
+_WATCH_WORD = re.compile(r"(?:^| )--(?:watch|watches|when-[a-z-]*)(?:[ =]|$)")
+
+
+def _parse_watch(words: list[str]) -> ParsedCommand:
+    """`--watch` with one `--when-…` condition, or `--watches`; the rest is parsed as a room request."""
+    rest: list[str] = []
+    watch = watches = False
+    found: list[tuple[str, str | None]] = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        index += 1
+        if word == "--":
+            rest.extend(words[index - 1 :])
+            break
+        name, has_value, value = word.partition("=")
+        if name in ("--watch", "--watches") and not has_value:
+            watch, watches = watch or name == "--watch", watches or name == "--watches"
+        elif name in OPTION_KINDS:
+            given: str | None = value if has_value else None
+            if given is None and OPTION_KINDS[name] in TAKES_VALUE and index < len(words) and words[index] != "--":
+                given = words[index]
+                index += 1
+            found.append((name, given))
+        else:
+            rest.append(word)
+    if watches:
+        if watch or found or rest:
+            return InvalidRequest("`--watches` lists this conversation's watches and takes nothing else.")
+        return WatchesRequest()
+    conditions = ", ".join(f"`{name}`" for name in OPTION_KINDS)
+    if not watch:
+        return InvalidRequest(f"{quote_code(found[0][0], 20)} is a watch condition: add `--watch`.")
+    if len(found) != 1:
+        many = "one condition" if found else "a condition"
+        return InvalidRequest(f"`--watch` needs {many}: {conditions}, e.g. `/roomusers lobby --watch --when-empty`.")
+    try:
+        condition = parse_condition(*found[0])
+    except ConditionProblem as problem:
+        return InvalidRequest(escape_mrkdwn(str(problem)))
+    parsed = _parse_words(rest)
+    if isinstance(parsed, HelpRequest) and not parsed.reason:
+        return InvalidRequest("`--watch` needs the room ID, e.g. `/roomusers lobby --watch --when-empty`.")
+    if isinstance(parsed, HelpRequest):
+        return InvalidRequest(parsed.reason)
+    if isinstance(parsed, ChangesRequest | MemberRequest):
+        return InvalidRequest("A watch can't be combined with `--changes` or `--member`: each is its own request.")
+    if not isinstance(parsed, RoomView):
+        return parsed
+    if parsed.filter_text:
+        return InvalidRequest(f"A watch takes no filter text; {_echo(parsed.filter_text)} is not an option here.")
+    return WatchRequest(RoomView(parsed.room_id, profile=parsed.profile), condition)
 
 
 def _lookup(

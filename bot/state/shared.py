@@ -51,6 +51,7 @@ from bot.state.snapshots import (
     RedisSnapshotStore,
     SnapshotStore,
 )
+from bot.watch.store import MemoryWatchStore, RedisWatchStore, WatchStore
 from bot.zim.pacing import DEFAULT_BACKGROUND_SHARE, Pacer
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class SharedState:
     history: HistoryStore = field(default_factory=memory_history)  # each room's last complete read
     history_hours: float = DEFAULT_HISTORY_HOURS  # how long it is kept (ROOMUSERS_HISTORY_HOURS)
     _redis: _RedisParts | None = field(default=None, repr=False)
+    _watch_store: WatchStore | None = field(default=None, repr=False)
 
     async def health(self) -> dict[str, str]:
         """`{"redis": "ok" | "unreachable" | "not configured"}`; pings Redis (about a second at most)."""
@@ -98,6 +100,15 @@ class SharedState:
         key = f"{self._redis.prefix}pacer:{name}"
         shared = RedisPacer(self._redis.client, qps=qps, key=key, background_share=share)
         return FallbackPacer(shared, SmoothPacer(qps, background_share=share), self._redis.health)
+
+    def watch_store(self) -> WatchStore:
+        """Where watches live: this process, or Redis (without TTLs; no fallback copy, which could alert twice)."""
+        if self._watch_store is None:
+            if self._redis is None:
+                self._watch_store = MemoryWatchStore()
+            else:
+                self._watch_store = RedisWatchStore(self._redis.client, prefix=self._redis.prefix)
+        return self._watch_store
 
     def read_slots_for(self, name: str, *, limit: int, profile: str = "") -> ReadSlots | None:
         """ROOMUSERS_MAX_CONCURRENT_READS of one ZEGO app (`name`) for every replica when the state is in Redis

@@ -25,10 +25,12 @@ from bot.slack.export import ExportTarget, upload_roster_csv
 from bot.slack.listeners.commands import NOT_ALLOWED, SLOW_DOWN
 from bot.slack.lookups import changes_answer, changes_page_answer
 from bot.slack.parsing import ChangesRequest
-from bot.slack.render.blocks import CHANGES_ACTION_ID, Message, notice_message, problem_message
+from bot.slack.render.blocks import CHANGES_ACTION_ID, Message, notice_message, problem_message, with_note
 from bot.slack.render.buttons import StaleButton, decode_view
 from bot.slack.render.changes import ChangesPage, decode_changes_page
 from bot.slack.render.escaping import clean_untrusted, escape_mrkdwn
+from bot.slack.render.watches import SHOW_USERS_ACTION_ID, STOP_ACTION_ID
+from bot.slack.watches import ALREADY_ENDED, STOPPED
 
 VIEW_ACTIONS = re.compile(r"^roomusers_(prev|next|order|refresh)$")
 SHARE_ACTION = "roomusers_share"
@@ -158,6 +160,8 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
     app.action(SHARE_ACTION)(listener(share))
     app.action(EXPORT_ACTION)(listener(export))
     app.action(EXPORT_MATCHES_ACTION)(listener(export_matches))
+    app.action(SHOW_USERS_ACTION_ID)(listener(show_users))
+    app.action(re.compile(rf"^{STOP_ACTION_ID}_[0-9]+$"))(listener(stop_watch))
     app.action(CHANGES_ACTION_ID)(listener(what_changed))
     app.action(CHANGES_PAGE_ACTIONS)(listener(change_changes_page))
 
@@ -345,3 +349,49 @@ async def _export(
         sent = f"The CSV of {what} was sent to {where}; it is incomplete: {escape_mrkdwn(roster.problem)}."
     done = notice_message(sent, title="Exported")
     await _tell(respond, click, record, done, "ok")
+
+
+async def show_users(
+    click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient, record: AuditRecord
+) -> None:
+    """A watch alert's Show users: the room's first page, privately, for whoever clicked."""
+    ref = await _start(click, deps, respond, client, record)
+    if ref is None:
+        return
+    answer = await deps.answers.page(ref, shareable=True)
+    if answer.pending is not None:
+        answer = await deps.answers.finish_page(ref, answer.pending, shareable=True)
+    record.note(**answer.audit_fields())
+    await _tell(respond, click, record, answer.message, answer.outcome)
+
+
+async def stop_watch(
+    click: _Click, deps: SlackDeps, respond: AsyncRespond, client: AsyncWebClient, record: AuditRecord
+) -> None:
+    """A Stop under `--watches`: end that watch (access checked for its app) and redraw the list."""
+    desk = deps.watches
+    if desk is None:
+        await _tell(respond, click, record, problem_message(STALE_BUTTON), "stale_button")
+        return
+    record.note(watch=click.value)
+    limited = await deps.over_rate(click.team, click.user)
+    if limited is not None:
+        await _tell(respond, click, record, problem_message(limited, title=SLOW_DOWN), "rate_limited")
+        return
+    watch = await desk.find(click.value)
+    profile = watch.profile if watch is not None else ""
+    refusal = await deps.access.refusal(
+        click.who, channel_id=click.channel, profile=profile, installation=click.home, client=client
+    )
+    if refusal is not None:
+        record.note(refusal=refusal.kind)
+        await _tell(respond, click, record, problem_message(refusal.sentence, title=NOT_ALLOWED), "refused")
+        return
+    here = watch is not None and (watch.team_id, watch.channel_id) == (click.team, click.channel)
+    stopped = watch is not None and here and await desk.stop(watch, by=click.user)
+    listing = await desk.listing(click.team, click.channel)
+    shown = with_note(listing, STOPPED if stopped else ALREADY_ENDED)
+    outcome = "stopped" if stopped else "already_ended"
+    delivery = await deliver(respond, shown, click.to, replace_original=True)
+    record.note(**delivery.audit())
+    record.emit(delivery.outcome(outcome))

@@ -15,8 +15,16 @@ from bot.roster.view import RoomView
 from bot.slack.access import Identity, Installation, Refusal
 from bot.slack.delivery import Requester, deliver
 from bot.slack.deps import SlackDeps, restarting_message
+from bot.slack.listeners.watches import watch_command
 from bot.slack.lookups import lookup_answer
-from bot.slack.parsing import HelpRequest, InvalidRequest, LookupRequest, parse_command_text
+from bot.slack.parsing import (
+    HelpRequest,
+    InvalidRequest,
+    LookupRequest,
+    WatchesRequest,
+    WatchRequest,
+    parse_command_text,
+)
 from bot.slack.render.blocks import loading_text, problem_message, usage_message
 
 COMMAND = "/roomusers"
@@ -47,6 +55,9 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         if isinstance(request, InvalidRequest):
             await ack(**problem_message(request.problem).to_payload())
             record.emit("invalid_input")
+            return
+        if isinstance(request, WatchRequest | WatchesRequest):
+            await watch_command(deps, request, ack, command, respond, client, context, record)
             return
         limited = await deps.over_rate(str(command.get("team_id", "")), user)
         if limited is not None:  # answered in the ack: costs nothing, and says when to try again

@@ -27,12 +27,15 @@ from bot.slack.delivery import Delivery, Requester, deliver, land_final, post_in
 from bot.slack.deps import SlackDeps, restarting_message
 from bot.slack.listeners.actions import view_claim
 from bot.slack.listeners.commands import NOT_ALLOWED, SLOW_DOWN
+from bot.slack.listeners.watches import watch_mention
 from bot.slack.lookups import lookup_answer
 from bot.slack.parsing import (
     ChangesRequest,
     HelpRequest,
     InvalidRequest,
     MemberRequest,
+    WatchesRequest,
+    WatchRequest,
     parse_command_text,
     strip_mention,
 )
@@ -82,6 +85,9 @@ async def answer_mention(
     # Only the person who asked needs to see a refusal. Not in the mention's own "thread": Slack shows no
     # ephemeral in a thread without replies. A mention inside a real thread keeps it.
     private = Requester(client, user, channel, "mention", thread_ts=event.get("thread_ts"))
+    if isinstance(request, WatchRequest | WatchesRequest):
+        await watch_mention(deps, request, event, body, client, context, record)
+        return
     # The rate limit and access come before anything visible (help, a bad ID, the list of app profiles): a
     # refused user or an outsider must not be able to make the bot post in the channel.
     limited = await deps.over_rate(str(body.get("team_id") or ""), user)

@@ -345,6 +345,9 @@ def usage_message(reason: str = "") -> Message:
         f"• `/roomusers {room} --member U1,U2` says which of these users (up to 10) are in the room now.",
         "• `/roomusers --room help` lists a room whose ID is a word roomusers uses itself (`help`, `?`).",
         "• Put `--` before filter text that starts with a dash: `/roomusers lobby -- -5`.",
+        f"• `/roomusers {room} --watch --when-empty` posts one alert here when the room empties; also "
+        "`--when-below N`, `--when-above N`, `--when-leaves USER_ID`, `--when-joins USER_ID`.",
+        "• `/roomusers --watches` lists this conversation's watches, each with a Stop button.",
         f"• `@roomusers {room}` does the same in a channel or thread the bot is in; it answers in the thread.",
         "Buttons under an answer page through it, switch the order, refresh it, export it as CSV, share an "
         "answer only you can see with the channel, or show what changed since.",
