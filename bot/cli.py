@@ -173,14 +173,18 @@ def fail(message: str, code: int) -> None:
     raise SystemExit(code)
 
 
+def _check_app(args: argparse.Namespace) -> None:
+    if args.app and not PROFILE_NAME.fullmatch(args.app):
+        raise ConfigError("--app must name a profile: 1 to 32 letters, digits, - or _, such as staging.")
+
+
 def _query_request(args: argparse.Namespace) -> QueryRequest:
     """The parsed `query` line, checked before any network call (raises ValueError/ConfigError)."""
     validate_room_id(args.room_id)
     filter_text = " ".join(" ".join(args.filter).split())
     if len(filter_text) > MAX_FILTER_CHARS:
         raise ConfigError(FILTER_TOO_LONG.format(length=len(filter_text)))
-    if args.app and not PROFILE_NAME.fullmatch(args.app):
-        raise ConfigError("--app must name a profile: 1 to 32 letters, digits, - or _, such as staging.")
+    _check_app(args)
     output: Output = "json" if args.json else "csv" if args.csv else "table"
     return QueryRequest(args.room_id, filter_text, newest_first=args.reverse, profile=args.app, output=output)
 
@@ -190,8 +194,7 @@ def _member_query(args: argparse.Namespace) -> MemberQuery:
     validate_room_id(args.room_id)
     if args.filter or args.reverse or args.csv:
         raise ConfigError("--member takes no filter, --reverse or --csv: it says which users are in the room.")
-    if args.app and not PROFILE_NAME.fullmatch(args.app):
-        raise ConfigError("--app must name a profile: 1 to 32 letters, digits, - or _, such as staging.")
+    _check_app(args)
     asked = [user_id for value in args.member for user_id in value.split(",") if user_id]
     try:
         user_ids = validate_user_ids(asked)

@@ -24,6 +24,7 @@ from bot.settings import load_zego_profiles
 from bot.slack.csv_file import roster_csv
 from bot.slack.render.escaping import EMOJI_JOINERS
 from bot.zim import fetch_roster
+from bot.zim.errors import RoomNotFound
 from bot.zim.members import RoomMembers
 from bot.zim.paging import NEWEST_FIRST, OLDEST_FIRST, FetchProgress
 
@@ -209,6 +210,8 @@ def members_table(members: RoomMembers) -> str:
     headline = f"Room {printable(members.room_id)}: {len(members.present)} of {asked} asked users are in the room."
     if members.being_destroyed:
         headline += " (The room is being destroyed: nobody is in it.)"
+    if members.room_not_found:
+        headline += " (The room does not exist: nobody is in it.)"
     rows = [("in", printable(member.user_id), printable(member.user_name)) for member in members.present]
     rows += [("not in", printable(user.user_id), "") for user in members.absent]
     width = max(len("user_id"), *(len(row[1]) for row in rows))
@@ -220,13 +223,21 @@ def members_table(members: RoomMembers) -> str:
 async def run_member_query(request: MemberQuery, out: TextIO | None = None) -> RoomMembers:
     """One QueryRoomMembers round trip (whatever the room's size), printed as a table or JSON.
 
-    Settings problems raise ConfigError; ZIM failures a ZimError (a room that does not exist: RoomNotFound)."""
+    Settings problems raise ConfigError; ZIM failures a ZimError. A room that does not exist is answered as
+    empty (everyone in `not_in`), with a note on stderr."""
     profiles = load_zego_profiles()
     profile = profiles.resolve(request.profile)
     if profile is None:
         raise profiles.unknown(request.profile)
     async with open_zego_app(profiles.by_name[profile]) as app:
-        members = await app.client.query_members(request.room_id, request.user_ids, priority="interactive")
+        try:
+            members = await app.client.query_members(request.room_id, request.user_ids, priority="interactive")
+        except RoomNotFound as error:
+            # Counted as 0 users, like a room being destroyed: nobody asked about is in it (exit 0, a note).
+            where = f" (ZIM RequestId {printable(error.request_id)})" if error.request_id else ""
+            note = f"room {printable(request.room_id)} does not exist in ZIM{where}, so none of these users is in it"
+            print(f"roomusers: {note}.", file=sys.stderr)
+            members = RoomMembers.of_missing_room(request.room_id, request.user_ids, error.request_id or "")
     stream = sys.stdout if out is None else out
     stream.write((members_json(members) if request.json else members_table(members)) + "\n")
     stream.flush()

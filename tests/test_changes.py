@@ -3,22 +3,28 @@ stand-in, two replicas sharing history in a real redis-server, and the diff rule
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.dev.local_stack import LocalStack, local_replicas
+from bot.dev.local_stack import LocalStack, local_replicas, local_stack
 from bot.dev.zim_sandbox import SANDBOX_APP_ID, ZimSandbox
-from bot.roster.diff import diff_users
+from bot.roster.diff import KeptChanges, diff_users
 from bot.roster.model import RoomUser, Roster
-from bot.state import build_shared_state
+from bot.roster.service import SnapshotService
+from bot.settings import LimitSettings
+from bot.state import build_shared_state, memory_state
 from bot.state.connection import DEFAULT_PREFIX
 from bot.state.history import redis_history
-from bot.state.snapshots import RedisSnapshotStore
+from bot.state.snapshots import MemorySnapshotStore, RedisSnapshotStore
+from bot.zim.paging import FetchProgress
 
 from .conftest import FAST_RETRY
 from .redis_server import RedisServer
 from .slack_helpers import all_text, answer_to, answers_to, listed_user_ids, tool_ids, wait_for_message
+from .test_limits import metric
 
 HOSTILE = "<!channel> *Eve* <@U0BOSS> &amp;"
 
@@ -33,7 +39,7 @@ def changes_paging(message) -> list[str]:
 async def test_first_changes_says_there_is_no_baseline_then_shows_who_joined_and_left(local: LocalStack):
     room = local.sandbox.add_room("churn", [(f"u{i}", f"User {i}") for i in range(30)])
     first = await answer_to(local, "churn --changes")
-    assert "No earlier read of room `churn` in the last 24 h" in all_text(first)
+    assert "No earlier complete read of room `churn` is kept (baselines are kept up to 24 h)" in all_text(first)
     assert "is now the baseline" in all_text(first)
     room.leave("u3")
     room.leave("u7")
@@ -95,17 +101,85 @@ async def test_a_big_diff_is_paged_from_the_kept_changes(local: LocalStack):
     await local.until_idle()
 
 
-async def test_the_what_changed_button_runs_changes_for_the_clicker(local: LocalStack):
+async def test_the_what_changed_button_comes_once_an_earlier_read_exists_and_runs_changes_for_the_clicker(
+    local: LocalStack,
+):
     room = local.sandbox.add_room("watched", [(f"u{i}", f"User {i}") for i in range(5)])
-    answer = await answer_to(local, "watched")
-    assert "roomusers_changes" in tool_ids(answer)
+    first = await answer_to(local, "watched")
+    assert "roomusers_changes" not in tool_ids(first)  # the room's first kept read: nothing earlier to compare with
+    await local.slack.click(first, "roomusers_refresh")
+    await local.slack.next_message()  # the "Refreshing…" placeholder
+    answer = await local.slack.next_message()
+    assert answer.ts == first.ts and "Refreshing" not in all_text(answer)
+    assert "roomusers_changes" in tool_ids(answer)  # this read replaced an earlier one
     room.join("late", "Late Comer")
     await local.slack.click(answer, "roomusers_changes")
+    reading = await local.slack.next_message()
+    assert reading.ephemeral and reading.ts != answer.ts
+    assert "Reading room `watched` again to compare with the read of <!date^" in all_text(reading)
     changes = await local.slack.next_message()
     assert changes.ephemeral and changes.ts != answer.ts  # beside the answer, only for the clicker
     assert "*+1 joined, −0 left*" in all_text(changes)
     assert listed_user_ids(changes) == ["late"]
     await local.until_idle()
+
+
+async def test_changes_sooner_than_refresh_min_after_the_last_read_answers_without_a_read(sandbox: ZimSandbox):
+    sandbox.add_room("busy", [(f"u{i}", f"User {i}") for i in range(5)])
+    async with local_stack(sandbox=sandbox, retry=FAST_RETRY, limits=LimitSettings(refresh_min=30)) as local:
+        await answer_to(local, "busy")
+        too_soon = metric("roomusers_changes_answers_total", profile="default", outcome="too_soon")
+        requests = sandbox.stats.requests
+        answer = await answer_to(local, "busy --changes")
+        text = all_text(answer)
+        assert "The last complete read of room `busy` was " in text and "s ago; try again in " in text
+        assert sandbox.stats.requests == requests  # no read of the room
+        assert metric("roomusers_changes_answers_total", profile="default", outcome="too_soon") == too_soon + 1
+        await local.until_idle()
+
+
+async def test_a_mention_shows_that_it_reads_again_then_the_changes_replace_it(local: LocalStack):
+    room = local.sandbox.add_room("thread-churn", [("a", "Ann"), ("b", "Bob")])
+    await answer_to(local, "thread-churn")
+    room.leave("b")
+    await local.slack.mention("thread-churn --changes")
+    reading = await local.slack.next_message()
+    assert "Reading room `thread-churn` again to compare with the read of <!date^" in all_text(reading)
+    answer = await local.slack.next_message()
+    assert answer.ts == reading.ts and answer.replaced_count == 1  # replaced in place, nothing left "reading"
+    assert "*+0 joined, −1 left*" in all_text(answer)
+    await local.until_idle()
+
+
+async def test_changes_does_not_answer_from_a_read_begun_before_it_was_asked(local: LocalStack):
+    room = local.sandbox.add_room("early", 1_200)
+    await answer_to(local, "early")  # the baseline, once its read has ended
+    await local.until_idle()
+    local.sandbox.faults.set_latency(latency_ms=30)
+    snapshots = local.rosters.by_profile[local.rosters.default].snapshots
+    begun = snapshots.start_read("early")  # a read already under way when --changes comes
+    await local.slack.send_command("early --changes", user_id="U0BOB")
+    await begun.roster()
+    after_that_read = local.sandbox.stats.requests
+    room.leave(3)  # after the read under way ended: only a read begun for --changes can see it
+    answer = await wait_for_message(local.slack, lambda: next(iter(answers_to(local.slack, "U0BOB")), None))
+    assert "*+0 joined, −1 left*" in all_text(answer)
+    assert local.sandbox.stats.requests > after_that_read
+    await local.until_idle()
+
+
+async def test_a_diff_the_store_cannot_keep_gets_no_paging_buttons():
+    async def never(room_id: str, progress: FetchProgress) -> Roster:
+        raise AssertionError("not read")
+
+    service = SnapshotService(store=MemorySnapshotStore(max_users=10), fetch=never, namespace="zim:1")
+    changes = KeptChanges(tuple(RoomUser(f"n{i}", "") for i in range(30)), (), since=1.0, read_at=2.0, users_now=30)
+    assert not await service.keep_changes("0123456789ab", "r", changes)
+    assert await service.kept_changes("0123456789ab", users_now=30) is None
+    small = KeptChanges((RoomUser("n", ""),), (), since=1.0, read_at=2.0, users_now=1)
+    assert await service.keep_changes("0123456789ac", "r", small)
+    kept = await service.kept_changes("0123456789ac", users_now=1)
+    assert kept is not None and list(kept.joined) == [RoomUser("n", "")] and (kept.since, kept.read_at) == (1.0, 2.0)
 
 
 async def test_an_incomplete_first_read_offers_no_what_changed(local: LocalStack):
@@ -207,3 +281,17 @@ async def test_history_falls_back_to_memory_while_redis_is_down():
             assert await state.history.get("zim:1:r") == during
         finally:
             await state.aclose()
+
+
+async def test_a_read_too_big_for_the_history_says_it_could_not_be_kept_as_a_baseline(sandbox: ZimSandbox):
+    sandbox.add_room("roomy", [(f"u{i}", f"User {i}") for i in range(20)])
+    small_history = MemorySnapshotStore(ttl=3600, max_users=10, kind="history")  # 20 users never fit
+    state = replace(memory_state(), history=small_history)
+    async with local_stack(sandbox=sandbox, retry=FAST_RETRY, state=state) as local:
+        first = await answer_to(local, "roomy --changes")
+        text = all_text(first)
+        assert "No earlier complete read of room `roomy` is kept" in text
+        assert "could not be kept as a baseline either" in text and "is now the baseline" not in text
+        again = await answer_to(local, "roomy --changes")
+        assert "No earlier complete read of room `roomy` is kept" in all_text(again)
+        await local.until_idle()

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.roster.diff import KeptChanges
 from bot.roster.model import RoomUser, Roster
 from bot.roster.view import PAGE_SIZE
 from bot.settings import ConfigError, load_runtime_settings
@@ -18,10 +19,12 @@ from bot.slack.render.changes import (
     ChangesPage,
     changed_while_read_message,
     changes_message,
+    changes_too_soon_message,
     decode_changes_page,
     encode_changes_page,
     members_message,
     no_baseline_message,
+    reading_to_compare_message,
 )
 from bot.state.history import memory_history
 from bot.zim.members import Absence, AbsentUser, RoomMember, RoomMembers
@@ -38,11 +41,7 @@ def test_every_page_of_a_hostile_diff_fits_and_cannot_ping(char: str):
     for page in (1, 2, 3):
         message = changes_message(
             "&" * 32,
-            joined,
-            left,
-            since=NOW - 1080,
-            read_at=NOW,
-            users_now=10**6,
+            KeptChanges(joined, left, since=NOW - 1080, read_at=NOW, users_now=10**6),
             now=NOW,
             page=page,
             profile="p" * 32,
@@ -53,9 +52,10 @@ def test_every_page_of_a_hostile_diff_fits_and_cannot_ping(char: str):
 
 
 def test_the_headline_counts_and_dates_the_baseline():
-    message = changes_message(
-        "lobby", [RoomUser("a", "A")] * 2, [RoomUser("b", "B")] * 2, since=NOW - 1080, read_at=NOW, users_now=9, now=NOW
+    changes = KeptChanges(
+        [RoomUser("a", "A")] * 2, [RoomUser("b", "B")] * 2, since=NOW - 1080, read_at=NOW, users_now=9
     )
+    message = changes_message("lobby", changes, now=NOW)
     assert message.blocks[1]["text"]["text"].startswith("*+2 joined, −2 left* since <!date^")
     assert message.blocks[1]["text"]["text"].endswith("(18 min ago)")
 
@@ -63,6 +63,9 @@ def test_the_headline_counts_and_dates_the_baseline():
 def test_the_sentences_without_a_diff_are_safe():
     for message in (
         no_baseline_message("<!here>", users_now=3, hours=24, read_at=NOW),
+        no_baseline_message("<!here>", users_now=3, hours=24, read_at=NOW, kept=False),
+        changes_too_soon_message("<!here>", age=5, refresh_min=10),
+        reading_to_compare_message("<!here>", baseline_at=NOW - 60),
         changed_while_read_message("<!here>", "the room changed <!channel> while it was read", baseline_at=NOW - 5),
         changed_while_read_message("r", "x", baseline_at=None),
     ):
@@ -161,3 +164,23 @@ async def test_the_in_process_history_keeps_a_baseline_for_its_hours_only():
     assert await history.contains("zim:1:r") and await history.get("zim:1:r") == read
     now[0] = 2 * 3600 + 1
     assert not await history.contains("zim:1:r") and await history.get("zim:1:r") is None
+
+
+def test_a_long_problem_is_clipped_without_cutting_an_escape():
+    message = changed_while_read_message("r", "&" * 3000, baseline_at=None)
+    assert_within_slack_limits(message)
+    assert_no_live_markup(message)
+    assert "&amp;…), so it is not compared" in message.blocks[1]["text"]["text"]
+
+
+def test_a_too_soon_changes_says_how_long_to_wait():
+    text = changes_too_soon_message("lobby", age=5.2, refresh_min=10).text
+    assert "The last complete read of room `lobby` was 5 s ago; try again in 5 s" in text
+
+
+def test_a_changes_page_button_carries_the_room_size_and_reads_older_buttons_without_it():
+    ref = ChangesPage("0123456789ab", "lobby", 2, "", users_now=12)
+    assert decode_changes_page(encode_changes_page(ref)) == ref
+    assert decode_changes_page('{"v":1,"c":"0123456789ab","r":"lobby","p":2}').users_now is None
+    with pytest.raises(StaleButton):
+        decode_changes_page('{"v":1,"c":"0123456789ab","r":"lobby","p":2,"n":-1}')

@@ -61,9 +61,12 @@ async def test_bad_user_ids_are_refused_in_the_ack_before_any_request(local: Loc
     assert local.sandbox.stats.requests == 0
 
 
-async def test_a_room_that_does_not_exist_says_so(local: LocalStack):
-    answer = await answer_to(local, "no-such-room --member u1")
-    assert "Room `no-such-room` does not exist in ZIM" in all_text(answer)
+async def test_a_room_that_does_not_exist_has_nobody_in_it(local: LocalStack):
+    """660300001 counts as 0 users, like a room being destroyed (660300008): every user asked is not in it."""
+    answer = await answer_to(local, "no-such-room --member u1,u2")
+    text = all_text(answer)
+    assert "*In the room (0)*" in text and "*Not in the room (2)*" in text
+    assert "the room does not exist: nobody listed is in it" in text
     await local.until_idle()
 
 
@@ -83,12 +86,13 @@ async def test_query_member_json_is_exactly_the_documented_shape(sandbox: ZimSan
     assert "not in  u9" in out
 
 
-async def test_query_member_exit_codes_bad_input_2_zim_failure_1(sandbox: ZimSandbox, sandbox_env):
+async def test_query_member_exit_codes_bad_input_2_missing_room_0(sandbox: ZimSandbox, sandbox_env):
     sandbox.reset_stats()
     code, _, err = await run_cli("query", "lobby", "--member", ",".join(f"u{i}" for i in range(11)), env=sandbox_env)
     assert code == 2 and "at most 10 user IDs" in err
     code, _, err = await run_cli("query", "lobby", "anna", "--member", "u1", env=sandbox_env)
     assert code == 2 and "--member takes no filter" in err
     assert sandbox.stats.requests == 0
-    code, _, err = await run_cli("query", "no-such-room", "--member", "u1", "--json", env=sandbox_env)
-    assert code == 1 and "does not exist" in err
+    code, out, err = await run_cli("query", "no-such-room", "--member", "u1,u2", "--json", env=sandbox_env)
+    assert code == 0 and "room no-such-room does not exist in ZIM" in err
+    assert json.loads(out) == {"room_id": "no-such-room", "in": [], "not_in": ["u1", "u2"]}

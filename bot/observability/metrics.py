@@ -97,8 +97,9 @@ SLACK_CONNECTED = Gauge(
 )
 CHANGES_ANSWERS = Counter(
     "roomusers_changes_answers_total",
-    "`--changes` answers by outcome: ok, unchanged, no_baseline, incomplete (a fresh read never diffed)",
-    ["outcome"],
+    "`--changes` answers by profile and outcome: ok, unchanged, no_baseline, incomplete (a fresh read never "
+    "diffed), too_soon (the last complete read is younger than ROOMUSERS_REFRESH_MIN_SECONDS: no read)",
+    ["profile", "outcome"],
 )
 READS_QUEUED = Gauge("roomusers_reads_queued", "Reads waiting for a free reader, by ZEGO app", ["profile"])
 BUILD_INFO = Gauge("roomusers_build_info", "Always 1; the labels say which build runs", ["version", "python"])

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.roster.model import RoomUser, Roster
+from bot.roster.packed import PackedUsers
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +57,29 @@ def diff_rosters(old: Roster, new: Roster) -> RosterDiff:
     if not (old.complete and new.complete):
         raise ValueError("only two complete reads can be compared")
     return diff_users(old.users, new.users)
+
+
+@dataclass(frozen=True, slots=True)
+class KeptChanges:
+    """A list of changes as its pages show it: who joined and left between the read of `since` and the read of
+    `read_at`, and how many users the room had at the second. Kept for Prev/Next when it has several pages."""
+
+    joined: Sequence[RoomUser]
+    left: Sequence[RoomUser]
+    since: float
+    read_at: float
+    users_now: int | None  # None: not known (a page of a list kept by an older version)
+    renamed: int = 0
+
+    @property
+    def unchanged(self) -> bool:
+        return not self.joined and not self.left
+
+
+def changes_between(old: Roster, new: Roster) -> KeptChanges:
+    """`diff_rosters`, with both lists already packed: one job for the CPU worker, so nothing big is packed on the
+    event loop afterwards."""
+    diff = diff_rosters(old, new)
+    return KeptChanges(
+        PackedUsers(diff.joined), PackedUsers(diff.left), old.fetched_at, new.fetched_at, len(new.users), diff.renamed
+    )

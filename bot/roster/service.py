@@ -23,6 +23,7 @@ from bot.observability.metrics import (
     ROSTER_SHORTFALL,
     SNAPSHOT_LOOKUPS,
 )
+from bot.roster.diff import KeptChanges
 from bot.roster.model import RoomUser, Roster
 from bot.roster.packed import PackedUsers
 from bot.roster.reads import ReadQueue, ReadSlots, Ticket
@@ -53,6 +54,15 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class BaselineNote:
+    """What this replica learnt about a room's baseline when its read of `fetched_at` ended."""
+
+    fetched_at: float
+    had_earlier: bool  # an earlier complete read was kept as the baseline when this read was made
+    kept: bool  # this read became the room's baseline
+
+
+@dataclass(frozen=True, slots=True)
 class RoomRead:
     """A read of a room under way, as answers see it: what has arrived so far, and the whole roster at the end."""
 
@@ -60,6 +70,7 @@ class RoomRead:
     _progress: FetchProgress
     _ticket: Ticket | None = None
     _queue: ReadSlots | None = None
+    started_at: float = 0.0  # when the read was started (epoch seconds)
 
     @property
     def queue_position(self) -> int | None:
@@ -177,6 +188,7 @@ class SnapshotService:
         # The Count of each room's last read here, beyond its snapshot: a read of a room known to be big
         # starts both paging chains at once (fetch_roster's size_hint).
         self._sizes: LRUCache[str, int] = LRUCache(maxsize=4096)
+        self._baselines: LRUCache[str, BaselineNote] = LRUCache(maxsize=4096)
 
     @property
     def refresh_min(self) -> float:
@@ -236,7 +248,7 @@ class SnapshotService:
             progress.size_hint = self._sizes.get(key, 0)
             ticket = Ticket()
             task = asyncio.create_task(self._lead_or_follow(key, room_id, progress, ticket, refresh=refresh))
-            flight = RoomRead(task, progress, ticket, self._queue)
+            flight = RoomRead(task, progress, ticket, self._queue, started_at=self._clock())
             self._reads[key] = flight
             task.add_done_callback(lambda done: self._forget(key, done))
         return flight
@@ -279,17 +291,22 @@ class SnapshotService:
         base = f"changes:{self._namespace}:{changes_id}"
         return f"{base}:joined", f"{base}:left"
 
-    async def keep_changes(self, changes_id: str, joined: Roster, left: Roster) -> None:
-        """A computed diff, kept like a snapshot (same store and TTL) so its pages can be clicked through."""
-        joined_key, left_key = self._changes_keys(changes_id)
-        await self._store.put(joined_key, joined)
-        await self._store.put(left_key, left)
+    async def keep_changes(self, changes_id: str, room_id: str, changes: KeptChanges) -> bool:
+        """A computed diff, kept like a snapshot (same store and TTL) so its pages can be clicked through.
 
-    async def kept_changes(self, changes_id: str) -> tuple[Roster, Roster] | None:
+        False when the store did not keep both halves (too big for it): the answer then offers no paging."""
+        joined_key, left_key = self._changes_keys(changes_id)
+        joined = Roster(room_id, changes.joined, len(changes.joined), changes.read_at)
+        left = Roster(room_id, changes.left, len(changes.left), changes.since)
+        return await self._store.put(joined_key, joined) and await self._store.put(left_key, left)
+
+    async def kept_changes(self, changes_id: str, *, users_now: int | None) -> KeptChanges | None:
         """The diff `keep_changes` stored, or None once it has expired."""
         joined_key, left_key = self._changes_keys(changes_id)
         joined, left = await self._store.get(joined_key), await self._store.get(left_key)
-        return None if joined is None or left is None else (joined, left)
+        if joined is None or left is None:
+            return None
+        return KeptChanges(joined.users, left.users, left.fetched_at, joined.fetched_at, users_now)
 
     async def baseline(self, room_id: str) -> Roster | None:
         """The room's last complete read (on any replica, by any command, click or watch), if still kept."""
@@ -297,24 +314,46 @@ class SnapshotService:
             return None
         return await self._history.get(self.key(room_id))
 
-    async def has_baseline(self, room_id: str) -> bool:
-        """Whether a baseline is kept for the room (cheap: nothing is read). False when it can't be told."""
+    async def offers_changes(self, room_id: str, shown: Roster) -> bool:
+        """Whether an answer showing `shown` gets a What changed button: a baseline is kept and it is not
+        `shown` as the room's very first kept read (nothing earlier to compare with). One EXISTS, nothing read."""
         if self._history is None:
             return False
+        key = self.key(room_id)
+        note = self._baselines.get(key)
+        if note is not None and note.fetched_at == shown.fetched_at and not note.had_earlier:
+            return False
+        return await self._has_history(key)
+
+    def kept_as_baseline(self, room_id: str, read: Roster) -> bool:
+        """Whether `read` became the room's baseline (as far as this replica knows: another replica's read, yes)."""
+        if self._history is None or not read.complete:
+            return False
+        note = self._baselines.get(self.key(room_id))
+        return note.kept if note is not None and note.fetched_at == read.fetched_at else True
+
+    async def _has_history(self, key: str) -> bool:
+        assert self._history is not None
         try:
-            return await self._history.contains(self.key(room_id))
+            return await self._history.contains(key)
         except Exception:  # a button is never worth failing an answer for
-            log.warning("could not tell whether room %r has a baseline", room_id, exc_info=True)
+            log.warning("could not tell whether %r has a baseline", key, exc_info=True)
             return False
 
-    async def _remember(self, key: str, roster: Roster) -> None:
-        """A complete read becomes the room's baseline (replacing the last); an incomplete one never does."""
+    async def _remember(self, key: str, roster: Roster, *, had_earlier: bool | None = None) -> None:
+        """A complete read becomes the room's baseline (replacing the last); an incomplete one never does.
+
+        `had_earlier`: whether a baseline was kept before this read (looked up here when not given)."""
         if self._history is None or not roster.complete:
             return
+        if had_earlier is None:
+            had_earlier = await self._has_history(key)
         try:
-            await self._history.put(key, roster)
+            kept = await self._history.put(key, roster)
         except Exception:  # the read itself succeeded: answer it, without a new baseline
             log.warning("could not keep the read of %r as its baseline", key, exc_info=True)
+            kept = False
+        self._baselines[key] = BaselineNote(roster.fetched_at, had_earlier, kept)
 
     def _raise_if_absent(self, room_id: str, *, refresh: bool) -> None:
         if refresh:
@@ -340,6 +379,8 @@ class SnapshotService:
         started = time.time()
         lease = await self._leases.acquire(key)
         if lease is None:
+            # Looked up before the leader's read is kept, which would make it true for the room's first read too.
+            had_earlier = await self._has_history(key) if self._history is not None else False
             # Without a refresh any snapshot the leader stores will do; with one, only a newer one.
             newer_than = started if refresh else 0.0
             watcher = asyncio.create_task(self._watch_leader(key, progress)) if self._board is not None else None
@@ -353,6 +394,9 @@ class SnapshotService:
                     await asyncio.gather(watcher, return_exceptions=True)
             if roster is not None:
                 self._sizes[key] = roster.reported_count
+                known = self._baselines.get(key)
+                if roster.complete and (known is None or known.fetched_at != roster.fetched_at):
+                    self._baselines[key] = BaselineNote(roster.fetched_at, had_earlier, kept=True)
                 return roster
             lease = await self._leases.acquire(key)  # the leader died or is slow: None again means share the work
         publisher = asyncio.create_task(self._publish(key, progress)) if self._board is not None else None

@@ -155,7 +155,7 @@ class RoomAnswers:
             return None
         if roster is None:
             return None
-        shown = (await self._render(Snapshot(roster, True), ref, shareable=False)).message
+        shown = (await self._render(Snapshot(roster, True), ref, shareable=False, offer_changes=False)).message
         return refreshing_message(shown, started=self._clock())
 
     def reading_again(self, ref: RoomView) -> Message | None:
@@ -305,9 +305,14 @@ class RoomAnswers:
     def _profile_label(self, profile: str) -> str:
         return (profile or self._rosters.default) if self._rosters.several else profile
 
-    async def _render(self, snapshot: Snapshot, ref: RoomView, *, shareable: bool, shared_by: str = "") -> Answer:
+    async def _render(
+        self, snapshot: Snapshot, ref: RoomView, *, shareable: bool, shared_by: str = "", offer_changes: bool = True
+    ) -> Answer:
         stack = self._rosters.pick(ref.profile)
-        what_changed = stack is not None and await stack.snapshots.has_baseline(ref.room_id)
+        # A placeholder shows no buttons: it need not ask whether a baseline is kept.
+        what_changed = (
+            offer_changes and stack is not None and await stack.snapshots.offers_changes(ref.room_id, snapshot.roster)
+        )
         # Filtering a big room is CPU work: off the loop, so other requests are still acked in time.
         message = await off_loop(
             len(snapshot.roster.users) if ref.filter_text else 0,

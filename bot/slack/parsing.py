@@ -36,7 +36,8 @@ from bot.settings import PROFILE_NAME
 from bot.slack.render.buttons import MAX_FILTER_VALUE_UNITS, filter_value_units
 from bot.slack.render.escaping import escape_mrkdwn, quote_code, unescape_slack
 from bot.watch.conditions import OPTION_KINDS, TAKES_VALUE, Condition, ConditionProblem, parse_condition
-from bot.zim.members import MAX_MEMBERS_PER_CALL, user_id_problem
+from bot.zim.errors import InvalidUserIds
+from bot.zim.members import validate_user_ids
 from bot.zim.room_id import room_id_problem
 
 __all__ = [
@@ -325,17 +326,12 @@ def _lookup(
         return InvalidRequest(f"`{option}` takes no filter text or `--reverse`: it answers for the whole room.")
     if members is None:
         return ChangesRequest(room_id, profile)
-    asked = tuple(dict.fromkeys(user_id for user_id in members if user_id))
-    if not asked:
+    if not any(members):
         return InvalidRequest("`--member` needs user IDs, e.g. `--member U1,U2`.")
-    if len(asked) > MAX_MEMBERS_PER_CALL:
-        return InvalidRequest(
-            f"`--member` checks at most {MAX_MEMBERS_PER_CALL} user IDs at a time; {len(asked)} were given."
-        )
-    for user_id in asked:
-        problem = user_id_problem(user_id)
-        if problem is not None:
-            return InvalidRequest(escape_mrkdwn(problem))
+    try:  # the client's own check (count, each ID), so both say the same
+        asked = validate_user_ids(user_id for user_id in members if user_id)
+    except InvalidUserIds as error:
+        return InvalidRequest(escape_mrkdwn(str(error)))
     return MemberRequest(room_id, asked, profile)
 
 

@@ -32,7 +32,7 @@ BYTES_PER_USER_IN_MEMORY = 28  # a packed user (README: "~28 bytes a user in mem
 class HistoryStore(Protocol):
     async def get(self, key: str) -> Roster | None: ...
 
-    async def put(self, key: str, roster: Roster) -> None: ...
+    async def put(self, key: str, roster: Roster) -> bool: ...  # whether it was kept
 
     async def contains(self, key: str) -> bool: ...
 
@@ -45,7 +45,7 @@ def memory_history(
 ) -> MemorySnapshotStore:
     """Baselines in this process: a TTL cache bounded by users held (the MB budget at ~28 bytes a user)."""
     max_users = max(1, max_mb * 1024 * 1024 // BYTES_PER_USER_IN_MEMORY)
-    return MemorySnapshotStore(ttl=hours * 3600, max_users=max_users, timer=timer)
+    return MemorySnapshotStore(ttl=hours * 3600, max_users=max_users, timer=timer, kind=HISTORY_KIND)
 
 
 def redis_history(
@@ -73,8 +73,8 @@ class FallbackHistoryStore(Fallback[HistoryStore]):
     async def get(self, key: str) -> Roster | None:
         return await self._call(lambda store: store.get(key))
 
-    async def put(self, key: str, roster: Roster) -> None:
-        await self._call(lambda store: store.put(key, roster))
+    async def put(self, key: str, roster: Roster) -> bool:
+        return await self._call(lambda store: store.put(key, roster))
 
     async def contains(self, key: str) -> bool:
         return await self._call(lambda store: store.contains(key))

@@ -71,7 +71,7 @@ _THREAD_BYTES = 64 * 1024
 class SnapshotStore(Protocol):
     async def get(self, key: str) -> Roster | None: ...
 
-    async def put(self, key: str, roster: Roster) -> None: ...
+    async def put(self, key: str, roster: Roster) -> bool: ...  # whether it was stored
 
     async def discard(self, key: str) -> None: ...
 
@@ -89,7 +89,9 @@ class MemorySnapshotStore:
         ttl: float = DEFAULT_TTL_SECONDS,
         max_users: int = DEFAULT_MAX_USERS_IN_MEMORY,
         timer: Callable[[], float] = time.monotonic,
+        kind: str = "snapshot",
     ) -> None:
+        self._kind = kind  # named in the log line of a roster too big to keep
         self._cache: TTLCache[str, Roster] = TTLCache(maxsize=max_users, ttl=ttl, timer=timer, getsizeof=_users_held)
         # Incomplete rosters live shorter (min(ttl, 30 s)); TTLCache has one TTL, so they get their own cache.
         self._incomplete: TTLCache[str, Roster] = TTLCache(
@@ -105,13 +107,16 @@ class MemorySnapshotStore:
     async def contains(self, key: str) -> bool:
         return key in self._cache or key in self._incomplete
 
-    async def put(self, key: str, roster: Roster) -> None:
+    async def put(self, key: str, roster: Roster) -> bool:
+        """Keep `roster` under `key`; False when it is larger than the whole budget (served, not kept)."""
         self._cache.pop(key, None)
         self._incomplete.pop(key, None)
         try:
             (self._cache if roster.complete else self._incomplete)[key] = roster
-        except ValueError:  # a single roster larger than the whole budget: serve it, don't keep it
-            log.warning("snapshot of %d users exceeds the cache budget; not cached", len(roster.users))
+        except ValueError:
+            log.warning("%s of %d users exceeds the cache budget; not cached", self._kind, len(roster.users))
+            return False
+        return True
 
     async def discard(self, key: str) -> None:
         self._cache.pop(key, None)
@@ -256,6 +261,7 @@ class RedisSnapshotStore:
         self._max_users = max_users
         self._budget = budget_bytes
         self._budget_setting = budget_setting  # named when a roster is too big for the budget
+        self._kind = kind
         self._put = redis.register_script(_PUT_SCRIPT)
         self._discard = redis.register_script(_DISCARD_SCRIPT)
 
@@ -286,14 +292,16 @@ class RedisSnapshotStore:
         """Whether a roster is stored under `key`, without reading it."""
         return bool(await self._redis.exists(self.redis_key(key)))
 
-    async def put(self, key: str, roster: Roster) -> None:
+    async def put(self, key: str, roster: Roster) -> bool:
+        """Store `roster` under `key`; False (and a log line) when it is over the user limit or the budget."""
         if len(roster.users) > self._max_users:
             log.warning(
-                "snapshot of %d users exceeds the shared store's limit of %d; not stored",
+                "%s of %d users exceeds the shared store's limit of %d; not stored",
+                self._kind,
                 len(roster.users),
                 self._max_users,
             )
-            return
+            return False
         if len(roster.users) > _THREAD_USERS:
             value = await asyncio.to_thread(encode_roster, roster)
         else:
@@ -303,11 +311,14 @@ class RedisSnapshotStore:
         keys = [self.redis_key(key), self._index, self._bytes]
         if not await self._put(keys=keys, args=[value, ttl_ms, self._budget]):
             log.warning(
-                "snapshot of %d bytes exceeds the shared store's budget of %d bytes (%s); not stored",
+                "%s of %d bytes exceeds the shared store's budget of %d bytes (%s); not stored",
+                self._kind,
                 len(value),
                 self._budget,
                 self._budget_setting,
             )
+            return False
+        return True
 
     async def discard(self, key: str) -> None:
         await self._discard(keys=[self.redis_key(key), self._index, self._bytes])
@@ -319,8 +330,8 @@ class FallbackSnapshotStore(Fallback[SnapshotStore]):
     async def get(self, key: str) -> Roster | None:
         return await self._call(lambda store: store.get(key))
 
-    async def put(self, key: str, roster: Roster) -> None:
-        await self._call(lambda store: store.put(key, roster))
+    async def put(self, key: str, roster: Roster) -> bool:
+        return await self._call(lambda store: store.put(key, roster))
 
     async def discard(self, key: str) -> None:
         await self._call(lambda store: store.discard(key))

@@ -43,6 +43,7 @@ class Absence(enum.StrEnum):
     NOT_IN_ROOM = "not_in_room"  # SubCode 660300012
     NOT_LOGGED_IN = "not_registered_or_logged_out"  # SubCode 660200001
     ROOM_BEING_DESTROYED = "room_being_destroyed"  # Code 660300008: the room has no users
+    ROOM_NOT_FOUND = "room_not_found"  # Code 660300001: no such room, so no users (counted like 660300008)
     UNKNOWN = "unknown"  # an unknown SubCode, or the user was in neither list
 
 
@@ -81,6 +82,13 @@ class RoomMembers:
     absent: tuple[AbsentUser, ...]
     request_id: str
     being_destroyed: bool = False  # ZIM's 660300008: no users, room in its delayed-destruction window
+    room_not_found: bool = False  # ZIM's 660300001: there is no such room, so none of the asked users is in it
+
+    @classmethod
+    def of_missing_room(cls, room_id: str, user_ids: Iterable[str], request_id: str = "") -> RoomMembers:
+        """The answer for a room that does not exist: 0 users, like a room being destroyed (issue 12)."""
+        absent = tuple(AbsentUser(user_id, Absence.ROOM_NOT_FOUND) for user_id in user_ids)
+        return cls(room_id, (), absent, request_id, room_not_found=True)
 
     def is_in(self, user_id: str) -> bool:
         return any(member.user_id == user_id for member in self.present)

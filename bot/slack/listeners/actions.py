@@ -25,7 +25,7 @@ from bot.slack.export import ExportTarget, upload_roster_csv
 from bot.slack.listeners.commands import NOT_ALLOWED, SLOW_DOWN
 from bot.slack.lookups import changes_answer, changes_page_answer
 from bot.slack.parsing import ChangesRequest
-from bot.slack.render.blocks import CHANGES_ACTION_ID, notice_message, problem_message, with_note
+from bot.slack.render.blocks import CHANGES_ACTION_ID, Message, notice_message, problem_message, with_note
 from bot.slack.render.buttons import StaleButton, decode_view
 from bot.slack.render.changes import ChangesPage, decode_changes_page
 from bot.slack.render.escaping import clean_untrusted, escape_mrkdwn
@@ -173,7 +173,12 @@ async def what_changed(
     ref = await _start(click, deps, respond, client, record)
     if ref is None:
         return
-    answer = await changes_answer(deps.answers, ChangesRequest(ref.room_id, ref.profile))
+
+    async def reading(message: Message) -> None:
+        # Beside the clicked message, like the answer (a click's response_url can only replace the clicked one).
+        await deliver(respond, message, click.to)
+
+    answer = await changes_answer(deps.answers, ChangesRequest(ref.room_id, ref.profile), reading=reading)
     record.note(lookup="changes", **answer.audit_fields())
     await _tell(respond, click, record, answer.message, answer.outcome)
 

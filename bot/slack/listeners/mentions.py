@@ -134,16 +134,26 @@ async def answer_mention(
         record.note(lookup=request.lookup)
         looked_up = request
 
+        placeholders: list[Delivery] = []  # "Reading room X again…" while a --changes reads; the answer replaces it
+
+        async def reading(message: Message) -> None:
+            placeholders.append(await post_in_thread(message, in_thread))
+
+        async def answer_in_thread(message: Message) -> Delivery:
+            if placeholders and placeholders[0].ok and placeholders[0].ts is not None:
+                return await land_final(deps.updates, in_thread, placeholders[0], message)
+            return await post_in_thread(message, in_thread)
+
         async def look_up() -> None:
-            answer = await lookup_answer(deps.answers, looked_up)
+            answer = await lookup_answer(deps.answers, looked_up, reading=reading)
             record.note(**answer.audit_fields())
-            said = await post_in_thread(answer.message, in_thread)
+            said = await answer_in_thread(answer.message)
             record.note(**said.audit())
             record.emit(said.outcome(answer.outcome))
 
         async def sorry() -> None:
             if record.emitted is None:
-                said = await post_in_thread(restarting_message(), in_thread)
+                said = await answer_in_thread(restarting_message())
                 record.note(**said.audit())
                 record.ensure("interrupted")
 

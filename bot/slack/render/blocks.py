@@ -12,7 +12,6 @@ Slack markup we emit.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +36,7 @@ from bot.slack.render.escaping import (
     largest_fitting,
     slack_length,
 )
-from bot.slack.render.text import date_token, incomplete_note
+from bot.slack.render.text import age_text, date_token, incomplete_note
 from bot.zim.room_id import MAX_ROOM_ID_BYTES, ROOM_ID_SYMBOLS, room_id_problem
 
 __all__ = [
@@ -138,6 +137,11 @@ def _clip_escaped(text: str, budget: int) -> str:
     return "".join(pieces).rstrip() + ELLIPSIS
 
 
+def clip_escaped(text: str, budget: int) -> str:
+    """`_clip_escaped` for other renderers (lists of changes): the cut never splits an escape."""
+    return _clip_escaped(text, budget)
+
+
 def _clip_mrkdwn(text: str, budget: int) -> str:
     """Cut already-safe mrkdwn to `budget` units (a cut can split an entity, never create markup)."""
     if slack_length(text) <= budget:
@@ -212,13 +216,8 @@ def user_lines(users: Sequence[RoomUser], first_position: int) -> str:
 
 
 def _age(seconds: float) -> str:
-    if not math.isfinite(seconds) or seconds < 0:
-        return ""
-    if seconds < 60:
-        return f", {int(seconds)} s old"
-    if seconds < 3600:
-        return f", {int(seconds // 60)} min old"
-    return f", {int(seconds // 3600):,} h old"
+    age = age_text(seconds)
+    return f", {age} old" if age else ""
 
 
 def _paging_button(label: str, action_id: str, ref: RoomView) -> dict[str, Any]:

@@ -10,16 +10,15 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.roster.model import RoomUser
+from bot.roster.diff import KeptChanges
 from bot.roster.view import PAGE_SIZE, can_carry_profile, clamp_page, page_count
-from bot.slack.render.blocks import MAX_TEXT_CHARS, Message, user_lines
+from bot.slack.render.blocks import MAX_TEXT_CHARS, Message, clip_escaped, user_lines
 from bot.slack.render.buttons import MAX_BUTTON_VALUE, StaleButton
 from bot.slack.render.escaping import ELLIPSIS, clean_untrusted, escape_mrkdwn, quote_code, slack_length
-from bot.slack.render.text import date_token
+from bot.slack.render.text import age_text, date_token
 from bot.zim.members import RoomMembers
 from bot.zim.room_id import room_id_problem
 
@@ -27,7 +26,7 @@ CHANGES_PREV_ACTION_ID = "roomusers_changes_prev"
 CHANGES_NEXT_ACTION_ID = "roomusers_changes_next"
 CHANGES_PAGING_BLOCK_ID = "roomusers_changes_paging"
 CHANGES_VERSION = 1
-_CHANGES_KEYS = frozenset({"v", "c", "r", "p", "a"})
+_CHANGES_KEYS = frozenset({"v", "c", "r", "p", "a", "n"})
 CHANGES_ID = re.compile(r"[0-9a-f]{12}")
 ROOM_ECHO_CHARS = 64
 MAX_HEADER_CHARS = 150
@@ -43,6 +42,7 @@ class ChangesPage:
     room_id: str
     page: int = 1
     profile: str = ""
+    users_now: int | None = None  # the room's size at the fresh read (its footer says so); None: not known
 
 
 def encode_changes_page(ref: ChangesPage) -> str:
@@ -54,6 +54,8 @@ def encode_changes_page(ref: ChangesPage) -> str:
     payload: dict[str, Any] = {"v": CHANGES_VERSION, "c": ref.changes_id, "r": ref.room_id, "p": ref.page}
     if ref.profile:
         payload["a"] = ref.profile
+    if ref.users_now is not None:
+        payload["n"] = ref.users_now
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
@@ -77,7 +79,10 @@ def decode_changes_page(value: str) -> ChangesPage:
         raise StaleButton("button names an invalid page")
     if not isinstance(profile, str) or not can_carry_profile(profile):
         raise StaleButton("button names an invalid app profile")
-    return ChangesPage(changes_id, room_id, page, profile)
+    users_now = payload.get("n")
+    if users_now is not None and (type(users_now) is not int or users_now < 0):
+        raise StaleButton("button names an invalid room size")
+    return ChangesPage(changes_id, room_id, page, profile, users_now)
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
@@ -106,14 +111,8 @@ def _room(room_id: str) -> str:
 
 def ago(seconds: float) -> str:
     """`18 min ago`: how long before now a read was made."""
-    if not math.isfinite(seconds) or seconds < 0:
-        return "just now"
-    if seconds < 60:
-        return f"{int(seconds)} s ago"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min ago"
-    hours, minutes = divmod(int(seconds // 60), 60)
-    return f"{hours} h {minutes} min ago" if minutes else f"{hours} h ago"
+    age = age_text(seconds)
+    return f"{age} ago" if age else "just now"
 
 
 def _users(count: int) -> str:
@@ -128,12 +127,8 @@ def changes_headline(joined: int, left: int, *, since: float, now: float) -> str
 
 def changes_message(
     room_id: str,
-    joined: Sequence[RoomUser],
-    left: Sequence[RoomUser],
+    changes: KeptChanges,
     *,
-    since: float,
-    read_at: float,
-    users_now: int,
     now: float,
     page: int = 1,
     profile: str = "",
@@ -141,13 +136,14 @@ def changes_message(
 ) -> Message:
     """One page of who joined (new join order) then who left (old join order), PAGE_SIZE lines a page.
 
-    `since` dates the baseline, `read_at` the fresh read; `changes_id` (the kept diff) lets Prev/Next page it.
-    """
+    `changes.since` dates the baseline, `changes.read_at` the fresh read; `changes_id` (the diff, kept) lets
+    Prev/Next page it: without it there are no paging buttons."""
+    joined, left = changes.joined, changes.left
     total = len(joined) + len(left)
     pages = page_count(total)
     page = clamp_page(page, total)
     start, end = (page - 1) * PAGE_SIZE, page * PAGE_SIZE
-    headline = changes_headline(len(joined), len(left), since=since, now=now)
+    headline = changes_headline(len(joined), len(left), since=changes.since, now=now)
     blocks: list[dict[str, Any]] = [_header("Changes in room", room_id), _section(headline)]
     for title, users, offset in (("Joined", joined, 0), ("Left", left, len(joined))):
         shown = users[max(0, start - offset) : max(0, end - offset)]
@@ -156,17 +152,20 @@ def changes_message(
         first = max(0, start - offset) + 1
         blocks.append(_section(f"*{title}* ({len(users):,})"))
         blocks.append(_section(user_lines(shown, first)))
-    where = [f"Page {page:,} of {pages:,}", f"{_users(users_now)} now", f"read {date_token(read_at)}"]
+    where = [f"Page {page:,} of {pages:,}"]
+    if changes.users_now is not None:
+        where.append(f"{_users(changes.users_now)} now")
+    where.append(f"read {date_token(changes.read_at)}")
     if profile:
         where.append(f"app {escape_mrkdwn(clean_untrusted(profile, 32))}")
     blocks.append(_context(" · ".join(where)))
     if pages > 1 and changes_id:
         buttons = []
         if page > 1:
-            value = encode_changes_page(ChangesPage(changes_id, room_id, page - 1, profile))
+            value = encode_changes_page(ChangesPage(changes_id, room_id, page - 1, profile, changes.users_now))
             buttons.append(_button("◀ Prev", CHANGES_PREV_ACTION_ID, value))
         if page < pages:
-            value = encode_changes_page(ChangesPage(changes_id, room_id, page + 1, profile))
+            value = encode_changes_page(ChangesPage(changes_id, room_id, page + 1, profile, changes.users_now))
             buttons.append(_button("Next ▶", CHANGES_NEXT_ACTION_ID, value))
         blocks.append({"type": "actions", "block_id": CHANGES_PAGING_BLOCK_ID, "elements": buttons})
     room = quote_code(room_id, ROOM_ECHO_CHARS)
@@ -184,13 +183,34 @@ def _button(label: str, action_id: str, value: str) -> dict[str, Any]:
     }
 
 
-def no_baseline_message(room_id: str, *, users_now: int, hours: float, read_at: float) -> Message:
-    """The first read of a room (in the history's lifetime): nothing to compare with; it is the baseline now."""
+def no_baseline_message(room_id: str, *, users_now: int, hours: float, read_at: float, kept: bool = True) -> Message:
+    """Nothing to compare with (no earlier complete read is kept); the read is the baseline now, if it was kept."""
     room = quote_code(room_id, ROOM_ECHO_CHARS)
-    text = (
-        f"No earlier read of room {room} in the last {hours:g} h; this read ({_users(users_now)}, "
-        f"{date_token(read_at)}) is now the baseline. Run `--changes` again later to see who joined and left."
+    this_read = f"this read ({_users(users_now)}, {date_token(read_at)})"
+    then = (
+        f"{this_read} is now the baseline. Run `--changes` again later to see who joined and left."
+        if kept
+        else f"{this_read} could not be kept as a baseline either, so `--changes` cannot compare with it later."
     )
+    text = f"No earlier complete read of room {room} is kept (baselines are kept up to {hours:g} h); {then}"
+    return Message(text=text, blocks=[_header("Changes in room", room_id), _section(text)])
+
+
+def changes_too_soon_message(room_id: str, *, age: float, refresh_min: float) -> Message:
+    """A `--changes` sooner than ROOMUSERS_REFRESH_MIN_SECONDS after the last complete read: no new read."""
+    room = quote_code(room_id, ROOM_ECHO_CHARS)
+    wait = max(1, math.ceil(refresh_min - max(0.0, age)))
+    text = (
+        f"The last complete read of room {room} was {ago(age)}; try again in {wait} s "
+        f"(rooms are read again at most every {refresh_min:g} s)."
+    )
+    return Message(text=text, blocks=[_header("Changes in room", room_id), _section(text)])
+
+
+def reading_to_compare_message(room_id: str, *, baseline_at: float) -> Message:
+    """While the fresh read of a `--changes` goes on: replaced by the answer."""
+    room = quote_code(room_id, ROOM_ECHO_CHARS)
+    text = f"Reading room {room} again to compare with the read of {date_token(baseline_at)}…"
     return Message(text=text, blocks=[_header("Changes in room", room_id), _section(text)])
 
 
@@ -202,11 +222,16 @@ def changed_while_read_message(room_id: str, problem: str, *, baseline_at: float
         if baseline_at is not None
         else "There is no earlier complete read to compare with either."
     )
-    text = (
-        f"⚠️ Room {room} could not be read completely ({escape_mrkdwn(problem)}), so it is not compared with its "
-        f"last read: an incomplete list would show people leaving who did not. {kept} Try `--changes` again shortly."
-    )
-    return Message(text=text, blocks=[_header("Changes in room", room_id), _section(text[:MAX_TEXT_CHARS])])
+
+    def sentence(why: str) -> str:
+        return (
+            f"⚠️ Room {room} could not be read completely ({why}), so it is not compared with its last read: an "
+            f"incomplete list would show people leaving who did not. {kept} Try `--changes` again shortly."
+        )
+
+    # The problem is cut to what fits, never through an escape (as a slice of the escaped text could).
+    text = sentence(clip_escaped(problem, MAX_TEXT_CHARS - slack_length(sentence(""))))
+    return Message(text=text, blocks=[_header("Changes in room", room_id), _section(text)])
 
 
 def changes_expired_message(room_id: str) -> Message:
@@ -239,6 +264,8 @@ def members_message(members: RoomMembers, *, profile: str = "") -> Message:
     where = ["one QueryRoomMembers request"]
     if members.being_destroyed:
         where.insert(0, "the room is being destroyed: nobody is in it")
+    if members.room_not_found:
+        where.insert(0, "the room does not exist: nobody listed is in it")
     if members.request_id:
         where.append(f"ZIM RequestId {quote_code(members.request_id, 40)}")
     if profile:

@@ -57,6 +57,18 @@ def incomplete_note(problem: str) -> str:
     return f"⚠️ *Incomplete:* {escape_mrkdwn(problem)}. ↻ Refresh to read it again."
 
 
+def age_text(seconds: float) -> str:
+    """`18 min`, `2 h 5 min`: how old a read is, for "… ago" and "…, 2 h old" alike ("" when not a valid age)."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return ""
+    if seconds < 60:
+        return f"{int(seconds)} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min"
+    hours, minutes = divmod(int(seconds // 60), 60)
+    return f"{hours:,} h {minutes} min" if minutes else f"{hours:,} h"
+
+
 def unexpected_error_sentence(reference: str) -> str:
     return f"Something went wrong on our side while answering; it has been logged with reference `{reference}`."
 
