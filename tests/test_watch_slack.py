@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from bot.dev.local_stack import LocalStack, local_stack
+from bot.dev.local_stack import LocalStack, local_stack, sandbox_profile
 from bot.dev.zim_sandbox import ZimSandbox
 from bot.dev.zim_sandbox.faults import Fault
-from bot.settings import WatchSettings
-from bot.slack.access import AccessPolicy
+from bot.settings import WatchSettings, ZegoProfiles
+from bot.slack.access import AccessPolicy, AccessRules
 from bot.slack.render.watches import MAX_LISTED, expired_message, watches_message
 from bot.slack.watches import ALREADY_ENDED, STOPPED
 from bot.watch.budget import stretched_interval
@@ -225,6 +225,41 @@ async def test_show_users_is_refused_for_a_person_without_access(sandbox: ZimSan
         assert refusal.user == "U0MALLORY" and "Not allowed" in all_text(refusal)
         assert "`u" not in all_text(refusal)
         assert local.sandbox.stats.requests == reads  # refused before any ZIM request
+
+
+async def test_watches_lists_only_the_apps_the_asker_may_use(sandbox: ZimSandbox):
+    profiles = ZegoProfiles(
+        default="default",
+        by_name={"default": sandbox_profile(sandbox), "staging": sandbox_profile(sandbox, name="staging")},
+    )
+    access = AccessRules(per_app={"staging": AccessPolicy(users={"U0BOB"})}, default_profile="default")
+    async with local_stack(sandbox=sandbox, retry=FAST_RETRY, watch=FAST, profiles=profiles, access=access) as local:
+        local.sandbox.add_room("w-open", [("u1", "Ann")])
+        local.sandbox.add_room("w-staging", [("u1", "Ann")])
+        await set_watch(local, "w-open --watch --when-empty", user_id="U0BOB")
+        await set_watch(local, "w-staging --watch --when-empty --app staging", user_id="U0BOB")
+        await local.slack.send_command("--watches", user_id="U0ALICE")
+        alice = all_text(await local.slack.next_message())
+        assert "1 active watch*" in alice and "w-open" in alice and "w-staging" not in alice
+        await local.slack.send_command("--watches", user_id="U0BOB")
+        bob = all_text(await local.slack.next_message())
+        assert "2 active watches" in bob and "w-staging" in bob
+
+
+async def test_watches_is_refused_only_when_no_app_is_allowed(sandbox: ZimSandbox):
+    profiles = ZegoProfiles(
+        default="default",
+        by_name={"default": sandbox_profile(sandbox), "staging": sandbox_profile(sandbox, name="staging")},
+    )
+    access = AccessRules(
+        per_app={"default": AccessPolicy(users={"U0ALICE"}), "staging": AccessPolicy(users={"U0BOB"})},
+        default_profile="default",
+    )
+    async with local_stack(sandbox=sandbox, retry=FAST_RETRY, watch=FAST, profiles=profiles, access=access) as local:
+        await local.slack.send_command("--watches", user_id="U0BOB")  # not allowed for the default app
+        assert "No active watches" in all_text(await local.slack.next_message())
+        await local.slack.send_command("--watches", user_id="U0MALLORY")
+        assert "Not allowed" in all_text(await local.slack.next_message())
 
 
 # -- the messages themselves -------------------------------------------------------------------------------------
