@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from bot.dev.local_stack import LocalStack, local_stack, sandbox_profile
+from bot.dev.local_stack import LocalStack, local_replicas, local_stack, sandbox_profile
 from bot.dev.zim_sandbox import ZimSandbox
 from bot.dev.zim_sandbox.faults import Fault
 from bot.settings import WatchSettings, ZegoProfiles
@@ -25,6 +25,7 @@ from bot.zim import codes
 from bot.zim.pacing import DEFAULT_BACKGROUND_SHARE
 
 from .conftest import FAST_RETRY
+from .redis_server import RedisServer
 from .slack_helpers import all_text, wait_for_message
 from .test_incomplete import scrape
 from .test_watches import FAST, desk_of, finder, next_ephemeral, posted, set_watch
@@ -211,6 +212,30 @@ async def test_a_stop_value_no_watch_can_have_is_never_looked_up(watching: Local
     desk = desk_of(watching)
     for value in ["due", "cost", "../x", "0123456789abcdeg", "0123456789ABCDEF", ""]:
         assert await desk.find(value) is None
+
+
+async def test_stop_while_redis_is_down_says_so(sandbox: ZimSandbox, redis_server: RedisServer, redis_url: str):
+    async with local_replicas(1, sandbox=sandbox, redis_url=redis_url, retry=FAST_RETRY, watch=FAST) as local:
+        local.route(0)
+        sandbox.add_room("r-stop", [("u1", "Ann")])
+        await local.slack.send_command("r-stop --watch --when-empty")
+        await local.slack.wait_for(lambda: any("Watch set" in all_text(m) for m in local.slack.ephemerals("U0ALICE")))
+        await local.slack.send_command("--watches")
+        listing = await local.slack.wait_for(
+            lambda: next((m for m in local.slack.ephemerals("U0ALICE") if "1 active watch*" in all_text(m)), None)
+        )
+        assert listing is not None
+        desk = local.replicas[0].running.deps.watches
+        assert desk is not None
+        for value in ["due", "cost"]:  # names of the store's own keys: refused before any lookup (no WRONGTYPE)
+            assert await desk.find(value) is None
+        redis_server.stop()
+        await local.slack.click(listing, "roomusers_watch_stop_0")
+        told = await local.slack.wait_for(
+            lambda: next((m for m in local.slack.ephemerals("U0ALICE") if "Watch not stopped" in all_text(m)), None)
+        )
+        assert told is not None and "Redis" in all_text(told)
+        redis_server.start()  # for the fixture's teardown; this server keeps nothing across a restart
 
 
 async def test_show_users_is_refused_for_a_person_without_access(sandbox: ZimSandbox):

@@ -53,16 +53,14 @@ STOPPED = "Watch stopped: no alert will be posted for it."
 
 def alert_place(watch: Watch, delivery: Delivery, bot_name: str | None) -> str:
     """Where a fire-at-once alert went, as a sentence for the confirmation."""
+    in_dm = watch.channel_id.startswith("D")
     if delivery.route == "dm":
-        return f"The alert went to your DM with roomusers: it could not post here. {invite_hint(bot_name)}"
+        why = "roomusers is not part of this direct message." if in_dm else invite_hint(bot_name)
+        return f"The alert went to your DM with roomusers: it could not post here. {why}"
     if delivery.ok:
         if watch.thread_ts:
             return "The alert is posted in this thread."
-        return (
-            "The alert is posted in this conversation."
-            if watch.channel_id.startswith("D")
-            else ("The alert is posted in this channel.")
-        )
+        return "The alert is posted in this conversation." if in_dm else "The alert is posted in this channel."
     if delivery.unconfirmed:
         return "The alert was sent, but Slack did not confirm it arrived."
     return f"The alert could be posted neither here nor in your DM with roomusers (Slack said `{delivery.error}`)."
