@@ -70,6 +70,15 @@ async def test_the_confirmation_names_the_place_the_bot_can_really_post(watching
     assert "/invite @roomusers" in away  # the bot's name as auth.test gives it
 
 
+async def test_a_private_channel_or_missing_scopes_are_worded_truthfully(watching: LocalStack):
+    watching.sandbox.add_room("w-scope", [("u1", "Ann")])
+    private = all_text(await set_watch(watching, "w-scope --watch --when-empty", channel_id="G0SECRET"))
+    assert "in your DM with roomusers: roomusers is not in this channel" in private  # channel_not_found
+    watching.slack.workspace.scopes = frozenset({"chat:write", "im:write"})  # installed before channels:read
+    unsure = all_text(await set_watch(watching, "w-scope --watch --when-empty", channel_id="C0NOBOT"))
+    assert "in this channel (or, if roomusers is not in it, in your DM with roomusers)" in unsure
+
+
 async def test_a_fire_at_once_confirmation_says_where_the_alert_went(watching: LocalStack):
     watching.sandbox.add_room("w-now", 0)
     confirmation = all_text(await set_watch(watching, "w-now --watch --when-empty", channel_id="C0NOBOT"))
