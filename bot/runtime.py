@@ -25,6 +25,7 @@ from bot.watch.poller import WatchPoller, ZegoTarget
 from bot.zim import Pacer, RetryPolicy, ZimClient, fetch_roster, new_http_client
 from bot.zim.paging import FetchProgress
 from bot.zim.probe import CredentialProbe
+from bot.zim.wire import MAX_LIMIT
 
 if TYPE_CHECKING:  # `query` composes only the ZEGO side: it should not pay for importing Bolt and aiohttp
     from slack_bolt.async_app import AsyncApp
@@ -45,6 +46,27 @@ def local_pacer(settings: ZegoSettings) -> Pacer:
     return SmoothPacer(settings.qps)
 
 
+def _zim_client(
+    settings: ZegoSettings,
+    pacer: Pacer,
+    http: httpx.AsyncClient,
+    retry: RetryPolicy | None,
+    *,
+    page_limit: int = MAX_LIMIT,
+) -> ZimClient:
+    """One app's ZIM client: its credentials, the shared HTTP client and the app's pacer."""
+    return ZimClient(
+        app_id=settings.app_id,
+        server_secret=settings.server_secret,
+        base_url=settings.base_url,
+        pacer=pacer,
+        http=http,
+        retry=retry,
+        page_limit=page_limit,
+        settings_prefix=settings.env_prefix,
+    )
+
+
 def _zego_app(
     settings: ZegoSettings,
     http: httpx.AsyncClient,
@@ -58,27 +80,10 @@ def _zego_app(
     history_hours: float = DEFAULT_HISTORY_HOURS,
     read_slots: ReadSlots | None = None,
 ) -> ZegoApp:
-    client = ZimClient(
-        app_id=settings.app_id,
-        server_secret=settings.server_secret,
-        base_url=settings.base_url,
-        pacer=pacer,
-        http=http,
-        retry=retry,
-        settings_prefix=settings.env_prefix,
-    )
+    client = _zim_client(settings, pacer, http, retry)
     # The probe's own client: the same credentials, HTTP client and pacer (inside the shared budget), one user
     # a page and a short retry budget, so a ZIM outage gives "no verdict" within seconds.
-    probe_client = ZimClient(
-        app_id=settings.app_id,
-        server_secret=settings.server_secret,
-        base_url=settings.base_url,
-        pacer=pacer,
-        http=http,
-        retry=PROBE_RETRY,
-        page_limit=1,
-        settings_prefix=settings.env_prefix,
-    )
+    probe_client = _zim_client(settings, pacer, http, PROBE_RETRY, page_limit=1)
 
     async def fetch(room_id: str, progress: FetchProgress) -> Roster:
         return await fetch_roster(
@@ -101,16 +106,7 @@ def _zego_app(
         history_hours=history_hours,
     )
     probe = CredentialProbe(probe_client, profile=settings.profile)
-    watch_client = ZimClient(
-        app_id=settings.app_id,
-        server_secret=settings.server_secret,
-        base_url=settings.base_url,
-        pacer=pacer,
-        http=http,
-        retry=retry,
-        page_limit=1,
-        settings_prefix=settings.env_prefix,
-    )
+    watch_client = _zim_client(settings, pacer, http, retry, page_limit=1)
     return ZegoApp(profile=settings.profile, client=client, snapshots=snapshots, probe=probe, watch_client=watch_client)
 
 
@@ -251,4 +247,4 @@ def _watch_desk(
     poller = WatchPoller(
         state.watch_store(), targets, notifier, interval=settings.interval, share=state.background_share
     )
-    return WatchDesk(poller, settings, rosters)
+    return WatchDesk(poller, settings, rosters, notifier=notifier)

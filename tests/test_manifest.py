@@ -49,9 +49,11 @@ def test_command_interactivity_mentions_and_socket_mode(manifest):
 def test_exactly_the_bot_scopes_needed(manifest):
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == [
         "app_mentions:read",
+        "channels:read",
         "chat:write",
         "commands",
         "files:write",
+        "groups:read",
         "im:write",
         "usergroups:read",
     ]

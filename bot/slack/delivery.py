@@ -33,7 +33,7 @@ from bot.slack.render.blocks import Message, with_note
 log = logging.getLogger(__name__)
 
 Route = Literal["response_url", "ephemeral", "thread", "update", "dm"]
-Surface = Literal["command", "mention", "action"]
+Surface = Literal["command", "mention", "action", "watch"]
 
 # The message could not land *there*; the requester's DM may still work.
 REACH_ERRORS = frozenset(
@@ -89,6 +89,7 @@ class Requester:
     surface: Surface
     # ONLY a thread that has replies: Slack shows no ephemeral in a "thread" of one lone message.
     thread_ts: str | None = None
+    dm_note: str | None = None  # the line a DM copy carries instead of the default "from <#channel>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,13 +224,21 @@ async def deliver_to_dm(message: Message, to: Requester, error: str) -> Delivery
         error,
         dm_error,
     )
-    UNDELIVERED.labels(to.surface, dm_error or "unknown").inc()
+    if to.surface != "watch":  # watch posts are counted in roomusers_watch_alerts_undelivered_total
+        UNDELIVERED.labels(to.surface, dm_error or "unknown").inc()
     return Delivery(None, dm_error or error)
 
 
 def _from_line(to: Requester) -> str:
+    if to.dm_note is not None:
+        return to.dm_note
     where = "a direct message" if to.channel.startswith("D") else f"<#{to.channel}>"
-    asked = {"command": "Your `/roomusers` answer", "mention": "The answer to your mention", "action": "Your answer"}
+    asked = {
+        "command": "Your `/roomusers` answer",
+        "mention": "The answer to your mention",
+        "action": "Your answer",
+        "watch": "Your watch's message",
+    }
     return f"{asked[to.surface]} from {where}: Slack did not let roomusers post it there."
 
 

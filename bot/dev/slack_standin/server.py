@@ -38,7 +38,7 @@ from bot.web import http_url, start_site
 T = TypeVar("T")
 MAX_BODY_BYTES = 64 * 1024 * 1024  # CSV exports of big rooms go through the upload endpoint
 # The scopes the app's manifest asks for; Slack reports granted scopes on every Web API answer.
-OAUTH_SCOPES = "commands,app_mentions:read,chat:write,files:write,im:write,usergroups:read"
+OAUTH_SCOPES = "commands,app_mentions:read,chat:write,channels:read,groups:read,files:write,im:write,usergroups:read"
 
 
 class SlackStandIn(AppDriver):
@@ -62,6 +62,7 @@ class SlackStandIn(AppDriver):
         self.workspace = Workspace(clock=clock)
         self.manifest = manifest or ManifestFacts.load()
         self.workspace.messages_tab_enabled = self.manifest.messages_tab_enabled
+        self.workspace.scopes = self.manifest.scopes
         self.rate_limiter = RateLimiter(limits or RateLimits(), monotonic)
         self._monotonic = monotonic
         self.faults = Faults()

@@ -59,6 +59,7 @@ class WebApi:
             "chat.postMessage": self._post_message,
             "chat.postEphemeral": self._post_ephemeral,
             "chat.update": self._update,
+            "conversations.info": self._conversations_info,
             "conversations.open": self._conversations_open,
             "files.getUploadURLExternal": self._get_upload_url,
             "files.completeUploadExternal": self._complete_upload,
@@ -176,6 +177,34 @@ class WebApi:
         return _ok(channel=channel, ts=message.ts, text=text or "", message=message_json(message, self._id))
 
     # -- conversations -----------------------------------------------------------------------------------
+
+    def _conversations_info(self, args: JsonDict) -> JsonDict:
+        """What real Slack says: a public channel is visible with `is_member`; a private channel, DM or group DM
+        the bot is not part of does not exist for it (`channel_not_found`). Public needs channels:read, private
+        groups:read (im:read / mpim:read for DMs, which the app does not ask for)."""
+        channel = _required(args, "channel", "channel_not_found")
+        conversation = self._ws.conversations.get(channel)
+        if conversation is None:
+            raise ApiError("channel_not_found")
+        needed = {"public": "channels:read", "private": "groups:read", "im": "im:read", "mpim": "mpim:read"}
+        scope = needed.get(conversation.kind, "im:read")
+        if scope not in self._ws.scopes:
+            raise ApiError("missing_scope")
+        if not conversation.bot_member and conversation.kind != "public":
+            raise ApiError("channel_not_found")
+        kind = conversation.kind
+        return _ok(
+            channel={
+                "id": conversation.id,
+                "name": conversation.name,
+                "is_channel": kind == "public",
+                "is_group": kind == "private",
+                "is_im": kind in ("im", "app_dm"),
+                "is_mpim": kind == "mpim",
+                "is_private": kind != "public",
+                "is_member": conversation.bot_member,
+            }
+        )
 
     def _conversations_open(self, args: JsonDict) -> JsonDict:
         users = [u for u in str(args.get("users") or "").split(",") if u]

@@ -64,6 +64,8 @@ class Workspace:
         self.conversations: dict[str, Conversation] = {"C0OPS": Conversation("C0OPS", "public", "ops", bot_member=True)}
         # Whether users can DM the app (manifest features.app_home.messages_tab_enabled).
         self.messages_tab_enabled = True
+        # The bot scopes granted (the manifest's), for methods that need one beyond chat:write.
+        self.scopes: frozenset[str] = frozenset()
         # Ephemerals Slack accepted but never shows (posted into a thread that has no replies).
         self.invisible: list[StoredMessage] = []
         # User groups (S... -> member user IDs) for usergroups.users.list; tests fill this in.

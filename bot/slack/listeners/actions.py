@@ -23,6 +23,8 @@ from bot.slack.delivery import Delivery, Requester, deliver, land_final
 from bot.slack.deps import SlackDeps, restarting_message
 from bot.slack.export import ExportTarget, upload_roster_csv
 from bot.slack.listeners.commands import NOT_ALLOWED, SLOW_DOWN
+from bot.slack.listeners.watches import Asker
+from bot.slack.listeners.watches import listing as watch_listing
 from bot.slack.lookups import changes_answer, changes_page_answer
 from bot.slack.parsing import ChangesRequest
 from bot.slack.render.blocks import CHANGES_ACTION_ID, Message, notice_message, problem_message, with_note
@@ -30,7 +32,8 @@ from bot.slack.render.buttons import StaleButton, decode_view
 from bot.slack.render.changes import ChangesPage, decode_changes_page
 from bot.slack.render.escaping import clean_untrusted, escape_mrkdwn
 from bot.slack.render.watches import SHOW_USERS_ACTION_ID, STOP_ACTION_ID
-from bot.slack.watches import ALREADY_ENDED, STOPPED
+from bot.slack.watches import ALREADY_ENDED, STOPPED, STORE_DOWN
+from bot.state.health import REDIS_UNAVAILABLE
 
 VIEW_ACTIONS = re.compile(r"^roomusers_(prev|next|order|refresh)$")
 SHARE_ACTION = "roomusers_share"
@@ -373,24 +376,28 @@ async def stop_watch(
     if desk is None:
         await _tell(respond, click, record, problem_message(STALE_BUTTON), "stale_button")
         return
-    record.note(watch=click.value)
+    record.note(watch=click.value[:40])
     limited = await deps.over_rate(click.team, click.user)
     if limited is not None:
         await _tell(respond, click, record, problem_message(limited, title=SLOW_DOWN), "rate_limited")
         return
-    watch = await desk.find(click.value)
-    profile = watch.profile if watch is not None else ""
-    refusal = await deps.access.refusal(
-        click.who, channel_id=click.channel, profile=profile, installation=click.home, client=client
-    )
-    if refusal is not None:
-        record.note(refusal=refusal.kind)
-        await _tell(respond, click, record, problem_message(refusal.sentence, title=NOT_ALLOWED), "refused")
+    asker = Asker(click.who, click.team, click.user, click.channel, click.home, client)
+    try:
+        watch = await desk.find(click.value)  # None for a value no watch ID has: never looked up
+        profile = watch.profile if watch is not None else ""
+        refusal = await deps.access.refusal(
+            click.who, channel_id=click.channel, profile=profile, installation=click.home, client=client
+        )
+        if refusal is not None:
+            record.note(refusal=refusal.kind)
+            await _tell(respond, click, record, problem_message(refusal.sentence, title=NOT_ALLOWED), "refused")
+            return
+        here = watch is not None and (watch.team_id, watch.channel_id) == (click.team, click.channel)
+        stopped = watch is not None and here and await desk.stop(watch, by=click.user)
+    except REDIS_UNAVAILABLE:
+        await _tell(respond, click, record, problem_message(STORE_DOWN, title="Watch not stopped"), "store_unavailable")
         return
-    here = watch is not None and (watch.team_id, watch.channel_id) == (click.team, click.channel)
-    stopped = watch is not None and here and await desk.stop(watch, by=click.user)
-    listing = await desk.listing(click.team, click.channel)
-    shown = with_note(listing, STOPPED if stopped else ALREADY_ENDED)
+    shown = with_note(await watch_listing(deps, asker), STOPPED if stopped else ALREADY_ENDED)
     outcome = "stopped" if stopped else "already_ended"
     delivery = await deliver(respond, shown, click.to, replace_original=True)
     record.note(**delivery.audit())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from bot.roster.view import RoomView
 from bot.slack.render.blocks import Message
@@ -22,7 +22,7 @@ SHOW_USERS_ACTION_ID = "roomusers_watch_show"
 STOP_ACTION_ID = "roomusers_watch_stop"
 WATCHES_BLOCK_ID = "roomusers_watches"
 NAME_CHARS = 80
-INVITE_HINT = "Invite the bot there with `/invite @roomusers` so its alerts land in the conversation."
+MAX_LISTED = 48  # Slack's 50 blocks, less the heading and the note a Stop adds
 
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,20}")
 
@@ -60,25 +60,47 @@ def _interval(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
+def invite_hint(bot_name: str | None) -> str:
+    """How to let the bot post in a conversation; `bot_name`: the bot user's name as installed, if known."""
+    if bot_name:
+        return f"Invite the bot there with `/invite @{clean_untrusted(bot_name, 80)}` so its alerts land there."
+    return "Invite the app's bot user there with `/invite` so its alerts land there."
+
+
 def confirmation_message(
-    watch: Watch, *, where: str, state: FirstCheck, interval: float, app_label: str = ""
+    watch: Watch,
+    *,
+    where: str,
+    state: FirstCheck | Literal["store_down"],
+    interval: float,
+    app_label: str = "",
+    alert: str | None = None,
 ) -> Message:
-    """What the person who set the watch is told. `where`: "this channel", "this thread", ..."""
+    """What the person who set the watch is told. `where`: "in this channel", "in this thread", ... (true for
+    this conversation, checked at set time). `alert`: where a fire-at-once alert really went, or why it didn't."""
     room = room_label(watch, app_label)
     if state == "fired":
         text = (
-            f"The condition is already true: {condition_text(watch)} in {room}. The alert is posted in {where}, "
-            "and the watch has ended."
+            f"The condition is already true: {condition_text(watch)} in {room}. "
+            f"{alert or f'The alert is posted {where}.'} The watch has ended."
         )
         return Message(text=text, blocks=[_section(f":bell: *Watch fired at once*\n{text}")])
+    if state == "ended":
+        text = (
+            f"The watch on {room} has already ended: it fired (see its alert) or was stopped before this confirmation."
+        )
+        return Message(text=text, blocks=[_section(f":bell: *Watch already ended*\n{text}")])
     text = (
-        f"Watching {room}: an alert will be posted in {where} once {condition_text(watch)}, "
+        f"Watching {room}: an alert will be posted {where} once {condition_text(watch)}, "
         f"until {date_token(watch.until)}. Checked every {_interval(interval)}."
     )
     if state == "failed":
         text += " ZIM could not be checked just now; the watch keeps trying."
-    if state == "ended":
-        text = f"The watch on {room} has already ended."
+    if state == "store_down":
+        text += (
+            " The first check could not be made: roomusers cannot reach its shared store (Redis) just now; "
+            "the watch is checked once it is back."
+        )
     return Message(text=text, blocks=[_section(f":eyes: *Watch set*\n{text}")])
 
 
@@ -123,7 +145,8 @@ def recovered_message(watch: Watch, *, app_label: str = "") -> Message:
     return Message(text=text, blocks=[_section(text)])
 
 
-def expired_message(watch: Watch, *, hours: float, app_label: str = "") -> Message:
+def expired_message(watch: Watch, *, app_label: str = "") -> Message:
+    hours = round((watch.until - watch.created_at) / 3600, 2)  # this watch's own span, whatever the setting is now
     text = (
         f":hourglass: The watch on {room_label(watch, app_label)} ({condition_text(watch)}), set by "
         f"{_who(watch.creator)}, ended after {hours:g} hours without the condition coming true."
@@ -131,9 +154,11 @@ def expired_message(watch: Watch, *, hours: float, app_label: str = "") -> Messa
     return Message(text=text, blocks=[_section(text)])
 
 
-def not_posted_note(channel_id: str) -> str:
+def not_posted_note(channel_id: str, bot_name: str | None = None) -> str:
+    if channel_id.startswith("D"):
+        return "roomusers could not post this in the direct message where the watch was set: it is not part of it."
     where = f"<#{channel_id}>" if _CHANNEL_ID.fullmatch(channel_id) else "the conversation"
-    return f"roomusers could not post this in {where}, where the watch was set. {INVITE_HINT}"
+    return f"roomusers could not post this in {where}, where the watch was set. {invite_hint(bot_name)}"
 
 
 def watches_message(
@@ -145,8 +170,13 @@ def watches_message(
         text = "No active watches in this conversation. Set one with `/roomusers <room-id> --watch --when-empty`."
         text = text.replace("<room-id>", "&lt;room-id&gt;")
         return Message(text=text, blocks=[_section(text)])
-    blocks: list[dict[str, Any]] = [_section(f"*{len(watches)} active {'watch' if len(watches) == 1 else 'watches'}*")]
-    for index, watch in enumerate(watches):
+    heading = f"{len(watches)} active {'watch' if len(watches) == 1 else 'watches'}"
+    shown = watches[:MAX_LISTED]
+    title = f"*{heading}*"
+    if len(shown) < len(watches):  # never cut silently: say how many, and how to reach the rest
+        title += f"\nShowing the first {len(shown)} of {len(watches)}; stop some to see the others."
+    blocks: list[dict[str, Any]] = [_section(title)]
+    for index, watch in enumerate(shown):
         interval = intervals.get(watch.profile)
         every = f" · checked every {_interval(interval)}" if interval is not None else ""
         line = (
@@ -162,5 +192,4 @@ def watches_message(
             "style": "danger",
         }
         blocks.append(block)
-    heading = f"{len(watches)} active {'watch' if len(watches) == 1 else 'watches'}"
-    return Message(text=f"{heading} in this conversation", blocks=blocks[:50])
+    return Message(text=f"{heading} in this conversation", blocks=blocks)
