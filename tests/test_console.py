@@ -97,7 +97,7 @@ async def test_ack_only_replies_do_not_hang(console: ConsoleProcess):
 async def test_late_updates_keep_their_own_message_and_buttons(console: ConsoleProcess):
     await console.send("@roomusers load-20000", "/roomusers demo-12")
     await console.expect(r"#(\d+) · only you see it · (?:late )?answer to “/roomusers demo-12”\n[^#]*Room demo-12")
-    await console.expect(r"\(type 1–5 for these buttons\)")
+    await console.expect(r"\(type 1–4 for these buttons\)")
     await console.send("1")  # ⇅ Newest first of demo-12, whatever load-20000 posts meanwhile
     shown = await console.expect(r"#\d+ \(updated\)[^\n]*answer to “\[⇅ Newest first\] on #\d+”\n[^#]*?\n\n")
     assert "Room demo-12" in shown.group(0)
@@ -115,7 +115,7 @@ async def test_late_updates_keep_their_own_message_and_buttons(console: ConsoleP
 
 async def test_export_shows_the_file_and_keeps_the_buttons(console: ConsoleProcess):
     await console.send("/roomusers demo-12")
-    await console.expect(r"\(type 1–5 for these buttons\)")
+    await console.expect(r"\(type 1–4 for these buttons\)")
     await console.send("3")  # ⬇ Export CSV
     await console.expect(r"📎 roomusers-demo-12-\d{8}-\d{6}Z\.csv · 12 users · in your direct messages")
     await console.expect(r"user_id,user_name\n")
