@@ -4,10 +4,13 @@ inline; a worker that dies costs that job a thread, not an error."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from bot.dev.zim_sandbox.rooms import HOSTILE_NAMES, generated_users
 from bot.roster.cpu import CPU_PROCESS_USERS, off_process
 from bot.roster.model import RoomUser, Roster
+from bot.roster.view import filter_users
+from bot.slack.csv_file import MatchingCsv, matching_csv
 from bot.slack.export import roster_csv
 
 
@@ -26,6 +29,25 @@ async def test_a_big_csv_is_encoded_in_another_process_byte_for_byte():
         assert await off_process(len(ordered), roster_csv, ordered) == roster_csv(ordered)
     assert await off_process(CPU_PROCESS_USERS, os.getpid) != os.getpid()
     assert await off_process(CPU_PROCESS_USERS - 1, os.getpid) == os.getpid()  # smaller: not worth a process
+
+
+def matching_csv_outside(parent: int, users: Sequence[RoomUser], filter_text: str) -> MatchingCsv:
+    """`matching_csv`, refused in `parent`: the job must filter and encode in the worker process."""
+    if os.getpid() == parent:
+        raise AssertionError("the filtered export ran in the app's process")
+    return matching_csv(users, filter_text)
+
+
+async def test_a_filtered_csv_is_filtered_and_encoded_in_the_worker_from_the_packed_roster():
+    users = [RoomUser(*user) for user in generated_users(CPU_PROCESS_USERS)]
+    users += [RoomUser(f"hostile-{n}", name) for n, name in enumerate(HOSTILE_NAMES)]
+    roster = Roster(room_id="big", users=users, reported_count=len(users), fetched_at=1.0)
+    for ordered in (roster.users, roster.ordered(newest_first=True)):
+        for filter_text in ("ann", "  LI ", "nobody-has-this", ""):
+            matches = filter_users(ordered, filter_text)
+            shipped = await off_process(len(ordered), matching_csv_outside, os.getpid(), ordered, filter_text)
+            assert shipped == (len(matches), roster_csv(matches))
+    assert 0 < len(filter_users(roster.users, "ann")) < len(users)
 
 
 async def test_a_dead_worker_costs_the_job_a_thread_and_the_next_job_a_new_worker(caplog):
