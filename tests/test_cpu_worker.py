@@ -3,11 +3,15 @@ inline; a worker that dies costs that job a thread, not an error."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from bot.dev.zim_sandbox.rooms import HOSTILE_NAMES, generated_users
-from bot.roster.cpu import CPU_PROCESS_USERS, off_process
+from bot.roster.cpu import CPU_PROCESS_USERS, off_process, stop_cpu_worker
 from bot.roster.model import RoomUser, Roster
 from bot.roster.view import filter_users
 from bot.slack.csv_file import MatchingCsv, matching_csv
@@ -55,3 +59,41 @@ async def test_a_dead_worker_costs_the_job_a_thread_and_the_next_job_a_new_worke
     assert await off_process(CPU_PROCESS_USERS, die_unless_in, parent) == "ran in the parent"
     assert "worker process died" in caplog.text
     assert await off_process(CPU_PROCESS_USERS, os.getpid) != parent
+
+
+def hang_unless_in(parent: int, started: str) -> str:
+    """In the worker: say so in the file `started`, then hang (a job that never ends); in `parent`: return."""
+    if os.getpid() == parent:
+        return "ran in the parent"
+    Path(started).write_text(str(os.getpid()))
+    time.sleep(3600)
+    return "never"
+
+
+async def test_stopping_the_worker_ends_a_hung_job_and_queued_ones_run_in_the_thread(tmp_path):
+    parent, started = os.getpid(), tmp_path / "started"
+    hung = asyncio.create_task(off_process(CPU_PROCESS_USERS, hang_unless_in, parent, str(started)))
+    queued = asyncio.create_task(off_process(CPU_PROCESS_USERS, os.getpid))
+    async with asyncio.timeout(30):
+        while not started.exists():  # noqa: ASYNC110  # until the worker runs the hung job
+            await asyncio.sleep(0.02)
+    worker = int(started.read_text())
+    os.kill(worker, signal.SIGTERM)  # as a stop of the whole process group would: the worker ignores it
+    await stop_cpu_worker(wait=0.2)
+    assert await hung == "ran in the parent"
+    assert await queued == parent
+    try:
+        os.kill(worker, 0)
+    except ProcessLookupError:
+        pass
+    else:
+        raise AssertionError("the worker process still runs after stop_cpu_worker")
+    assert await off_process(CPU_PROCESS_USERS, os.getpid) not in (parent, worker)  # a new worker
+
+
+async def test_the_worker_ignores_sigterm():
+    worker = await off_process(CPU_PROCESS_USERS, os.getpid)
+    assert worker != os.getpid()
+    os.kill(worker, signal.SIGTERM)
+    assert await off_process(CPU_PROCESS_USERS, os.getpid) == worker
+    await stop_cpu_worker()
