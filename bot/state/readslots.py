@@ -147,7 +147,7 @@ class RedisReadSlots:
         queued = False
         try:
             while True:
-                args = [token, self.limit, self._ttl_ms, self._waiter_ttl_ms]
+                args: list[str | int] = [token, self.limit, self._ttl_ms, self._waiter_ttl_ms]
                 place, running = await self._enter(keys=self.keys, args=args)
                 self._running = int(running)
                 if not int(place):
