@@ -45,7 +45,7 @@ local now = math.floor(now_us / 1000)
 """
 
 # KEYS: holders, queue, waiting. ARGV: token, limit, holder ttl ms, waiter ttl ms.
-# Returns {place, running}: place 0 = the slot is held.
+# Returns {position, running}: position 0 = the slot is held.
 _ENTER = (
     _PRELUDE
     + """
@@ -139,7 +139,7 @@ class RedisReadSlots:
         return self._running
 
     def position(self, ticket: Ticket) -> int | None:
-        return ticket.place
+        return ticket.position
 
     async def acquire(self, ticket: Ticket) -> str:
         """Wait in the shared line until a slot is this ticket's; its token (for `release`)."""
@@ -148,11 +148,11 @@ class RedisReadSlots:
         try:
             while True:
                 args: list[str | int] = [token, self.limit, self._ttl_ms, self._waiter_ttl_ms]
-                place, running = await self._enter(keys=self.keys, args=args)
+                position, running = await self._enter(keys=self.keys, args=args)
                 self._running = int(running)
-                if not int(place):
+                if not int(position):
                     break
-                ticket.place = int(place)
+                ticket.position = int(position)
                 if not queued:
                     queued = True
                     ticket.queued.set()
@@ -160,13 +160,13 @@ class RedisReadSlots:
                 await asyncio.sleep(self._poll_interval)
         except BaseException:
             # Cancelled or Redis failed: leave the line (or a slot granted just now) for the next in line.
-            ticket.place = None
+            ticket.position = None
             await asyncio.shield(self._leave_quietly(token))
             raise
         finally:
             if queued:
                 READS_QUEUED.labels(self._profile).dec()
-        ticket.place = None
+        ticket.position = None
         self._renewals[token] = asyncio.create_task(self._keep(token), name=f"read slot {self.keys[0]}")
         return token
 
