@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 CPU_INLINE_USERS = 5_000
 CPU_PROCESS_USERS = 20_000  # below this, a thread costs less than shipping the roster to a process and back
-STOP_WAIT_SECONDS = 3.0  # for a job still running in the worker at shutdown, before it is terminated
+STOP_WAIT_SECONDS = 3.0  # for a job still running in the worker at shutdown, before the worker is killed
 _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roomusers-cpu")
 _processes: ProcessPoolExecutor | None = None
 
