@@ -4,7 +4,9 @@ Through the whole product (`bot.dev.local_stack`: the real Bolt app over HTTP, t
 sandbox). Three rooms of 100,000 users are read once (so their snapshots are cached), their answers' Export
 buttons are clicked at the same moment, and while the three CSVs are encoded and uploaded, `/roomusers help`
 commands are sent one every 25 ms; each one's ack time is measured by the stand-in (HTTP request to response).
-The CSV encoding runs off the event loop (`bot.roster.cpu.off_loop`), so the acks should not wait for it.
+The CSV encoding runs in the CPU worker process (`bot.roster.cpu.off_process`), so the acks should not wait
+for it. With the app in its own process, a second case clicks "Export matches" under answers filtered on
+`an` (about a third of the users): filtering and encoding both run in the worker, from the packed roster.
 Target (issue 14): ack p99 ≤ 50 ms. Rounds repeat (default 3) with fresh clicks on the same cached rooms.
 
 The app runs two ways, as in `benchmarks.ack_latency`: in its own process, as production runs it (`python -m
@@ -51,34 +53,36 @@ USERS = 100_000
 COMMAND_EVERY = 0.025
 TARGET_P99_MS = 50.0
 OWN_PROCESS = "app in its own process"
+OWN_PROCESS_FILTERED = "app in its own process, filtered export"
+FILTER = "an"
 IN_PROCESS = "app in the benchmark's process"
 OWN_ROOMS = tuple(load_room(USERS + n) for n in range(3))  # the sandbox process's on-demand rooms
 READ_TIMEOUT_S = 300.0
 
 
-def export_answer(slack: SlackStandIn, user: str) -> StoredMessage | None:
+def export_answer(slack: SlackStandIn, user: str, action: str = "roomusers_export") -> StoredMessage | None:
     answers = [m for m in slack.ephemerals(user) if m.origin == "response_url"]
-    return answers[-1] if answers and "roomusers_export" in str(answers[-1].blocks) else None
+    return answers[-1] if answers and f'{action}"' in str(answers[-1].blocks).replace("'", '"') else None
 
 
-async def wait_for_export(slack: SlackStandIn, user: str) -> StoredMessage:
+async def wait_for_export(slack: SlackStandIn, user: str, action: str = "roomusers_export") -> StoredMessage:
     def found() -> StoredMessage | bool:
-        return export_answer(slack, user) or False
+        return export_answer(slack, user, action) or False
 
     message = await slack.wait_for(found, timeout=60)
     assert isinstance(message, StoredMessage)
     return message
 
 
-async def export_rounds(slack: SlackStandIn, answers: dict[str, StoredMessage], rounds: int) -> list[float]:
-    """Click every Export button at once, send `/roomusers help` every 25 ms until all files arrived; the acks."""
+async def export_rounds(
+    slack: SlackStandIn, answers: dict[str, StoredMessage], rounds: int, action: str = "roomusers_export"
+) -> list[float]:
+    """Click every `action` (Export) button at once, send `/roomusers help` every 25 ms until all files arrived;
+    the acks."""
     acks: list[float] = []
     for round_number in range(rounds):
         files_before = len(slack.files)
-        clicks = [
-            asyncio.create_task(slack.click(message, "roomusers_export", user_id=user))
-            for user, message in answers.items()
-        ]
+        clicks = [asyncio.create_task(slack.click(message, action, user_id=user)) for user, message in answers.items()]
         round_acks = []
         while len(slack.files) < files_before + len(answers):
             response = await slack.send_command("help", user_id="U0WATCHER")
@@ -147,7 +151,16 @@ async def measure_in_process(rounds: int) -> dict[str, Any]:
     }
 
 
-async def measure_own_process(rounds: int) -> dict[str, Any]:
+def own_result(case: str, acks: list[float], lag: float | None) -> dict[str, Any]:
+    return {
+        "case": case,
+        "acks": distribution_ms(acks),
+        "samples": len(acks),
+        "worst_loop_lag_ms": None if lag is None else lag * 1000,
+    }
+
+
+async def measure_own_process(rounds: int) -> list[dict[str, Any]]:
     async with warm_sandbox(0.0, OWN_ROOMS) as sandbox:
         bot_token, signing_secret = f"xoxb-local-{secrets.token_hex(8)}", secrets.token_hex(16)
         async with (
@@ -181,19 +194,20 @@ async def measure_own_process(rounds: int) -> dict[str, Any]:
             await asyncio.sleep(QUIET_GAP_S)
             acks = await export_rounds(slack, answers, rounds)
             lag = (await app.metrics()).get("roomusers_event_loop_lag_seconds{}")
-    return {
-        "case": OWN_PROCESS,
-        "acks": distribution_ms(acks),
-        "samples": len(acks),
-        "worst_loop_lag_ms": None if lag is None else lag * 1000,
-    }
+            for user, room in users.items():
+                await slack.send_command(f"{room} {FILTER}", user_id=user)
+                answers[user] = await wait_for_export(slack, user, "roomusers_export_matches")
+            await asyncio.sleep(QUIET_GAP_S)
+            filtered = await export_rounds(slack, answers, rounds, "roomusers_export_matches")
+            filtered_lag = (await app.metrics()).get("roomusers_event_loop_lag_seconds{}")
+    return [own_result(OWN_PROCESS, acks, lag), own_result(OWN_PROCESS_FILTERED, filtered, filtered_lag)]
 
 
 async def measure(rounds: int) -> list[dict[str, Any]]:
     stop_on_signals()
     own = await measure_own_process(rounds)
     await asyncio.sleep(QUIET_GAP_S)
-    return [own, await measure_in_process(rounds)]
+    return [*own, await measure_in_process(rounds)]
 
 
 def markdown(results: list[dict[str, Any]], machine: dict[str, Any], rounds: int) -> str:
@@ -236,8 +250,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if results is None:
         return 130
     machine = machine_info()
-    own = results[0]["acks"]["p99_ms"]
-    problems = [] if own <= TARGET_P99_MS else [f"ack p99 {own:.1f} ms with the app in its own process"]
+    problems = [
+        f"ack p99 {result['acks']['p99_ms']:.1f} ms, {result['case']}"
+        for result in results
+        if result["case"] != IN_PROCESS and result["acks"]["p99_ms"] > TARGET_P99_MS
+    ]
     report = markdown(results, machine, rounds)
     return publish(args.results_dir, NAME, COMMAND, machine, report, {"rounds": rounds, "cases": results}, problems)
 

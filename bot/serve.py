@@ -19,6 +19,8 @@ from typing import TypeVar
 from aiohttp import web
 
 from bot.observability.health import LoopLagMonitor, ProcessHealth, Timings
+from bot.roster.cpu import stop_cpu_worker, warm_cpu_worker
+from bot.roster.packed import PackedUsers
 from bot.runtime import RunningApp, compose_app
 from bot.settings import (
     ConfigError,
@@ -31,6 +33,7 @@ from bot.settings import (
     profiles_summary,
 )
 from bot.slack.access import AccessRules
+from bot.slack.csv_file import matching_csv
 from bot.slack.http import EVENTS_PATH, install_stop_signal, start_http, start_ops_server
 from bot.slack.link import TimedSocketModeHandler
 from bot.state import SharedStateUnavailable, build_shared_state
@@ -75,6 +78,8 @@ async def serve(*, http: bool, host: str, port: int, timings: Timings | None = N
             limits=runtime.limits,
             watch=runtime.watch,
         ) as running:
+            # The CSV worker starts (and imports what an export needs) now, not inside the first big export.
+            warm_cpu_worker(matching_csv, PackedUsers(), "")
             lag = LoopLagMonitor(interval=timings.lag_interval, window=timings.lag_window)
             probes = {name: app.probe for name, app in running.zego_apps.by_profile.items() if app.probe}
             health = ProcessHealth(link=running.link, lag=lag, state=state, probes=probes, timings=timings)
@@ -90,6 +95,7 @@ async def serve(*, http: bool, host: str, port: int, timings: Timings | None = N
                     task.cancel()
                 await asyncio.gather(*background, return_exceptions=True)
     finally:
+        await stop_cpu_worker()  # after the grace period: a job still running there is not waited for forever
         await state.aclose()
     log.info("stopped")
 

@@ -118,6 +118,13 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def own_redis_server() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, which the test may stop (an outage) without affecting others."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
     """The server, running (a test may have stopped it) and empty."""
     if not redis_server.running:

@@ -266,21 +266,21 @@ async def test_changes_of_a_room_that_does_not_exist_says_so(local: LocalStack):
     await local.until_idle()
 
 
-async def test_history_falls_back_to_memory_while_redis_is_down():
-    with RedisServer() as server:
-        state = await build_shared_state(server.url, probe_interval=0.2)
-        try:
-            before = Roster("r", (RoomUser("a", "Ann"),), 1, 1_700_000_000.0)
-            await state.history.put("zim:1:r", before)
-            assert await state.history.get("zim:1:r") == before
-            server.stop()
-            assert await state.history.get("zim:1:r") is None  # a miss (no baseline), not an error
-            during = Roster("r", (RoomUser("b", "Bob"),), 1, 1_700_000_100.0)
-            await state.history.put("zim:1:r", during)
-            assert await state.history.contains("zim:1:r")
-            assert await state.history.get("zim:1:r") == during
-        finally:
-            await state.aclose()
+async def test_history_falls_back_to_memory_while_redis_is_down(own_redis_server: RedisServer):
+    server = own_redis_server
+    state = await build_shared_state(server.url, probe_interval=0.2)
+    try:
+        before = Roster("r", (RoomUser("a", "Ann"),), 1, 1_700_000_000.0)
+        await state.history.put("zim:1:r", before)
+        assert await state.history.get("zim:1:r") == before
+        server.stop()
+        assert await state.history.get("zim:1:r") is None  # a miss (no baseline), not an error
+        during = Roster("r", (RoomUser("b", "Bob"),), 1, 1_700_000_100.0)
+        await state.history.put("zim:1:r", during)
+        assert await state.history.contains("zim:1:r")
+        assert await state.history.get("zim:1:r") == during
+    finally:
+        await state.aclose()
 
 
 async def test_a_read_too_big_for_the_history_says_it_could_not_be_kept_as_a_baseline(sandbox: ZimSandbox):

@@ -19,7 +19,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.dev.slack_standin import SlackStandIn
 from bot.roster.model import RoomUser
-from bot.slack.export import ExportTarget, csv_filename, roster_csv, upload_problem, upload_roster_csv
+from bot.slack.export import Exported, ExportTarget, csv_filename, roster_csv, upload_problem, upload_roster_csv
 from bot.slack.render.escaping import EMOJI_JOINERS
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -174,7 +174,8 @@ async def upload(client: AsyncWebClient, target: ExportTarget, **overrides: obje
         "requested_by": "U0ALICE",
     }
     options.update(overrides)
-    return await upload_roster_csv(client, **options)  # type: ignore[arg-type]
+    result = await upload_roster_csv(client, **options)  # type: ignore[arg-type]
+    return None if isinstance(result, Exported) else result
 
 
 async def test_upload_to_a_channel_thread(slack, client):

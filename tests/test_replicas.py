@@ -14,6 +14,8 @@ from .conftest import FAST_RETRY
 from .redis_server import RedisServer
 from .slack_helpers import all_text, answers_to, listed_user_ids, wait_for_message
 
+WAITING = "Waiting for a free reader"
+
 
 async def command_answer(local: LocalReplicas, replica: int, text: str, user: str = "U0ALICE") -> StoredMessage:
     """Send the command to `replica`; return the answer that follows (the one after the "fetching" ack)."""
@@ -87,7 +89,12 @@ async def test_twelve_concurrent_commands_across_replicas_stay_under_the_global_
         await asyncio.gather(*sends)
         # ROOMUSERS_MAX_CONCURRENT_READS is shared by the replicas: some reads first wait in line.
         for i in range(len(rooms)):
-            await wait_for_message(local.slack, partial(answer_with, local, f"U0USER{i:02d}", f"{2000 + i:,} users"))
+            user, users = f"U0USER{i:02d}", f"{2000 + i:,} users"
+            await wait_for_message(local.slack, partial(answer_with, local, user, users))
+            # Anything said before the count was the place in line, never a wrong count.
+            said = [all_text(m) for m in answers_to(local.slack, user)]
+            before = said[: next(n for n, text in enumerate(said) if users in text)]
+            assert all(WAITING in text for text in before), before
         # Big rooms answer after their first page; wait until every whole room is in the shared store.
         await until_cached(local, rooms)
     assert sandbox.stats.rate_limited == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from functools import partial
 
 import pytest
@@ -110,6 +111,48 @@ async def test_a_dead_replicas_slot_comes_back_after_the_holder_ttl(clients):
     await waiting.finish()
 
 
+# A replica that joins the line for one slot, says so, then waits to be killed (never polling again).
+WAITER_REPLICA = """
+import asyncio, sys
+from redis.asyncio import Redis
+from bot.roster.reads import Ticket
+from bot.state.readslots import RedisReadSlots
+
+async def main():
+    slots = RedisReadSlots(Redis.from_url(sys.argv[1]), limit=1, key=sys.argv[2], holder_ttl=600, poll_interval=0.05)
+    ticket = Ticket()
+    waiting = asyncio.create_task(slots.acquire(ticket))
+    await ticket.queued.wait()
+    print("queued", flush=True)
+    await waiting
+
+asyncio.run(main())
+"""
+
+
+async def test_a_dead_replicas_place_in_line_lapses_within_the_waiter_ttl_not_the_holder_ttl(redis_url, clients):
+    key = "t:reads-dead-waiter"
+    holder_ttl = 600.0  # were a dead waiter kept as long as a holder, the live one would wait 10 minutes
+    alive = RedisReadSlots(clients(), limit=1, key=key, holder_ttl=holder_ttl, poll_interval=0.02)
+    first = Holder(alive)
+    await first.has_slot.wait()
+    dead = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WAITER_REPLICA, redis_url, key, stdout=asyncio.subprocess.PIPE
+    )
+    assert dead.stdout is not None
+    assert await dead.stdout.readline() == b"queued\n"
+    dead.kill()  # abandoned, not cancelled: it never leaves the line
+    await dead.wait()
+    behind = Holder(alive)
+    await behind.ticket.queued.wait()
+    assert alive.position(behind.ticket) == 2  # behind the dead waiter
+    await first.finish()
+    async with asyncio.timeout(holder_ttl / 10):
+        await behind.has_slot.wait()
+    await behind.finish()
+    assert [await clients().zcard(k) for k in alive.keys] == [0, 0, 0]
+
+
 async def test_a_long_read_keeps_its_slot_by_renewal(clients):
     watcher = clients()
     slots = [RedisReadSlots(clients(), limit=1, key="t:reads-renew", holder_ttl=0.15, poll_interval=0.02) for _ in "ab"]
@@ -155,18 +198,12 @@ async def test_reads_on_two_app_replicas_share_one_limit(sandbox: ZimSandbox, re
             await wait_for_message(local.slack, partial(final, user), within=60)
 
 
-@pytest.fixture
-def own_server():
-    with RedisServer() as server:
-        yield server
-
-
-async def test_during_an_outage_each_replica_keeps_its_own_line(own_server: RedisServer):
-    state = await build_shared_state(own_server.url, probe_interval=0.2)
+async def test_during_an_outage_each_replica_keeps_its_own_line(own_redis_server: RedisServer):
+    state = await build_shared_state(own_redis_server.url, probe_interval=0.2)
     try:
         slots = state.read_slots_for("zim:1", limit=1)
         assert slots is not None
-        own_server.stop()
+        own_redis_server.stop()
         first = Ticket()
         async with slots.slot(first):
             second = Ticket()

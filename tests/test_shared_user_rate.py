@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from bot.dev.local_stack import local_replicas
 from bot.dev.zim_sandbox import ZimSandbox
 from bot.settings import LimitSettings
@@ -58,20 +56,14 @@ async def test_a_person_over_the_rate_on_another_replica_is_refused(sandbox: Zim
         assert sandbox.stats.requests == requests  # the refused command read nothing
 
 
-@pytest.fixture
-def own_server():
-    with RedisServer() as server:
-        yield server
-
-
-async def test_during_an_outage_each_replica_counts_for_itself(own_server: RedisServer):
-    state = await build_shared_state(own_server.url, probe_interval=0.2)
+async def test_during_an_outage_each_replica_counts_for_itself(own_redis_server: RedisServer):
+    state = await build_shared_state(own_redis_server.url, probe_interval=0.2)
     try:
         rate = state.user_rate(2)
         assert rate.rate == 2
         before = [await rate.take("T1:U0ALICE") for _ in range(3)]
         assert before[:2] == [0.0, 0.0] and before[2] > 0
-        own_server.stop()
+        own_redis_server.stop()
         # The in-process bucket has counted nothing yet: two more, then refused.
         during = [await rate.take("T1:U0ALICE") for _ in range(3)]
         assert during[:2] == [0.0, 0.0] and during[2] > 0

@@ -21,6 +21,7 @@ from bot.dev.slack_standin.ratelimits import RateLimits
 from bot.dev.zim_sandbox import ZimSandbox
 from bot.observability.health import LoopLagMonitor, ProcessHealth
 from bot.roster.apps import ZegoApps
+from bot.roster.cpu import stop_cpu_worker
 from bot.runtime import RunningApp, compose_app
 from bot.settings import DEFAULT_PROFILE, LimitSettings, SlackSettings, WatchSettings, ZegoProfiles, ZegoSettings
 from bot.slack.access import AccessPolicy, AccessRules
@@ -137,6 +138,7 @@ async def local_replicas(
     processes would; `state`/`store` override that for a single replica.
     """
     async with AsyncExitStack() as stack:
+        stack.push_async_callback(stop_cpu_worker)  # last, as serve does: after the apps stopped
         if sandbox is None:
             sandbox = await stack.enter_async_context(ZimSandbox())
         bot_token = f"xoxb-local-{secrets.token_hex(8)}"

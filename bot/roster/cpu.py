@@ -8,9 +8,12 @@ Python's switch interval (5 ms), and an ack takes many such hand-overs, so three
 0.4 s of CPU each) encoded in a thread pushed the ack p99 to 72 ms with the app in its own process
 (benchmarks/export_ack.py, docs/performance.md). A process has its own GIL: the roster goes there pickled
 (a packed roster is four blobs, about a millisecond for 100,000 users) and the CSV bytes come back the same
-way. One worker, started on first use with `spawn` (never `fork` from a process with threads and a running
-loop) and stopped by the interpreter's exit handler; if it dies, the next call starts a fresh one and this
-one runs in the thread instead. The thread pool has one worker too (with two, acks waited about four times
+way. One worker, started with `spawn` (never `fork` from a process with threads and a running loop) on first
+use, or early by `warm_cpu_worker` (serve does, so the first big export does not pay its start-up), and
+stopped by `stop_cpu_worker` when the app shuts down (the interpreter's exit handler would wait for a hung job
+forever). It ignores SIGINT and SIGTERM, which a stop may send to the whole process group: the app stops it.
+If it dies, or has been stopped, the job runs in the thread instead; after a death the next call starts a
+fresh worker. The thread pool has one worker too (with two, acks waited about four times
 longer in `benchmarks/export_ack.py`). Small rosters are handled inline: a hop would cost more than the work.
 """
 
@@ -21,8 +24,9 @@ import functools
 import logging
 import multiprocessing
 import signal
+import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import ParamSpec, TypeVar
 
@@ -30,6 +34,7 @@ log = logging.getLogger(__name__)
 
 CPU_INLINE_USERS = 5_000
 CPU_PROCESS_USERS = 20_000  # below this, a thread costs less than shipping the roster to a process and back
+STOP_WAIT_SECONDS = 3.0  # for a job still running in the worker at shutdown, before the worker is killed
 _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roomusers-cpu")
 _processes: ProcessPoolExecutor | None = None
 
@@ -45,8 +50,10 @@ async def off_loop(size: int, fn: Callable[P, T], *args: P.args, **kwargs: P.kwa
 
 
 def _ignore_interrupts() -> None:
-    # Ctrl-C reaches the whole process group; the app shuts the worker down itself.
+    # Ctrl-C, and a SIGTERM sent to the process group (systemd's control-group kill, `tini -g`), reach the
+    # worker too; the app stops it itself (stop_cpu_worker), after its answers in flight.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _process_pool() -> ProcessPoolExecutor:
@@ -57,17 +64,57 @@ def _process_pool() -> ProcessPoolExecutor:
     return _processes
 
 
+def warm_cpu_worker(fn: Callable[P, object], *args: P.args, **kwargs: P.kwargs) -> None:
+    """Start the worker now, without waiting for it, and have it run `fn` (say, a no-op of the job it will do,
+    so it imports that job's modules before the first real one)."""
+    _process_pool().submit(fn, *args, **kwargs)
+
+
+async def stop_cpu_worker(wait: float = STOP_WAIT_SECONDS) -> None:
+    """Stop the worker process: jobs not yet started are cancelled (their callers run them in the thread), a
+    job still running gets `wait` seconds, then the worker is killed. A later job starts a new worker."""
+    global _processes
+    pool, _processes = _processes, None
+    if pool is None:
+        return
+    workers = list((pool._processes or {}).values())  # no public handle before Python 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+
+    def join() -> None:
+        deadline = time.monotonic() + wait
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        for worker in workers:
+            if worker.is_alive():
+                log.warning("the CPU worker process did not finish its job within %.0f s; killing it", wait)
+                worker.kill()  # SIGKILL: it ignores SIGTERM
+                worker.join(wait)
+
+    await asyncio.to_thread(join)
+
+
 async def off_process(size: int, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """`fn(*args, **kwargs)` in the worker process when `size` is big (`fn` and its arguments must pickle: a
-    module-level function, packed rosters); `off_loop` otherwise, or when the worker has died."""
+    module-level function, packed rosters); `off_loop` otherwise, or when the worker died or was stopped under it."""
     global _processes
     if size < CPU_PROCESS_USERS:
         return await off_loop(size, fn, *args, **kwargs)
     pool = _process_pool()
+    job: Future[T] | None = None
     try:
-        return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, *args, **kwargs))
+        job = pool.submit(fn, *args, **kwargs)
+        return await asyncio.wrap_future(job)
     except BrokenProcessPool:
         log.warning("the CPU worker process died; this job runs in a thread and the next starts a new worker")
         if _processes is pool:
             _processes = None
-        return await off_loop(size, fn, *args, **kwargs)
+    except RuntimeError:  # "cannot schedule new futures after shutdown": only submit raises it here
+        if job is not None:
+            raise  # fn's own RuntimeError, raised in the worker
+        log.info("the CPU worker is stopped; this job runs in a thread")
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if job is None or not job.cancelled() or (task is not None and task.cancelling()):
+            raise  # this call was cancelled, not the job by stop_cpu_worker
+        log.info("the CPU worker stopped before this job started; it runs in a thread")
+    return await off_loop(size, fn, *args, **kwargs)

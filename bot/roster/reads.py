@@ -16,12 +16,12 @@ from bot.observability.metrics import READS_QUEUED
 class Ticket:
     """One read's place: in line (`position` ≥ 1) until it gets a slot, then reading (`position` None)."""
 
-    __slots__ = ("future", "place", "queued")
+    __slots__ = ("future", "position", "queued")
 
     def __init__(self) -> None:
         self.future: asyncio.Future[None] | None = None
         self.queued = asyncio.Event()  # set when the read had to wait in line
-        self.place: int | None = None  # the place in a shared line, as last seen (bot/state/readslots.py)
+        self.position: int | None = None  # the place in a shared line, as last seen (bot/state/readslots.py)
 
 
 class ReadSlots(Protocol):

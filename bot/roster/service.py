@@ -73,7 +73,7 @@ class RoomRead:
     started_at: float = 0.0  # when the read was started (epoch seconds)
 
     @property
-    def queue_position(self) -> int | None:
+    def position(self) -> int | None:
         """The read's place in line for a free reader (1 = next), or None once it is reading."""
         if self._ticket is None or self._queue is None:
             return None
@@ -385,20 +385,23 @@ class SnapshotService:
             newer_than = started if refresh else 0.0
             watcher = asyncio.create_task(self._watch_leader(key, progress)) if self._board is not None else None
             try:
-                roster = await self._leases.wait_for_leader(
-                    key, read=lambda: self._store.get(key), newer_than=newer_than, timeout=self._follow_timeout
-                )
+                # A leader still holding the lease is alive (it renews it), perhaps waiting in the shared line
+                # for a reader: keep waiting for it rather than read the same room again, in a slot of that line.
+                while lease is None:
+                    roster = await self._leases.wait_for_leader(
+                        key, read=lambda: self._store.get(key), newer_than=newer_than, timeout=self._follow_timeout
+                    )
+                    if roster is not None:
+                        self._sizes[key] = roster.reported_count
+                        known = self._baselines.get(key)
+                        if roster.complete and (known is None or known.fetched_at != roster.fetched_at):
+                            self._baselines[key] = BaselineNote(roster.fetched_at, had_earlier, kept=True)
+                        return roster
+                    lease = await self._leases.acquire(key)  # None: the lease is still held
             finally:
                 if watcher is not None:
                     watcher.cancel()
                     await asyncio.gather(watcher, return_exceptions=True)
-            if roster is not None:
-                self._sizes[key] = roster.reported_count
-                known = self._baselines.get(key)
-                if roster.complete and (known is None or known.fetched_at != roster.fetched_at):
-                    self._baselines[key] = BaselineNote(roster.fetched_at, had_earlier, kept=True)
-                return roster
-            lease = await self._leases.acquire(key)  # the leader died or is slow: None again means share the work
         publisher = asyncio.create_task(self._publish(key, progress)) if self._board is not None else None
         try:
             async with self._queue.slot(ticket):

@@ -222,7 +222,7 @@ class RoomAnswers:
     @staticmethod
     def _queued(read: RoomRead) -> Answer | None:
         """While the read waits for a free reader (ROOMUSERS_MAX_CONCURRENT_READS): its place in line."""
-        position = read.queue_position
+        position = read.position
         if position is None:
             return None
         message = problem_message(queued_sentence(position, read.readers_busy), title="Waiting")

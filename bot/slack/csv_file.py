@@ -10,12 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from bot.roster.model import RoomUser
+from bot.roster.view import filter_users
 from bot.slack.render.escaping import EMOJI_JOINERS, LONE_SURROGATE
 
-__all__ = ["CSV_HEADER", "FORMULA_TRIGGERS", "id_cell", "name_cell", "roster_csv"]
+__all__ = ["CSV_HEADER", "FORMULA_TRIGGERS", "MatchingCsv", "id_cell", "matching_csv", "name_cell", "roster_csv"]
 
 CSV_HEADER = ("user_id", "user_name")
 # OWASP "CSV Injection": spreadsheets evaluate a cell starting with one of these as a formula (or DDE call).
@@ -62,3 +64,20 @@ def roster_csv(users: Iterable[RoomUser]) -> bytes:
     writer.writerow(CSV_HEADER)
     writer.writerows((id_cell(user.user_id), name_cell(user.user_name)) for user in users)
     return buffer.getvalue().encode("utf-8-sig")
+
+
+class MatchingCsv(NamedTuple):
+    """The CSV file of the users matching a filter, and how many rows (users) it has."""
+
+    rows: int
+    content: bytes
+
+
+def matching_csv(users: Sequence[RoomUser], filter_text: str) -> MatchingCsv:
+    """`roster_csv` of the users matching `filter_text` (`filter_users`; every user for blank text), in order.
+
+    Module-level, so the export can run it in the CPU worker process (bot/roster/cpu.py): filtering a
+    100,000-user room costs more than encoding it, and only the packed roster has to be sent there.
+    """
+    matches = filter_users(users, filter_text) if filter_text.strip() else users
+    return MatchingCsv(len(matches), roster_csv(matches))

@@ -7,11 +7,11 @@ Intended use, around the snapshot store (`newer_than` is the wall-clock time the
 `Roster.fetched_at` is `time.time()` on whichever replica fetched):
 
     lease = await flights.acquire(key)
-    if lease is None:
+    while lease is None:  # a held lease is a live leader (it renews it): wait for it, however long it queues
         roster = await flights.wait_for_leader(key, read=lambda: store.get(key), newer_than=started, timeout=30)
         if roster is not None:
             return roster
-        lease = await flights.acquire(key)  # the leader died or was slow; None again means share the work
+        lease = await flights.acquire(key)  # free: the leader died or stored nothing new; read it here
     try:
         roster = await fetch(); await store.put(key, roster)
     finally:

@@ -11,8 +11,10 @@ scripts on Redis's clock, as in bot/state/expiring.py):
 
 A waiter asks again every `poll_interval` (which also keeps it alive) and learns its place in the line across
 every replica; a holder renews its slot every third of `holder_ttl`. A replica that dies stops renewing and
-asking, so its slots and places are freed within `holder_ttl`. During an outage each replica falls back to
-its own queue (so up to N × the limit across N replicas) and returns to the shared one with its next read.
+asking, so its slots are freed within `holder_ttl` and its places in line within `waiter_ttl` (by default
+four polls: a dead waiter at the head of the line must not keep free slots from the live ones behind it).
+During an outage each replica falls back to its own queue (so up to N × the limit across N replicas) and
+returns to the shared one with its next read.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOLDER_TTL = 15.0
 DEFAULT_POLL_INTERVAL = 0.25
+WAITER_TTL_POLLS = 4  # a waiter whose poll is a little late (a busy loop) keeps its place
 
 _PRELUDE = """
 if redis.replicate_commands then redis.replicate_commands() end
@@ -41,7 +44,8 @@ local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = math.floor(now_us / 1000)
 """
 
-# KEYS: holders, queue, waiting. ARGV: token, limit, ttl ms. Returns {place, running}: place 0 = the slot is held.
+# KEYS: holders, queue, waiting. ARGV: token, limit, holder ttl ms, waiter ttl ms.
+# Returns {position, running}: position 0 = the slot is held.
 _ENTER = (
     _PRELUDE
     + """
@@ -60,7 +64,7 @@ end
 if not redis.call('ZSCORE', KEYS[2], token) then
   redis.call('ZADD', KEYS[2], now_us, token)
 end
-redis.call('ZADD', KEYS[3], now + ttl, token)
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), token)
 local running = redis.call('ZCARD', KEYS[1])
 local free = limit - running
 local rank = redis.call('ZRANK', KEYS[2], token)
@@ -108,13 +112,19 @@ class RedisReadSlots:
         profile: str = "",
         holder_ttl: float = DEFAULT_HOLDER_TTL,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        waiter_ttl: float | None = None,
     ) -> None:
-        if limit < 1 or holder_ttl <= 0 or poll_interval <= 0:
-            raise ValueError("limit must be at least 1, holder_ttl and poll_interval positive")
+        """`waiter_ttl`: how long a place in line outlives its last poll (default WAITER_TTL_POLLS polls)."""
+        waiter_ttl = WAITER_TTL_POLLS * poll_interval if waiter_ttl is None else waiter_ttl
+        if limit < 1 or holder_ttl <= 0 or poll_interval <= 0 or waiter_ttl <= poll_interval:
+            raise ValueError(
+                "limit must be at least 1, holder_ttl and poll_interval positive, waiter_ttl over poll_interval"
+            )
         self.limit = limit
         self.keys = [key, f"{key}:queue", f"{key}:waiting"]
         self._profile = profile
         self._ttl_ms = max(1, round(holder_ttl * 1000))
+        self._waiter_ttl_ms = max(1, round(waiter_ttl * 1000))
         self._renew_every = holder_ttl / 3
         self._poll_interval = poll_interval
         self._enter = redis.register_script(_ENTER)
@@ -129,7 +139,7 @@ class RedisReadSlots:
         return self._running
 
     def position(self, ticket: Ticket) -> int | None:
-        return ticket.place
+        return ticket.position
 
     async def acquire(self, ticket: Ticket) -> str:
         """Wait in the shared line until a slot is this ticket's; its token (for `release`)."""
@@ -137,11 +147,12 @@ class RedisReadSlots:
         queued = False
         try:
             while True:
-                place, running = await self._enter(keys=self.keys, args=[token, self.limit, self._ttl_ms])
+                args: list[str | int] = [token, self.limit, self._ttl_ms, self._waiter_ttl_ms]
+                position, running = await self._enter(keys=self.keys, args=args)
                 self._running = int(running)
-                if not int(place):
+                if not int(position):
                     break
-                ticket.place = int(place)
+                ticket.position = int(position)
                 if not queued:
                     queued = True
                     ticket.queued.set()
@@ -149,13 +160,13 @@ class RedisReadSlots:
                 await asyncio.sleep(self._poll_interval)
         except BaseException:
             # Cancelled or Redis failed: leave the line (or a slot granted just now) for the next in line.
-            ticket.place = None
+            ticket.position = None
             await asyncio.shield(self._leave_quietly(token))
             raise
         finally:
             if queued:
                 READS_QUEUED.labels(self._profile).dec()
-        ticket.place = None
+        ticket.position = None
         self._renewals[token] = asyncio.create_task(self._keep(token), name=f"read slot {self.keys[0]}")
         return token
 

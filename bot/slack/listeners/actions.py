@@ -16,12 +16,12 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.observability.audit import AuditRecord
-from bot.roster.view import RoomView, filter_users
+from bot.roster.view import RoomView
 from bot.slack.access import Identity, Installation
 from bot.slack.answers import Answer
 from bot.slack.delivery import Delivery, Requester, deliver, land_final
 from bot.slack.deps import SlackDeps, restarting_message
-from bot.slack.export import ExportTarget, upload_roster_csv
+from bot.slack.export import Exported, ExportTarget, upload_roster_csv
 from bot.slack.listeners.commands import NOT_ALLOWED, SLOW_DOWN
 from bot.slack.listeners.watches import Asker
 from bot.slack.listeners.watches import listing as watch_listing
@@ -322,31 +322,28 @@ async def _export(
         if click.ephemeral
         else ExportTarget(channel_id=click.channel, thread_ts=click.thread_ts)
     )
-    users = roster.ordered(newest_first=ref.newest_first)
     filter_text = ref.filter_text.strip() if matching else ""
-    if filter_text:
-        users = filter_users(users, filter_text)
-    problem = await upload_roster_csv(
+    # The filter runs with the CSV encoding in the CPU worker process, never on the loop.
+    exported = await upload_roster_csv(
         client,
         room_id=ref.room_id,
-        users=users,
+        users=roster.ordered(newest_first=ref.newest_first),
         fetched_at=roster.fetched_at,
         target=target,
         requested_by=click.user,
         profile=ref.profile,
         filter_text=filter_text,
-        room_users=len(roster.users),
         problem=roster.problem,
     )
     record.note(room_users=len(roster.users), complete=roster.complete, shortfall=roster.shortfall)
-    if problem is not None:
-        await _tell(respond, click, record, problem_message(problem, title="Can't export that room"), "export_failed")
+    if not isinstance(exported, Exported):
+        await _tell(respond, click, record, problem_message(exported, title="Can't export that room"), "export_failed")
         return
     where = "your direct messages with roomusers" if click.ephemeral else "this conversation"
     what = f"all {len(roster.users):,} users" if roster.complete else f"the {len(roster.users):,} users read"
     if filter_text:
         echo = escape_mrkdwn(clean_untrusted(filter_text, 100))
-        what = f"the {len(users):,} {'user' if len(users) == 1 else 'users'} matching “{echo}”"
+        what = f"the {exported.rows:,} {'user' if exported.rows == 1 else 'users'} matching “{echo}”"
     sent = f"The CSV of {what} was sent to {where}."
     if not roster.complete:
         sent = f"The CSV of {what} was sent to {where}; it is incomplete: {escape_mrkdwn(roster.problem)}."
