@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -97,3 +98,43 @@ async def test_the_worker_ignores_sigterm():
     os.kill(worker, signal.SIGTERM)
     assert await off_process(CPU_PROCESS_USERS, os.getpid) == worker
     await stop_cpu_worker()
+
+
+# Starts the worker in a process of its own, prints the worker's pid, then waits to be killed.
+KILLED_APP = """
+import asyncio, os, sys, time
+from bot.roster.cpu import CPU_PROCESS_USERS, off_process
+print(asyncio.run(off_process(CPU_PROCESS_USERS, os.getpid)), flush=True)
+time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_the_worker_exits_when_its_app_is_killed_outright():
+    # A SIGKILLed app can't stop its worker; left behind, the worker would hold the app's stderr open for ever.
+    app = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", KILLED_APP, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        assert app.stdout is not None and app.stderr is not None
+        worker = int(await asyncio.wait_for(app.stdout.readline(), 60))
+        assert worker != app.pid and _alive(worker)
+        app.kill()
+        await app.wait()
+        # stderr reaches its end only once every process holding it (the worker too) has exited.
+        await asyncio.wait_for(app.stderr.read(), 20)
+        deadline = time.monotonic() + 10
+        while _alive(worker):  # reaped by init a moment after it exits
+            assert time.monotonic() < deadline, "the worker outlived its app"
+            await asyncio.sleep(0.05)
+    finally:
+        if app.returncode is None:
+            app.kill()
+            await app.wait()

@@ -11,7 +11,8 @@ Python's switch interval (5 ms), and an ack takes many such hand-overs, so three
 way. One worker, started with `spawn` (never `fork` from a process with threads and a running loop) on first
 use, or early by `warm_cpu_worker` (serve does, so the first big export does not pay its start-up), and
 stopped by `stop_cpu_worker` when the app shuts down (the interpreter's exit handler would wait for a hung job
-forever). It ignores SIGINT and SIGTERM, which a stop may send to the whole process group: the app stops it.
+forever), and gone within PARENT_CHECK_SECONDS of the app's death if the app is killed outright. It ignores
+SIGINT and SIGTERM, which a stop may send to the whole process group: the app stops it.
 If it dies, or has been stopped, the job runs in the thread instead; after a death the next call starts a
 fresh worker. The thread pool has one worker too (with two, acks waited about four times
 longer in `benchmarks/export_ack.py`). Small rosters are handled inline: a hop would cost more than the work.
@@ -23,7 +24,9 @@ import asyncio
 import functools
 import logging
 import multiprocessing
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 
 CPU_INLINE_USERS = 5_000
 CPU_PROCESS_USERS = 20_000  # below this, a thread costs less than shipping the roster to a process and back
+PARENT_CHECK_SECONDS = 0.5  # how soon a worker whose app died notices it and exits
 STOP_WAIT_SECONDS = 3.0  # for a job still running in the worker at shutdown, before the worker is killed
 _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roomusers-cpu")
 _processes: ProcessPoolExecutor | None = None
@@ -49,18 +53,29 @@ async def off_loop(size: int, fn: Callable[P, T], *args: P.args, **kwargs: P.kwa
     return await asyncio.get_running_loop().run_in_executor(_POOL, functools.partial(fn, *args, **kwargs))
 
 
-def _ignore_interrupts() -> None:
+def _exit_with_parent(parent: int) -> None:
+    # The worker holds both ends of its job queue, so it never sees the app die; once the app is gone (killed
+    # with SIGKILL, say) it is re-parented, and then it leaves too instead of holding the app's stderr open.
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
+
+
+def _worker_setup(parent: int) -> None:
     # Ctrl-C, and a SIGTERM sent to the process group (systemd's control-group kill, `tini -g`), reach the
     # worker too; the app stops it itself (stop_cpu_worker), after its answers in flight.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="roomusers-parent-watch", daemon=True).start()
 
 
 def _process_pool() -> ProcessPoolExecutor:
     global _processes  # one lazily started worker for the whole process
     if _processes is None:
         context = multiprocessing.get_context("spawn")
-        _processes = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_ignore_interrupts)
+        _processes = ProcessPoolExecutor(
+            max_workers=1, mp_context=context, initializer=_worker_setup, initargs=(os.getpid(),)
+        )
     return _processes
 
 
