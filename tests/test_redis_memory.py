@@ -196,8 +196,8 @@ async def test_under_maxmemory_only_keys_with_a_ttl_are_evicted_and_every_promis
         assert len(await watches.in_conversation("T1", "C1")) == 50
         claims = await watches.claim_due(hold_for=5, limit=100)
         assert len(claims) == 50  # every room's schedule survived
-        kept = await watches.get(f"{7:016x}")
-        assert kept is not None and await watches.end(kept) and await watches.count() == 49
+        stored = await watches.get(f"{7:016x}")
+        assert stored is not None and await watches.end(stored) and await watches.count() == 49
         assert await store.get(f"zim:1:room-{rooms - 1}") is not None
     finally:
         stop.set()
