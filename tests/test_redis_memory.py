@@ -24,6 +24,9 @@ from bot.state.once import RedisEventDeduper, RedisReplayGuard
 from bot.state.pacer import RedisPacer
 from bot.state.readslots import RedisReadSlots
 from bot.state.snapshots import RedisSnapshotStore
+from bot.watch.conditions import parse_condition
+from bot.watch.model import Watch
+from bot.watch.store import Limits, RedisWatchStore
 
 from .redis_server import RedisServer
 
@@ -137,10 +140,12 @@ async def test_under_maxmemory_only_keys_with_a_ttl_are_evicted_and_every_promis
     for n in range(200):
         assert await deduper.first_sighting(f"Ev{n}")
         assert await replays.first_use(f"v0=signature-{n}", "1764312452")
-    # What the watch feature stores: keys without a TTL under `<prefix>watch`.
-    await redis.hset(f"{PREFIX}watches", mapping={f"W{n}": f"zim:1:room-{n}" for n in range(50)})
+    # Real watches, stored the way the watch feature stores them (keys without a TTL).
+    watches = RedisWatchStore(redis, prefix=PREFIX)
+    condition = parse_condition("--when-empty", None)
     for n in range(50):
-        await redis.set(f"{PREFIX}watch:W{n}", rng_bytes(200, seed=n))
+        watch = Watch(f"{n:016x}", "T1", "C1", None, "U1", "default", f"room-{n}", condition, 1.0, 9e12)
+        await watches.add(watch, limits=Limits(per_conversation=100, per_workspace=100), first_due_in=0)
     await pacer.take_background_slot()  # writes both schedule keys
     read_slots = RedisReadSlots(redis, limit=1, key=f"{PREFIX}reads:zim:1", holder_ttl=0.6)
     reading = await read_slots.acquire(Ticket())
@@ -188,8 +193,11 @@ async def test_under_maxmemory_only_keys_with_a_ttl_are_evicted_and_every_promis
             assert not await deduper.first_sighting(f"Ev{n}")
             assert not await replays.first_use(f"v0=signature-{n}", "1764312452")
         # watches are intact, and the newest snapshot is readable.
-        assert await redis.hlen(f"{PREFIX}watches") == 50
-        assert await redis.get(f"{PREFIX}watch:W7") == rng_bytes(200, seed=7)
+        assert len(await watches.in_conversation("T1", "C1")) == 50
+        claims = await watches.claim_due(hold_for=5, limit=100)
+        assert len(claims) == 50  # every room's schedule survived
+        stored = await watches.get(f"{7:016x}")
+        assert stored is not None and await watches.end(stored) and await watches.count() == 49
         assert await store.get(f"zim:1:room-{rooms - 1}") is not None
     finally:
         stop.set()

@@ -4,6 +4,7 @@ replica's claim lapses and the other takes over within an interval or two, and e
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 
 from bot.dev.local_stack import LocalReplicas, local_replicas
@@ -43,6 +44,13 @@ def alerts(local: LocalReplicas, room: str) -> list[str]:
     ]
 
 
+def assert_no_overlap(both: list[WatchPoller], group: str) -> None:
+    """No two polls of the group, on any replica, ran at the same time (one process: one monotonic clock)."""
+    spans = sorted((span.started, span.ended) for poller in both for span in poller.spans if span.group == group)
+    for (_, ended), (started, _) in itertools.pairwise(spans):
+        assert started >= ended, "two polls of one group overlapped"
+
+
 async def set_watch(local: LocalReplicas, text: str, replica: int) -> None:
     local.route(replica)
     await local.slack.send_command(text)
@@ -62,6 +70,7 @@ async def test_one_replica_polls_a_group_and_each_alert_is_posted_once(sandbox: 
         await until(lambda: sum(1 for p in both for c in p.polled if c.group == group) >= 6)
         claims = [(c.group, c.due) for p in both for c in p.polled if c.group == group]
         assert len(claims) == len(set(claims)), "a due poll was taken by both replicas"
+        assert_no_overlap(both, group)
         # One ZIM request per poll of the group, however many watches and replicas: never one per replica
         # (the latest claim's request may still be on its way).
         polls = sum(1 for p in both for c in p.polled if c.group == group)
@@ -75,6 +84,20 @@ async def test_one_replica_polls_a_group_and_each_alert_is_posted_once(sandbox: 
         assert await both[0].store.count() == 0
 
 
+async def test_a_poll_slower_than_the_interval_keeps_its_claim(sandbox: ZimSandbox, redis_url: str):
+    async with local_replicas(2, sandbox=sandbox, redis_url=redis_url, retry=FAST_RETRY, watch=FAST) as local:
+        sandbox.add_room("r-slow", [("u1", "Ann")])
+        await set_watch(local, "r-slow --watch --when-empty", 0)
+        both = pollers(local)
+        group = group_of("default", "r-slow")
+        # Three polls in a row take 3 intervals each in ZIM: the holder renews its claim, so the other replica
+        # never polls the group meanwhile (it did when the claim ran out after one interval).
+        sandbox.inject(Fault(kind="delay", seconds=3 * INTERVAL, count=3, room_id="r-slow"))
+        done = sum(1 for p in both for s in p.spans if s.group == group)
+        await until(lambda: sum(1 for p in both for s in p.spans if s.group == group) >= done + 4)
+        assert_no_overlap(both, group)
+
+
 async def test_a_dead_replicas_claim_lapses_and_the_other_takes_over(sandbox: ZimSandbox, redis_url: str):
     async with local_replicas(2, sandbox=sandbox, redis_url=redis_url, retry=FAST_RETRY, watch=FAST) as local:
         room = sandbox.add_room("r-take", [("u1", "Ann")])
@@ -82,12 +105,14 @@ async def test_a_dead_replicas_claim_lapses_and_the_other_takes_over(sandbox: Zi
         both = pollers(local)
         group = group_of("default", "r-take")
         # The next poll hangs in ZIM; the replica making it dies while holding the claim.
+        delays = sandbox.stats.faults_applied["delay"]
         sandbox.inject(Fault(kind="delay", seconds=5, room_id="r-take"))
+        await until(lambda: sandbox.stats.faults_applied["delay"] > delays)  # the hanging poll is under way
         await until(lambda: any(group in p.polling for p in both))
         dying = next(p for p in both if group in p.polling)
         survivor = next(p for p in both if p is not dying)
         held = dying.polled[-1]
-        await dying.aclose()
+        await dying.aclose()  # killed: its poll is cancelled at once, without grace, and stops renewing
         await until(lambda: any(c.group == group and c.due > held.due for c in survivor.polled))
         taken = next(c for c in survivor.polled if c.group == group and c.due > held.due)
         # Redis time: the survivor's poll was due within two intervals of the dead replica's claim.
@@ -97,6 +122,7 @@ async def test_a_dead_replicas_claim_lapses_and_the_other_takes_over(sandbox: Zi
         turns = survivor.turns
         await until(lambda: survivor.turns >= turns + 2)
         assert len(alerts(local, "r-take")) == 1
+        assert_no_overlap(both, group)
 
 
 async def test_watches_pause_while_redis_is_down_and_resume_when_it_returns(
@@ -125,7 +151,7 @@ async def test_redis_limits_hold_under_concurrent_adds_and_a_watch_ends_once(cli
     condition = parse_condition("--when-empty", None)
 
     def watch(index: int, channel: str = "C1") -> Watch:
-        return Watch(f"w{index}", "T1", channel, None, "U1", "default", f"room-{index % 3}", condition, 1.0, 9e9)
+        return Watch(f"{index:016x}", "T1", channel, None, "U1", "default", f"room-{index % 3}", condition, 1.0, 9e9)
 
     limits = Limits(per_conversation=20, per_workspace=25)
 

@@ -4,6 +4,7 @@ poll that must come, never a fixed sleep."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -16,6 +17,7 @@ from bot.dev.zim_sandbox.faults import Fault
 from bot.settings import WatchSettings
 from bot.slack.access import AccessPolicy
 from bot.slack.watches import WatchDesk
+from bot.watch.model import group_of
 from bot.zim import codes
 
 from .conftest import FAST_RETRY
@@ -63,6 +65,13 @@ async def next_ephemeral(local: LocalStack) -> StoredMessage:
     return message
 
 
+async def until(predicate: Callable[[], bool], *, within: float = 30.0) -> None:
+    """Wait for a positive signal (a poll, a loop turn) that must come; fail after `within` seconds."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - plain attributes, nothing to wait on
+            await asyncio.sleep(0.02)
+
+
 def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
@@ -83,6 +92,8 @@ async def test_when_empty_fires_once_when_the_room_empties(watching: LocalStack)
     assert "roomusers_watch_show" in shown
     desk = desk_of(watching)
     assert await desk.poller.store.count() == 0  # one-shot: nothing left to post another alert
+    turns = desk.poller.turns
+    await until(lambda: desk.poller.turns >= turns + 2)  # two more turns in which a second alert could come
     assert len(posted(watching, "C0OPS", "Watch:")) == 1
     # The first check, then at least one poll: each one QueryRoomUserList, each poll's lag observed.
     assert metric("roomusers_watch_zim_requests_total", profile="default", api="QueryRoomUserList") >= reads + 2
@@ -155,7 +166,17 @@ async def test_not_in_the_channel_the_alert_goes_to_the_creators_dm(watching: Lo
 async def test_ten_failed_polls_post_one_notice_and_recovery_posts_one_more(watching: LocalStack):
     watching.sandbox.add_room("w-fail", [("u1", "Ann")])
     await set_watch(watching, "w-fail --watch --when-empty")
-    watching.sandbox.inject(Fault(kind="code", code=codes.SIGNATURE_INVALID, count=10, room_id="w-fail"))
+    poller = desk_of(watching).poller
+    # Nine failures in a row: no notice yet.
+    watching.sandbox.inject(Fault(kind="code", code=codes.SIGNATURE_INVALID, count=9, room_id="w-fail"))
+    before = watching.sandbox.stats.per_room["w-fail"]
+    await until(lambda: watching.sandbox.stats.per_room["w-fail"] >= before + 9)
+    await until(lambda: not poller.polling)  # the ninth poll has been counted
+    (stored,) = await poller.store.in_group(group_of("default", "w-fail"))
+    assert stored.consecutive_failures == 9
+    assert posted(watching, "C0OPS", "could not be checked") == []
+    # The tenth: exactly one notice.
+    watching.sandbox.inject(Fault(kind="code", code=codes.SIGNATURE_INVALID, count=1, room_id="w-fail"))
     failing = await wait_for_message(watching.slack, finder(watching, "C0OPS", "could not be checked"))
     assert "10 times in a row" in all_text(failing)
     await wait_for_message(watching.slack, finder(watching, "C0OPS", "can be checked again"))

@@ -21,7 +21,9 @@ from redis.asyncio import Redis
 
 _PRUNE_PER_CLAIM = 64  # more than one claim adds, so pruning keeps up with any steady rate
 
-_PRELUDE = """
+# Every script that reads `TIME` and then writes starts with this (Redis < 5 replicates scripts verbatim and
+# refuses a write after a non-deterministic command; `replicate_commands()` makes it replicate the effects).
+PRELUDE = """
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -29,7 +31,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 # KEYS: the hash, the expiry set. ARGV: field, token, ttl in ms, prune limit. 1 = held by this token now, 0 = not.
 _CLAIM = (
-    _PRELUDE
+    PRELUDE
     + """
 for _, field in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))) do
   redis.call('HDEL', KEYS[1], field)
@@ -48,7 +50,7 @@ return 1
 
 # Extends a live claim of this token back to the full TTL. 0 when it expired or another token holds it.
 _RENEW = (
-    _PRELUDE
+    PRELUDE
     + """
 local expiry = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1]) or '0')
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] or expiry <= now then
@@ -71,7 +73,7 @@ return 1
 
 # Milliseconds until the claim expires, or -1 when there is no live claim.
 _REMAINING = (
-    _PRELUDE
+    PRELUDE
     + """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
   return -1

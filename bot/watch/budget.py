@@ -36,8 +36,17 @@ def stretched_interval(interval: float, costs: Iterable[int], *, qps: float, sha
 
 
 def spread_offset(group: str, interval: float) -> float:
-    """Where in (0, interval] a new group's first regular poll falls: its name hashed, so groups added together
-    are spread over the interval instead of bunched (and every replica computes the same place)."""
+    """How far after its first watch is added a group's first regular poll falls, in (0, interval]: its name
+    hashed, so groups added together are spread over the interval instead of bunched. (The place is relative to
+    the moment of `add`; `next_due` then keeps each group in its place.)"""
     digest = hashlib.blake2b(group.encode("utf-8"), digest_size=8).digest()
     fraction = (int.from_bytes(digest, "big") + 1) / 2**64
     return interval * fraction
+
+
+def next_due(due: float, now: float, interval: float) -> float:
+    """When a group polled for the poll due at `due` (at `now`, or later) is next due: the first of its own
+    places `due + k × interval` after `now`. Keeping the phase, a stall never bunches overdue groups together."""
+    if now < due + interval:
+        return due + interval
+    return due + interval * math.ceil((now - due) / interval + 1e-9)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 from bot.watch.conditions import Condition
@@ -25,8 +26,16 @@ def split_group(group: str) -> tuple[str, str]:
     return profile, room_id
 
 
+_WATCH_ID = re.compile(r"[0-9a-f]{16}")
+
+
 def new_watch_id() -> str:
     return secrets.token_hex(8)
+
+
+def is_watch_id(text: str) -> bool:
+    """Whether `text` has the form `new_watch_id` makes (checked before a button's value names any key)."""
+    return _WATCH_ID.fullmatch(text) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +73,9 @@ class Watch:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Watch:
+        """Tolerant across versions: keys this version does not know are ignored, fields it added take defaults."""
         data = json.loads(text)
-        data["condition"] = Condition.from_json(data["condition"])
-        return cls(**data)
+        known = {f.name for f in fields(cls)}
+        kept = {key: value for key, value in data.items() if key in known}
+        kept["condition"] = Condition.from_json(kept["condition"])
+        return cls(**kept)

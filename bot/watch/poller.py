@@ -4,8 +4,14 @@ and end every watch whose condition came true (posting its alert), or whose time
 One poll per group (profile, room): count conditions share one QueryRoomUserList first page (its `Count`),
 user conditions one QueryRoomMembers per 10 users. A room that does not exist or is being destroyed counts as
 0 users with nobody in it. Polls of one app stretch evenly when the background share can't cover them all.
-The loop sleeps until the next group is due (or a new watch wakes it); with Redis, exactly one replica polls
-a group at a time (the store's claim), and a dead replica's claims lapse within an interval.
+The loop sleeps until the next group is due (or a new watch wakes it, or a poll slot frees); it claims only as
+many groups as it has free poll slots. With Redis, exactly one replica polls a group at a time: the store's
+claim, renewed while the poll runs and fencing every write the poll makes, so a claim that lapsed (a stalled
+replica) can't overwrite the new holder's schedule or post a second notice; a dead replica's claims lapse
+within one hold. A periodic sweep ends expired watches and reschedules any group whose schedule went missing.
+
+Alerts are at most once: a watch is ended (one compare-and-delete) before its alert is posted, and a post
+under way is never cancelled by shutdown, but a replica that crashes between the two loses that alert.
 """
 
 from __future__ import annotations
@@ -21,11 +27,11 @@ from typing import Protocol
 
 from bot.observability.metrics import WATCH_POLL_LAG_SECONDS, WATCH_ZIM_REQUESTS, WATCHES_ACTIVE
 from bot.state.health import REDIS_UNAVAILABLE
-from bot.watch.budget import requests_per_poll, stretched_interval
-from bot.watch.model import FAILURES_BEFORE_NOTICE, FirstCheck, Watch, split_group
-from bot.watch.store import Claim, WatchStore
+from bot.watch.budget import next_due, requests_per_poll, spread_offset, stretched_interval
+from bot.watch.model import FirstCheck, Watch, split_group
+from bot.watch.store import Claim, PollNotice, WatchStore
 from bot.zim import ZimClient
-from bot.zim.errors import RoomNotFound, ZimError
+from bot.zim.errors import RoomNotFound, SendSlotWaitExhausted, ZimError
 from bot.zim.members import MAX_MEMBERS_PER_CALL
 from bot.zim.pacing import Priority
 from bot.zim.wire import FIRST_CURSOR
@@ -34,6 +40,8 @@ log = logging.getLogger(__name__)
 
 CLAIMS_PER_TURN = 64
 MAX_POLLS_AT_ONCE = 32
+RENEWALS_PER_HOLD = 3  # a claim is renewed this often within its hold, so one slow renewal never loses it
+SWEEP_SECONDS = 300.0  # how often the sweep looks at every stored watch (cheap: one SSCAN, MGETs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +116,23 @@ def poll_cost(watches: list[Watch]) -> int:
     return requests_per_poll(counts=any(not w.condition.needs_members for w in watches), user_ids=len(users))
 
 
+@dataclass(frozen=True, slots=True)
+class PollSpan:
+    """One poll this replica made of a group, from when it started to when it ended (monotonic clock)."""
+
+    group: str
+    started: float
+    ended: float
+
+
+@dataclass
+class _Held:
+    """The claim a poll runs under, replaced by each renewal; `lost` once another replica may have the group."""
+
+    claim: Claim
+    lost: bool = False
+
+
 class WatchPoller:
     def __init__(
         self,
@@ -118,6 +143,7 @@ class WatchPoller:
         interval: float,
         share: float,
         clock: Callable[[], float] = time.time,
+        sweep_every: float = SWEEP_SECONDS,
     ) -> None:
         self.store = store
         self._targets = targets
@@ -125,17 +151,24 @@ class WatchPoller:
         self.interval = interval
         self._share = share
         self._clock = clock
+        self._sweep_every = sweep_every
+        self._swept_at: float | None = None
         self._wake = asyncio.Event()
         self._polling: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(MAX_POLLS_AT_ONCE)
+        self._posts: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._store_down = False
-        # Names of watched users seen in this replica's polls, so a "left" alert can name who left.
-        self._names: dict[tuple[str, str], str] = {}
-        # What this replica did, for tests and the benchmark: the claims it polled, and loop turns taken.
+        # Names of watched users seen in this replica's polls, per group, so a "left" alert can name who left;
+        # a group's names are dropped when its last watch ends.
+        self._names: dict[str, dict[str, str]] = {}
+        # What this replica did, for tests and the benchmark: the claims it polled, each poll's span, loop turns
+        # taken, polls skipped for want of our own send slot, and sweeps made.
         self.polled: deque[Claim] = deque(maxlen=1000)
+        self.spans: deque[PollSpan] = deque(maxlen=1000)
         self.turns = 0
+        self.skipped = 0
+        self.sweeps = 0
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -144,8 +177,9 @@ class WatchPoller:
             self._runner = asyncio.create_task(self.run(), name="watch-poller")
 
     async def aclose(self, *, grace: float = 0.0) -> None:
-        """Stop polling. Polls under way get `grace` seconds to finish (so an alert whose watch has just ended is
-        still posted), then are cancelled; their claims lapse and other replicas take the groups over."""
+        """Stop polling. Polls under way get `grace` seconds to finish, then are cancelled; their claims lapse and
+        other replicas take the groups over. A post whose watch has already ended is never cancelled: it is
+        awaited (Slack's own timeouts bound it), since no replica could post it again."""
         runner, self._runner = self._runner, None
         if runner is not None:
             runner.cancel()
@@ -155,6 +189,7 @@ class WatchPoller:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._posts, return_exceptions=True)
 
     @property
     def polling(self) -> frozenset[str]:
@@ -162,7 +197,7 @@ class WatchPoller:
         return frozenset(self._polling)
 
     def wake(self) -> None:
-        """A watch was added: look at the schedule again now."""
+        """A watch was added (or a poll slot freed): look at the schedule again now."""
         self._wake.set()
 
     # -- the budget ----------------------------------------------------------------------------------
@@ -189,22 +224,30 @@ class WatchPoller:
             self._wake.clear()
             self.turns += 1
             try:
+                await self._sweep_when_due()
                 intervals = await self.intervals()
-                hold = max([*intervals.values(), self.interval])
-                claims = await self.store.claim_due(hold_for=hold, limit=CLAIMS_PER_TURN)
-                for claim in claims:
-                    self._spawn(claim, intervals.get(split_group(claim.group)[0], self.interval))
+                free = MAX_POLLS_AT_ONCE - len(self._polling)
+                limit = min(CLAIMS_PER_TURN, free)
+                claims: list[Claim] = []
+                if limit > 0:  # backpressure: never claim a group there is no poll slot for
+                    hold = max([*intervals.values(), self.interval])
+                    claims = await self.store.claim_due(hold_for=hold, limit=limit)
+                    for claim in claims:
+                        self._spawn(claim, intervals.get(split_group(claim.group)[0], self.interval), hold)
                 WATCHES_ACTIVE.set(await self.store.count())
-                if len(claims) == CLAIMS_PER_TURN:
+                if limit > 0 and len(claims) == limit:
                     continue
-                due_in = await self.store.next_due_in()
+                # No free slot: a finishing poll wakes the loop.
+                due_in = self.interval if limit == 0 else await self.store.next_due_in()
                 self._store_back()
             except REDIS_UNAVAILABLE as error:
                 self._store_lost(error)
                 due_in = self.interval
             wait = self.interval if due_in is None else min(max(due_in, 0.01), self.interval)
+            # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancel that races a wake (a poll ending).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
     def _store_lost(self, error: BaseException) -> None:
         if not self._store_down:
@@ -216,61 +259,117 @@ class WatchPoller:
             log.info("watches resumed: the watch store (Redis) answers again")
         self._store_down = False
 
-    def _spawn(self, claim: Claim, interval: float) -> None:
+    def _spawn(self, claim: Claim, interval: float, hold: float) -> None:
         if claim.group in self._polling:  # still polling it: its next due time is set when that poll ends
             return
         self._polling.add(claim.group)
-        task = asyncio.create_task(self._poll_claimed(claim, interval), name="watch-poll")
+        task = asyncio.create_task(self._poll_claimed(claim, interval, hold), name="watch-poll")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _poll_claimed(self, claim: Claim, interval: float) -> None:
-        WATCH_POLL_LAG_SECONDS.observe(claim.lag)
+    async def _poll_claimed(self, claim: Claim, interval: float, hold: float) -> None:
+        claimed = time.monotonic()
+        held = _Held(claim)
+        keeper = asyncio.create_task(self._keep(held, hold), name="watch-claim-keeper")
+        # The slot is taken before the claim (backpressure), so the poll starts now: its lag is real.
+        WATCH_POLL_LAG_SECONDS.observe(claim.lag + (time.monotonic() - claimed))
         self.polled.append(claim)
         cost = 1
         try:
-            async with self._slots:
-                cost = await self.poll_group(claim.group)
+            cost = await self.poll_group(claim.group, held)
         except REDIS_UNAVAILABLE as error:
             self._store_lost(error)
         except Exception:
             log.exception("watch poll of a group failed unexpectedly")
         finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
             self._polling.discard(claim.group)
-        # Anchored to the due time, so groups keep their places in the interval (spread stays spread).
-        next_due = claim.due + interval
-        if next_due <= claim.now:
-            next_due = claim.now + interval
+            self.spans.append(PollSpan(claim.group, claimed, time.monotonic()))
+            self.wake()  # a poll slot is free again
+        # Each group keeps its own place in the interval, also after a stall (spread stays spread).
+        ended_at = claim.now + (time.monotonic() - claimed)  # the store's clock, near enough
+        upcoming = next_due(claim.due, max(ended_at, claim.due), interval)
         with contextlib.suppress(*REDIS_UNAVAILABLE):
-            await self.store.finish(claim.group, next_due=next_due, cost=cost)
+            await self.store.finish(held.claim, next_due=upcoming, cost=cost)
 
-    async def poll_group(self, group: str) -> int:
-        """Poll one group now (background priority); return its cost in ZIM requests."""
+    async def _keep(self, held: _Held, hold: float) -> None:
+        """Renew the claim while its poll runs, however long ZIM (or the wait for a send slot) takes."""
+        while True:
+            await asyncio.sleep(hold / RENEWALS_PER_HOLD)
+            try:
+                renewed = await self.store.renew(held.claim, hold_for=hold)
+            except REDIS_UNAVAILABLE:
+                continue  # the fence still holds until the hold runs out; the next renewal may get through
+            if renewed is None:
+                held.lost = True
+                log.warning("a watch poll outlasted its claim; its results are dropped")
+                return
+            held.claim = renewed
+
+    async def poll_group(self, group: str, held: _Held) -> int:
+        """Poll one group now (background priority) under its claim; return its cost in ZIM requests."""
         profile, room_id = split_group(group)
         live = await self._unexpired(await self.store.in_group(group))
         target = self._targets.get(profile)
         if not live or target is None:
+            self._names.pop(group, None)
             return 1
         try:
             reading = await read_room(target.client, profile, room_id, live, priority="background")
+        except SendSlotWaitExhausted:
+            # Our own requests had the app's rate; ZIM said nothing, so this is no failed poll: try next time.
+            self.skipped += 1
+            return poll_cost(live)
         except ZimError as error:
             for watch in live:
-                await self._failed(watch, str(error))
+                await self._record(watch, held, ok=False, problem=str(error))
+            return poll_cost(live)
+        if held.lost:
             return poll_cost(live)
         reading = self._remember_names(group, reading)
+        ended = 0
         for watch in live:
-            await self._settle(watch, reading, target)
+            ended += await self._settle(watch, reading, target, held)
+        if ended == len(live):
+            self._names.pop(group, None)
         return poll_cost(live)
 
     def _remember_names(self, group: str, reading: Reading) -> Reading:
-        if len(self._names) > 10_000:  # bounded: only a nicety for the alert's text
-            self._names.clear()
-        self._names.update(((group, user_id), name) for user_id, name in reading.present.items())
-        names = {user_id: name for (seen_in, user_id), name in self._names.items() if seen_in == group}
-        return replace(reading, names=names)
+        names = self._names.setdefault(group, {})
+        names.update(reading.present)
+        return replace(reading, names=dict(names))
+
+    async def _sweep_when_due(self) -> None:
+        now = time.monotonic()
+        if self._swept_at is not None and now - self._swept_at < self._sweep_every:
+            return
+        self._swept_at = now
+        await self.sweep()
+
+    async def sweep(self) -> None:
+        """End every expired watch (with its note), and give each group that has watches but lost its schedule
+        (evicted, deleted by hand) a due time again, spread over the interval as a new group's would be."""
+        self.sweeps += 1
+        groups: dict[str, float] = {}
+        for watch in await self._unexpired(await self.store.all_watches()):
+            groups.setdefault(watch.group, spread_offset(watch.group, self.interval))
+        if await self.store.schedule_missing(groups):
+            log.warning("watches: rescheduled poll groups whose schedule was missing")
+        known = set(groups)
+        for group in [group for group in self._names if group not in known]:
+            del self._names[group]
 
     async def _alert(self, watch: Watch, reading: Reading, target: ZegoTarget, priority: Priority) -> None:
-        """Post the alert; a user condition's alert also says how many are in the room (one more request)."""
+        """Post the alert of a watch this caller has just ended. The post runs as its own task that shutdown
+        never cancels (`aclose` awaits it): the watch is gone, so nobody could post it again."""
+        post = asyncio.create_task(self._post_alert(watch, reading, target, priority), name="watch-alert")
+        self._posts.add(post)
+        post.add_done_callback(self._posts.discard)
+        await asyncio.shield(post)
+
+    async def _post_alert(self, watch: Watch, reading: Reading, target: ZegoTarget, priority: Priority) -> None:
+        """A user condition's alert also says how many are in the room (one more request)."""
         if reading.count is None:
             with contextlib.suppress(ZimError):
                 reading = replace(
@@ -304,24 +403,25 @@ class WatchPoller:
                 await self._tell(self._notifier.expired(watch))
         return live
 
-    async def _settle(self, watch: Watch, reading: Reading, target: ZegoTarget) -> None:
+    async def _settle(self, watch: Watch, reading: Reading, target: ZegoTarget, held: _Held) -> int:
+        """End the watch if its condition holds (1: it ended), else count the poll that worked (0)."""
         if reading.holds(watch):
             if await self.store.end(watch):
                 await self._alert(watch, reading, target, "background")
-            return
-        if watch.consecutive_failures or watch.failure_notice_posted:
-            await self.store.update(watch.after_poll(ok=True))
-            if watch.failure_notice_posted:
-                await self._tell(self._notifier.checking_works(watch))
+                return 1
+            return 0
+        await self._record(watch, held, ok=True)
+        return 0
 
-    async def _failed(self, watch: Watch, problem: str) -> None:
-        after = watch.after_poll(ok=False)
-        notice = after.consecutive_failures >= FAILURES_BEFORE_NOTICE and not after.failure_notice_posted
-        if notice:
-            after = replace(after, failure_notice_posted=True)
-        await self.store.update(after)
-        if notice:
+    async def _record(self, watch: Watch, held: _Held, *, ok: bool, problem: str = "") -> None:
+        """Count the poll under the claim; post the notice it made due, which the store gives one caller only."""
+        if held.lost:
+            return
+        notice: PollNotice = await self.store.record_poll(watch, held.claim, ok=ok)
+        if notice == "failing":
             await self._tell(self._notifier.checking_failed(watch, problem))
+        elif notice == "works":
+            await self._tell(self._notifier.checking_works(watch))
 
     async def _tell(self, call: Awaitable[None]) -> None:
         """Await a notifier call; a failure to post is the notifier's to count, never the loop's end."""

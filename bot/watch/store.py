@@ -2,30 +2,41 @@
 shared by every replica).
 
 Redis layout (prefix `roomusers:`), all keys WITHOUT a TTL so no `volatile-*` eviction policy ever drops a
-live watch; a watch's end (`until`) is in its value and enforced by the poller:
+live watch (an `allkeys-*` policy is not supported); a watch's end (`until`) is in its value, enforced by the
+poller, and by a periodic sweep for any group that lost its schedule:
 
-* `watch:<id>`                     the watch as JSON;
-* `watches:all`, `watches:team:<team>`, `watches:conv:<team>:<channel>`, `watches:group:<group>`
-                                   sets of watch IDs (counting for the limits, listing, polling);
-* `watch:due`                      ZSET: poll group → when it is next due (ms of Redis time);
-* `watch:cost`                     HASH: poll group → ZIM requests one poll of it takes (for the budget).
+* `watch:<id>`                     the watch as JSON (an ID is 16 hex digits, checked before any lookup);
+* `watches:all`, `watches:group:<group>`
+                                   sets of watch IDs (the sweep, polling);
+* `watches:byteam:<team>`, `watches:byconv:<team>:<channel>`
+                                   sorted sets of watch IDs scored by `until` (the limits count only watches
+                                   not yet expired; listing);
+* `watch-due`                      ZSET: poll group → when it is next due (ms of Redis time);
+* `watch-cost`                     HASH: poll group → ZIM requests one poll of it takes (for the budget).
 
 Adding (limits checked in the same script), ending (fired, stopped or expired: a compare-and-delete, so only
-one caller ever ends a watch and posts about it) and claiming due groups are each one Lua script. A claim pushes
-the group's due time one interval ahead, so a replica that dies mid-poll loses its claim within an interval and
-another replica polls the group instead.
+one caller ever ends a watch and posts about it), claiming due groups, renewing a claim and recording a poll's
+outcome are each one Lua script. A claim pushes the group's due time `hold_for` ahead and returns that score
+as its fence: the holder renews it while its poll runs, and `renew`, `finish` and `record_poll` change
+nothing once the score is no longer the holder's (the claim lapsed and another replica took the group). A
+replica that dies mid-poll stops renewing, so its claim lapses within one hold.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
 
 from redis.asyncio import Redis
 
-from bot.watch.model import Watch
+from bot.state.expiring import PRELUDE
+from bot.watch.model import FAILURES_BEFORE_NOTICE, Watch, is_watch_id
+
+# What the caller of `record_poll` must post: nothing, the one "could not be checked" notice, or the one
+# "can be checked again" notice.
+PollNotice = Literal["none", "failing", "works"]
 
 
 class WatchLimitReached(Exception):
@@ -44,11 +55,13 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A poll group this replica now polls: it was due at `due`, claimed at `now` (both the store's clock, s)."""
+    """A poll group this replica now polls: it was due at `due`, claimed at `now` (both the store's clock, s).
+    `fence` is the due score the claim wrote: writes made under the claim apply only while it is still there."""
 
     group: str
     due: float
     now: float
+    fence: float = 0.0
 
     @property
     def lag(self) -> float:
@@ -69,29 +82,50 @@ def workspace_limit(limit: int) -> str:
     )
 
 
+def after_poll(watch: Watch, ok: bool) -> tuple[Watch, PollNotice]:
+    """The watch after one more poll that worked (`ok`) or failed, and the notice that poll makes due."""
+    after = watch.after_poll(ok)
+    if ok:
+        return after, "works" if watch.failure_notice_posted else "none"
+    if after.consecutive_failures >= FAILURES_BEFORE_NOTICE and not after.failure_notice_posted:
+        return replace(after, failure_notice_posted=True), "failing"
+    return after, "none"
+
+
 class WatchStore(Protocol):
     async def add(self, watch: Watch, *, limits: Limits, first_due_in: float) -> None:
-        """Store a new watch unless a limit is reached (WatchLimitReached); its group is due in `first_due_in` s
-        (unless already scheduled)."""
+        """Store a new watch unless a limit is reached (WatchLimitReached; expired watches not yet ended don't
+        count); its group is due in `first_due_in` s (unless already scheduled)."""
 
-    async def get(self, watch_id: str) -> Watch | None: ...
+    async def get(self, watch_id: str) -> Watch | None:
+        """The watch, or None (also for text that is not a watch ID)."""
 
     async def in_conversation(self, team_id: str, channel_id: str) -> list[Watch]:
         """This conversation's active watches, oldest first."""
 
     async def in_group(self, group: str) -> list[Watch]: ...
 
+    async def all_watches(self) -> list[Watch]:
+        """Every stored watch (the periodic sweep)."""
+
     async def end(self, watch: Watch) -> bool:
         """Remove the watch (fired, stopped or expired). True for exactly one caller: the one that removed it."""
 
-    async def update(self, watch: Watch) -> None:
-        """Save the watch's poll state, if it is still stored (an ended watch stays ended)."""
+    async def record_poll(self, watch: Watch, claim: Claim, *, ok: bool) -> PollNotice:
+        """Count one poll of the watch made under `claim`, in one step against the stored watch; the notice
+        returned is owed by this caller alone. Nothing changes (and "none") once the claim or watch is gone."""
 
     async def claim_due(self, *, hold_for: float, limit: int) -> list[Claim]:
         """Take up to `limit` due groups, pushing each one's due time `hold_for` s ahead (the claim)."""
 
-    async def finish(self, group: str, *, next_due: float, cost: int) -> None:
-        """Schedule the group's next poll at `next_due` (store clock) and record its cost, if it still exists."""
+    async def renew(self, claim: Claim, *, hold_for: float) -> Claim | None:
+        """Push a claim still held `hold_for` s ahead of now; None when it lapsed (another replica may poll)."""
+
+    async def finish(self, claim: Claim, *, next_due: float, cost: int) -> None:
+        """Schedule the group's next poll at `next_due` (store clock) and record its cost, if the claim holds."""
+
+    async def schedule_missing(self, first_due_in: Mapping[str, float]) -> int:
+        """Give each group that has no schedule one (due in the given seconds); how many were missing."""
 
     async def costs(self) -> dict[str, int]:
         """ZIM requests per poll of every group (a group not polled yet counts 1)."""
@@ -112,16 +146,18 @@ class MemoryWatchStore:
     _costs: dict[str, int] = field(default_factory=dict)
 
     async def add(self, watch: Watch, *, limits: Limits, first_due_in: float) -> None:
-        here = [w for w in self._watches.values() if (w.team_id, w.channel_id) == (watch.team_id, watch.channel_id)]
+        now = self.clock()
+        live = [w for w in self._watches.values() if not w.expired(now)]
+        here = [w for w in live if (w.team_id, w.channel_id) == (watch.team_id, watch.channel_id)]
         if len(here) >= limits.per_conversation:
             raise WatchLimitReached(conversation_limit(limits.per_conversation))
-        if sum(w.team_id == watch.team_id for w in self._watches.values()) >= limits.per_workspace:
+        if sum(w.team_id == watch.team_id for w in live) >= limits.per_workspace:
             raise WatchLimitReached(workspace_limit(limits.per_workspace))
         self._watches[watch.id] = watch
-        self._due.setdefault(watch.group, self.clock() + first_due_in)
+        self._due.setdefault(watch.group, now + first_due_in)
 
     async def get(self, watch_id: str) -> Watch | None:
-        return self._watches.get(watch_id)
+        return self._watches.get(watch_id) if is_watch_id(watch_id) else None
 
     async def in_conversation(self, team_id: str, channel_id: str) -> list[Watch]:
         found = [w for w in self._watches.values() if (w.team_id, w.channel_id) == (team_id, channel_id)]
@@ -129,6 +165,9 @@ class MemoryWatchStore:
 
     async def in_group(self, group: str) -> list[Watch]:
         return [w for w in self._watches.values() if w.group == group]
+
+    async def all_watches(self) -> list[Watch]:
+        return list(self._watches.values())
 
     async def end(self, watch: Watch) -> bool:
         if self._watches.pop(watch.id, None) is None:
@@ -138,21 +177,38 @@ class MemoryWatchStore:
             self._costs.pop(watch.group, None)
         return True
 
-    async def update(self, watch: Watch) -> None:
-        if watch.id in self._watches:
-            self._watches[watch.id] = watch
+    async def record_poll(self, watch: Watch, claim: Claim, *, ok: bool) -> PollNotice:
+        stored = self._watches.get(watch.id)
+        if stored is None or self._due.get(claim.group) != claim.fence:
+            return "none"
+        after, notice = after_poll(stored, ok)
+        self._watches[watch.id] = after
+        return notice
 
     async def claim_due(self, *, hold_for: float, limit: int) -> list[Claim]:
         now = self.clock()
         due = sorted((at, group) for group, at in self._due.items() if at <= now)[:limit]
         for _, group in due:
             self._due[group] = now + hold_for
-        return [Claim(group, at, now) for at, group in due]
+        return [Claim(group, at, now, now + hold_for) for at, group in due]
 
-    async def finish(self, group: str, *, next_due: float, cost: int) -> None:
-        if group in self._due:
-            self._due[group] = next_due
-            self._costs[group] = cost
+    async def renew(self, claim: Claim, *, hold_for: float) -> Claim | None:
+        if self._due.get(claim.group) != claim.fence:
+            return None
+        fence = max(claim.fence, self.clock() + hold_for)
+        self._due[claim.group] = fence
+        return replace(claim, fence=fence)
+
+    async def finish(self, claim: Claim, *, next_due: float, cost: int) -> None:
+        if self._due.get(claim.group) == claim.fence:
+            self._due[claim.group] = next_due
+            self._costs[claim.group] = cost
+
+    async def schedule_missing(self, first_due_in: Mapping[str, float]) -> int:
+        missing = [group for group in first_due_in if group not in self._due]
+        for group in missing:
+            self._due[group] = self.clock() + first_due_in[group]
+        return len(missing)
 
     async def costs(self) -> dict[str, int]:
         return {group: self._costs.get(group, 1) for group in self._due}
@@ -166,20 +222,19 @@ class MemoryWatchStore:
         return len(self._watches)
 
 
-_NOW_MS = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
-
 # KEYS: watch, all, team, conv, group set, due, cost. ARGV: id, json, per conversation, per workspace, group,
-# first due in ms.
+# first due in ms, until (epoch s), now (epoch s: the limits count watches whose until is later).
 _ADD = (
-    _NOW_MS
+    PRELUDE
     + """
-if redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[3]) then return -1 end
-if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[4]) then return -2 end
+local live = '(' .. ARGV[8]
+if redis.call('ZCOUNT', KEYS[4], live, '+inf') >= tonumber(ARGV[3]) then return -1 end
+if redis.call('ZCOUNT', KEYS[3], live, '+inf') >= tonumber(ARGV[4]) then return -2 end
 redis.call('SET', KEYS[1], ARGV[2])
-for i = 2, 5 do redis.call('SADD', KEYS[i], ARGV[1]) end
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1])
+redis.call('SADD', KEYS[5], ARGV[1])
 redis.call('ZADD', KEYS[6], 'NX', now + tonumber(ARGV[6]), ARGV[5])
 return 1
 """
@@ -188,7 +243,10 @@ return 1
 # KEYS as _ADD. ARGV: id, group. Only the caller whose DEL removed the watch gets 1.
 _END = """
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
-for i = 2, 5 do redis.call('SREM', KEYS[i], ARGV[1]) end
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('SREM', KEYS[5], ARGV[1])
 if redis.call('SCARD', KEYS[5]) == 0 then
   redis.call('ZREM', KEYS[6], ARGV[2])
   redis.call('HDEL', KEYS[7], ARGV[2])
@@ -196,15 +254,21 @@ end
 return 1
 """
 
-# KEYS: watch. ARGV: json. Never brings an ended watch back.
-_UPDATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('SET', KEYS[1], ARGV[1]) end
-return 0
+# KEYS: watch, due. ARGV: group, fence, the JSON the caller read, the JSON after the poll. 1: written;
+# 0: the watch changed since it was read (read again); -1: the watch or the claim is gone (nothing to do).
+_RECORD_POLL = """
+local fence = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not fence or tonumber(fence) ~= tonumber(ARGV[2]) then return -1 end
+local stored = redis.call('GET', KEYS[1])
+if not stored then return -1 end
+if stored ~= ARGV[3] then return 0 end
+redis.call('SET', KEYS[1], ARGV[4])
+return 1
 """
 
-# KEYS: due. ARGV: hold ms, limit. Returns {now, group, due, group, due, ...}.
+# KEYS: due. ARGV: hold ms, limit. Returns {now, group, due, group, due, ...}; each claim's fence is now + hold.
 _CLAIM = (
-    _NOW_MS
+    PRELUDE
     + """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
 local out = {tostring(now)}
@@ -217,17 +281,42 @@ return out
 """
 )
 
-# KEYS: due, cost. ARGV: group, next due ms, cost.
+# KEYS: due. ARGV: group, fence, hold ms. The new fence, or false when the claim is no longer this one.
+_RENEW = (
+    PRELUDE
+    + """
+local fence = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not fence or tonumber(fence) ~= tonumber(ARGV[2]) then return false end
+local renewed = math.max(tonumber(ARGV[2]), now + tonumber(ARGV[3]))
+redis.call('ZADD', KEYS[1], 'XX', renewed, ARGV[1])
+return tostring(renewed)
+"""
+)
+
+# KEYS: due, cost. ARGV: group, fence, next due ms, cost.
 _FINISH = """
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
-  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+local fence = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if fence and tonumber(fence) == tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1])
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
 end
 return 0
 """
 
+# KEYS: due. ARGV: group, due in ms, group, due in ms, ... How many groups had no schedule.
+_SCHEDULE_MISSING = (
+    PRELUDE
+    + """
+local added = 0
+for i = 1, #ARGV, 2 do
+  added = added + redis.call('ZADD', KEYS[1], 'NX', now + tonumber(ARGV[i + 1]), ARGV[i])
+end
+return added
+"""
+)
+
 _NEXT_DUE = (
-    _NOW_MS
+    PRELUDE
     + """
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if #first == 0 then return false end
@@ -235,28 +324,33 @@ return tostring(tonumber(first[2]) - now)
 """
 )
 
+_RECORD_ATTEMPTS = 5  # a watch changes between read and write only when a Stop or a sweep races the poll
+
 
 class RedisWatchStore:
     """Watches shared by every replica; Redis errors propagate (the caller pauses or refuses, never forks)."""
 
-    def __init__(self, redis: Redis, *, prefix: str) -> None:
+    def __init__(self, redis: Redis, *, prefix: str, clock: Callable[[], float] = time.time) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._clock = clock
         self._all = f"{prefix}watches:all"
-        self._due = f"{prefix}watch:due"
-        self._cost = f"{prefix}watch:cost"
+        self._due = f"{prefix}watch-due"
+        self._cost = f"{prefix}watch-cost"
         self._add = redis.register_script(_ADD)
         self._end = redis.register_script(_END)
-        self._update = redis.register_script(_UPDATE)
+        self._record_poll = redis.register_script(_RECORD_POLL)
         self._claim = redis.register_script(_CLAIM)
+        self._renew = redis.register_script(_RENEW)
         self._finish = redis.register_script(_FINISH)
+        self._schedule_missing = redis.register_script(_SCHEDULE_MISSING)
         self._next_due = redis.register_script(_NEXT_DUE)
 
     def _watch_key(self, watch_id: str) -> str:
         return f"{self._prefix}watch:{watch_id}"
 
     def _conv_key(self, team_id: str, channel_id: str) -> str:
-        return f"{self._prefix}watches:conv:{team_id}:{channel_id}"
+        return f"{self._prefix}watches:byconv:{team_id}:{channel_id}"
 
     def _group_key(self, group: str) -> str:
         return f"{self._prefix}watches:group:{group}"
@@ -265,7 +359,7 @@ class RedisWatchStore:
         return [
             self._watch_key(watch.id),
             self._all,
-            f"{self._prefix}watches:team:{watch.team_id}",
+            f"{self._prefix}watches:byteam:{watch.team_id}",
             self._conv_key(watch.team_id, watch.channel_id),
             self._group_key(watch.group),
             self._due,
@@ -273,51 +367,90 @@ class RedisWatchStore:
         ]
 
     async def add(self, watch: Watch, *, limits: Limits, first_due_in: float) -> None:
-        args: list[str | int] = [watch.id, watch.to_json(), limits.per_conversation, limits.per_workspace]
-        result = int(await self._add(keys=self._keys(watch), args=[*args, watch.group, round(first_due_in * 1000)]))
+        args: list[str | int | float] = [watch.id, watch.to_json(), limits.per_conversation, limits.per_workspace]
+        args += [watch.group, round(first_due_in * 1000), repr(watch.until), repr(self._clock())]
+        result = int(await self._add(keys=self._keys(watch), args=args))
         if result == -1:
             raise WatchLimitReached(conversation_limit(limits.per_conversation))
         if result == -2:
             raise WatchLimitReached(workspace_limit(limits.per_workspace))
 
     async def get(self, watch_id: str) -> Watch | None:
+        if not is_watch_id(watch_id):
+            return None
         raw = await self._redis.get(self._watch_key(watch_id))
         return None if raw is None else Watch.from_json(raw)
 
-    async def _load(self, set_key: str) -> list[Watch]:
-        ids = sorted(
-            member.decode() if isinstance(member, bytes) else str(member)
-            for member in await self._redis.smembers(set_key)
-        )
-        if not ids:
-            return []
-        values = await self._redis.mget([self._watch_key(watch_id) for watch_id in ids])
-        return [Watch.from_json(raw) for raw in values if raw is not None]
+    async def _load_ids(self, ids: list[str]) -> list[Watch]:
+        found: list[Watch] = []
+        for start in range(0, len(ids), 500):
+            values = await self._redis.mget([self._watch_key(watch_id) for watch_id in ids[start : start + 500]])
+            found += [Watch.from_json(raw) for raw in values if raw is not None]
+        return found
 
     async def in_conversation(self, team_id: str, channel_id: str) -> list[Watch]:
-        found = await self._load(self._conv_key(team_id, channel_id))
+        members = await self._redis.zrange(self._conv_key(team_id, channel_id), 0, -1)
+        ids = sorted(_text(member) for member in members if isinstance(member, bytes | str))
+        found = await self._load_ids(ids)
         return sorted(found, key=lambda w: (w.created_at, w.id))
 
     async def in_group(self, group: str) -> list[Watch]:
-        return await self._load(self._group_key(group))
+        return await self._load_ids(
+            sorted(_text(member) for member in await self._redis.smembers(self._group_key(group)))
+        )
+
+    async def all_watches(self) -> list[Watch]:
+        ids = [_text(member) async for member in self._redis.sscan_iter(self._all, count=500)]
+        return await self._load_ids(sorted(set(ids)))
 
     async def end(self, watch: Watch) -> bool:
         return int(await self._end(keys=self._keys(watch), args=[watch.id, watch.group])) == 1
 
-    async def update(self, watch: Watch) -> None:
-        await self._update(keys=[self._watch_key(watch.id)], args=[watch.to_json()])
+    async def record_poll(self, watch: Watch, claim: Claim, *, ok: bool) -> PollNotice:
+        keys = [self._watch_key(watch.id), self._due]
+        seen: Watch | None = watch
+        for _ in range(_RECORD_ATTEMPTS):
+            if seen is None:
+                return "none"
+            raw = await self._redis.get(self._watch_key(watch.id))
+            if raw is None:
+                return "none"
+            seen = Watch.from_json(raw)
+            after, notice = after_poll(seen, ok)
+            if after == seen:
+                return "none"
+            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+            result = int(await self._record_poll(keys=keys, args=[claim.group, claim.fence, text, after.to_json()]))
+            if result == 1:
+                return notice
+            if result == -1:
+                return "none"
+        return "none"
 
     async def claim_due(self, *, hold_for: float, limit: int) -> list[Claim]:
-        raw = await self._claim(keys=[self._due], args=[max(1, round(hold_for * 1000)), limit])
-        now = float(raw[0]) / 1000
+        hold_ms = max(1, round(hold_for * 1000))
+        raw = await self._claim(keys=[self._due], args=[hold_ms, limit])
+        now_ms = float(raw[0])
         claims = []
         for index in range(1, len(raw), 2):
-            group = raw[index].decode() if isinstance(raw[index], bytes) else str(raw[index])
-            claims.append(Claim(group, float(raw[index + 1]) / 1000, now))
+            claims.append(Claim(_text(raw[index]), float(raw[index + 1]) / 1000, now_ms / 1000, now_ms + hold_ms))
         return claims
 
-    async def finish(self, group: str, *, next_due: float, cost: int) -> None:
-        await self._finish(keys=[self._due, self._cost], args=[group, round(next_due * 1000), cost])
+    async def renew(self, claim: Claim, *, hold_for: float) -> Claim | None:
+        raw = await self._renew(keys=[self._due], args=[claim.group, repr(claim.fence), max(1, round(hold_for * 1000))])
+        return None if raw is None else replace(claim, fence=float(raw))
+
+    async def finish(self, claim: Claim, *, next_due: float, cost: int) -> None:
+        args: list[str | int] = [claim.group, repr(claim.fence), round(next_due * 1000), cost]
+        await self._finish(keys=[self._due, self._cost], args=args)
+
+    async def schedule_missing(self, first_due_in: Mapping[str, float]) -> int:
+        if not first_due_in:
+            return 0
+        args: list[str | int] = []
+        for group, due_in in first_due_in.items():
+            args += [group, round(due_in * 1000)]
+        return int(await self._schedule_missing(keys=[self._due], args=args))
 
     async def costs(self) -> dict[str, int]:
         groups = [

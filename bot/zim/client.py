@@ -7,6 +7,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -14,7 +15,7 @@ import httpx
 
 from bot.observability.metrics import LIMITER_WAIT_SECONDS, ZIM_REQUESTS, ZIM_RETRIES
 from bot.zim import codes
-from bot.zim.errors import ZimCredentialsRejected, ZimError, ZimRejected, ZimUnavailable
+from bot.zim.errors import SendSlotWaitExhausted, ZimCredentialsRejected, ZimError, ZimRejected, ZimUnavailable
 from bot.zim.members import MEMBERS_ACTION, RoomMembers, decode_members, members_query, validate_user_ids
 from bot.zim.models import Page
 from bot.zim.pacing import Pacer, Priority
@@ -28,6 +29,9 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT = httpx.Timeout(12.0, connect=5.0)
 RATE_LIMIT_COOL_DOWN = 1.0  # ZIM's window is one second of arrivals
+# True while this task's current attempt waits for a pacer slot, so a budget running out there is told apart
+# from one running out on ZIM (the caller's task and context: set and read by one request's attempts).
+_WAITING_FOR_SLOT: ContextVar[bool] = ContextVar("zim_waiting_for_slot", default=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +116,18 @@ class ZimClient:
         while True:
             attempt += 1
             remaining = self._retry.total_budget - (time.monotonic() - started)
+            _WAITING_FOR_SLOT.set(False)
             try:
                 # The budget bounds every attempt too: its wait for a send slot and its HTTP exchange.
                 async with asyncio.timeout(remaining):
                     return await send()
             except TimeoutError:
+                if _WAITING_FOR_SLOT.get():
+                    raise SendSlotWaitExhausted(
+                        f"No ZIM send slot came free within {self._retry.total_budget:.0f} s "
+                        "(other requests of this app had the rate), so ZIM was not asked.",
+                        attempts=attempt,
+                    ) from None
                 last = last or TransientAnswer("the request did not complete in time")
                 raise self._gave_up(last, attempt, started).naming_settings(self._settings_prefix) from None
             except TransientAnswer as answer:
@@ -149,10 +160,12 @@ class ZimClient:
         )
 
     async def _wait_turn(self, priority: Priority) -> None:
+        _WAITING_FOR_SLOT.set(True)  # stays set if the budget's timeout cancels the wait
         if priority == "background":
             LIMITER_WAIT_SECONDS.observe(await self._pacer.wait_background_turn())
         else:
             LIMITER_WAIT_SECONDS.observe(await self._pacer.wait_turn())
+        _WAITING_FOR_SLOT.set(False)
 
     async def _get(self, url: str) -> httpx.Response:
         try:

@@ -9,6 +9,7 @@ ZimError
 │   ├── ZimInvalidRequest   2, 660000002, ... (a bug on our side or a bad parameter)
 │   └── ZimCredentialsRejected  3, 1000000xx signature/AppId codes: a settings problem
 ├── ZimUnavailable          transient failures outlasted the retry budget
+│   └── SendSlotWaitExhausted  the budget went on waiting for our own send slot (ZIM was not asked)
 └── ZimIncompleteRoster     kept for callers that name it; a read now returns an incomplete Roster instead
 """
 
@@ -85,6 +86,11 @@ class ZimUnavailable(ZimError):
     ) -> None:
         super().__init__(message, code=code, request_id=request_id)
         self.attempts = attempts
+
+
+class SendSlotWaitExhausted(ZimUnavailable):
+    """The retry budget ran out while this process waited for its own pacer slot: ZIM was not asked then, so this
+    says nothing about ZIM (a background caller skips its turn instead of counting a failure)."""
 
 
 class ZimIncompleteRoster(ZimError):
