@@ -51,7 +51,8 @@ class PendingAnswers:
         left = list(self._jobs.items())
         for task, on_abandon in left:
             try:
-                await asyncio.wait_for(on_abandon(), NOTIFY_TIMEOUT_SECONDS)
+                async with asyncio.timeout(NOTIFY_TIMEOUT_SECONDS):  # not wait_for: 3.11's can lose a cancel
+                    await on_abandon()
             except Exception as error:  # a failed goodbye must not stop the others'
                 log.warning("could not tell a requester to retry: %s", type(error).__name__)
             task.cancel()

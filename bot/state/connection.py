@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Iterable
 from urllib.parse import unquote
 
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -59,10 +62,34 @@ def connect(url: str, *, socket_timeout: float = SOCKET_TIMEOUT, connect_timeout
     pooled connection fails with "connection closed" and the retry reconnects. Timeouts are not retried:
     the command may have run, and waiting twice doubles the stall. Raises ValueError for a malformed URL.
     """
-    return Redis.from_url(
+    client = Redis.from_url(
         url,
         socket_timeout=socket_timeout,
         socket_connect_timeout=connect_timeout,
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         client_name="roomusers",
     )
+    pool = client.connection_pool  # no connection is made before the first command
+    pool.connection_class = keeping_cancellation(pool.connection_class)
+    return client
+
+
+def keeping_cancellation(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:
+    """`connection_class` (plain, TLS or Unix socket, as the URL chose) whose writes never swallow a cancel.
+
+    With a socket timeout, redis-py writes through `asyncio.wait_for`, and Python 3.11's wait_for *returns*
+    when the write finishes in the same loop turn as a cancel: the cancel is lost and the caller carries on.
+    A renewal loop cancelled that way renewed its claim for ever, and the poll awaiting it never ended.
+    """
+
+    class KeepsCancellation(connection_class):  # type: ignore[valid-type,misc]
+        async def send_packed_command(self, command: bytes | str | Iterable[bytes], check_health: bool = True) -> None:
+            task = asyncio.current_task()
+            cancels = task.cancelling() if task is not None else 0
+            await super().send_packed_command(command, check_health)
+            if task is not None and task.cancelling() > cancels:
+                await self.disconnect(nowait=True)  # the command's reply will never be read
+                raise asyncio.CancelledError
+
+    KeepsCancellation.__name__ = KeepsCancellation.__qualname__ = f"{connection_class.__name__}KeepingCancellation"
+    return KeepsCancellation
