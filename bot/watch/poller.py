@@ -10,14 +10,17 @@ claim, renewed while the poll runs and fencing every write the poll makes, so a 
 replica) can't overwrite the new holder's schedule or post a second notice; a dead replica's claims lapse
 within one hold. A periodic sweep ends expired watches and reschedules any group whose schedule went missing.
 
-Alerts are at most once: a watch is ended (one compare-and-delete) before its alert is posted, and a post
-under way is never cancelled by shutdown, but a replica that crashes between the two loses that alert.
+A watch that fires is ended and its alert made owed in one step (only one caller can), and the alert is
+forgotten once posted. The poster holds the owed alert while it posts; a replica that dies before posting stops
+holding it and another replica posts it (within about `ALERT_HOLD` s). So an alert is never lost, and posted
+twice only if its replica dies between Slack's answer and the store's delete. Shutdown never cancels a post.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import deque
@@ -29,7 +32,7 @@ from bot.observability.metrics import WATCH_POLL_LAG_SECONDS, WATCH_ZIM_REQUESTS
 from bot.state.health import REDIS_UNAVAILABLE
 from bot.watch.budget import next_due, requests_per_poll, spread_offset, stretched_interval
 from bot.watch.model import FirstCheck, Watch, split_group
-from bot.watch.store import Claim, PollNotice, WatchStore
+from bot.watch.store import Claim, OwedAlert, PollNotice, WatchStore
 from bot.zim import ZimClient
 from bot.zim.errors import RoomNotFound, SendSlotWaitExhausted, ZimError
 from bot.zim.members import MAX_MEMBERS_PER_CALL
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 CLAIMS_PER_TURN = 64
 MAX_POLLS_AT_ONCE = 32
 RENEWALS_PER_HOLD = 3  # a claim is renewed this often within its hold, so one slow renewal never loses it
+ALERT_HOLD = 15.0  # an owed alert's poster holds it this long (renewed); a dead poster's alert waits this long
 SWEEP_SECONDS = 300.0  # how often the sweep looks at every stored watch (cheap: one SSCAN, MGETs)
 
 
@@ -58,6 +62,26 @@ class Reading:
 
     def name_of(self, user_id: str) -> str | None:
         return self.present.get(user_id, self.names.get(user_id))
+
+    def for_alert(self, watch: Watch) -> Reading:
+        """Only what `watch`'s alert shows: the count and, for a user condition, that user's name."""
+        if not watch.condition.needs_members:
+            return Reading(count=self.count)
+        user_id = watch.condition.user_id
+        present = {user_id: self.present[user_id]} if user_id in self.present else {}
+        name = self.name_of(user_id)
+        return Reading(count=self.count, present=present, names={} if name is None else {user_id: name})
+
+    def to_json(self) -> str:
+        kept = {"count": self.count, "present": dict(self.present), "names": dict(self.names)}
+        return json.dumps(kept, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Reading:
+        kept = json.loads(text)
+        return cls(
+            count=kept.get("count"), present=dict(kept.get("present") or {}), names=dict(kept.get("names") or {})
+        )
 
 
 class WatchNotifier(Protocol):
@@ -153,6 +177,8 @@ class WatchPoller:
         self._clock = clock
         self._sweep_every = sweep_every
         self._swept_at: float | None = None
+        self._owed_checked_at: float | None = None
+        self.alert_hold = ALERT_HOLD
         self._wake = asyncio.Event()
         self._polling: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -225,6 +251,7 @@ class WatchPoller:
             self.turns += 1
             try:
                 await self._sweep_when_due()
+                await self._take_over_alerts_when_due()
                 intervals = await self.intervals()
                 free = MAX_POLLS_AT_ONCE - len(self._polling)
                 limit = min(CLAIMS_PER_TURN, free)
@@ -360,22 +387,68 @@ class WatchPoller:
         for group in [group for group in self._names if group not in known]:
             del self._names[group]
 
-    async def _alert(self, watch: Watch, reading: Reading, target: ZegoTarget, priority: Priority) -> None:
-        """Post the alert of a watch this caller has just ended. The post runs as its own task that shutdown
-        never cancels (`aclose` awaits it): the watch is gone, so nobody could post it again."""
-        post = asyncio.create_task(self._post_alert(watch, reading, target, priority), name="watch-alert")
+    async def _take_over_alerts_when_due(self) -> None:
+        """Post the owed alerts nobody holds any more (their replica died before posting them)."""
+        now = time.monotonic()
+        every = min(self.interval, self.alert_hold / RENEWALS_PER_HOLD)
+        if self._owed_checked_at is not None and now - self._owed_checked_at < every:
+            return
+        self._owed_checked_at = now
+        for alert in await self.store.claim_owed_alerts(hold_for=self.alert_hold, limit=CLAIMS_PER_TURN):
+            log.warning("watch %s: posting the alert that a stopped replica had not posted", alert.watch.id)
+            target = self._targets.get(alert.watch.profile)
+            self._start_post(alert, Reading.from_json(alert.reading), target, "background")
+
+    async def _fire(self, watch: Watch, reading: Reading, target: ZegoTarget, priority: Priority) -> bool:
+        """End the watch because it came true and post its alert; False when another caller ended it first.
+        The post runs as its own task that shutdown never cancels (`aclose` awaits it)."""
+        alert = await self.store.fire(watch, reading.for_alert(watch).to_json(), hold_for=self.alert_hold)
+        if alert is None:
+            return False
+        await asyncio.shield(self._start_post(alert, reading, target, priority))
+        return True
+
+    def _start_post(
+        self, alert: OwedAlert, reading: Reading, target: ZegoTarget | None, priority: Priority
+    ) -> asyncio.Task[None]:
+        post = asyncio.create_task(self._post_alert(alert, reading, target, priority), name="watch-alert")
         self._posts.add(post)
         post.add_done_callback(self._posts.discard)
-        await asyncio.shield(post)
+        return post
 
-    async def _post_alert(self, watch: Watch, reading: Reading, target: ZegoTarget, priority: Priority) -> None:
-        """A user condition's alert also says how many are in the room (one more request)."""
-        if reading.count is None:
-            with contextlib.suppress(ZimError):
-                reading = replace(
-                    reading, count=await read_count(target.client, watch.profile, watch.room_id, priority=priority)
-                )
-        await self._tell(self._notifier.alert(watch, reading))
+    async def _post_alert(
+        self, alert: OwedAlert, reading: Reading, target: ZegoTarget | None, priority: Priority
+    ) -> None:
+        """Post an owed alert, holding it meanwhile; forget it once posted. A user condition's alert also says
+        how many are in the room (one more request)."""
+        held = [alert]
+        keeper = asyncio.create_task(self._hold_alert(held), name="watch-alert-keeper")
+        try:
+            if reading.count is None and target is not None:
+                with contextlib.suppress(ZimError):
+                    count = await read_count(target.client, alert.watch.profile, alert.watch.room_id, priority=priority)
+                    reading = replace(reading, count=count)
+            await self._tell(self._notifier.alert(alert.watch, reading))
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+        try:
+            await self.store.alert_posted(held[0])
+        except REDIS_UNAVAILABLE as error:
+            log.warning("watch %s: posted, but the store did not hear so (%s)", alert.watch.id, type(error).__name__)
+
+    async def _hold_alert(self, held: list[OwedAlert]) -> None:
+        """Renew the hold on an owed alert while it is posted (Slack's rate limits can take a while)."""
+        while True:
+            await asyncio.sleep(self.alert_hold / RENEWALS_PER_HOLD)
+            try:
+                renewed = await self.store.hold_alert(held[0], hold_for=self.alert_hold)
+            except REDIS_UNAVAILABLE:
+                continue
+            if renewed is None:
+                log.warning("watch %s: posting its alert outlasted the hold", held[0].watch.id)
+                return
+            held[0] = renewed
 
     async def first_check(self, watch: Watch) -> FirstCheck:
         """The check made right when a watch is set (interactive: the person setting it waits for it)."""
@@ -388,10 +461,7 @@ class WatchPoller:
             return "failed"
         if not reading.holds(watch):
             return "waiting"
-        if not await self.store.end(watch):
-            return "ended"
-        await self._alert(watch, reading, target, "interactive")
-        return "fired"
+        return "fired" if await self._fire(watch, reading, target, "interactive") else "ended"
 
     async def _unexpired(self, watches: list[Watch]) -> list[Watch]:
         now = self._clock()
@@ -406,10 +476,7 @@ class WatchPoller:
     async def _settle(self, watch: Watch, reading: Reading, target: ZegoTarget, held: _Held) -> int:
         """End the watch if its condition holds (1: it ended), else count the poll that worked (0)."""
         if reading.holds(watch):
-            if await self.store.end(watch):
-                await self._alert(watch, reading, target, "background")
-                return 1
-            return 0
+            return 1 if await self._fire(watch, reading, target, "background") else 0
         await self._record(watch, held, ok=True)
         return 0
 

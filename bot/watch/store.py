@@ -12,7 +12,11 @@ poller, and by a periodic sweep for any group that lost its schedule:
                                    sorted sets of watch IDs scored by `until` (the limits count only watches
                                    not yet expired; listing);
 * `watch-due`                      ZSET: poll group → when it is next due (ms of Redis time);
-* `watch-cost`                     HASH: poll group → ZIM requests one poll of it takes (for the budget).
+* `watch-cost`                     HASH: poll group → ZIM requests one poll of it takes (for the budget);
+* `watch-alerts-owed`, `watch-alerts-held`, `watch-alerts-tries`
+                                   the alerts of fired watches not yet posted: HASH id → the alert (watch and
+                                   reading, JSON), ZSET id → until when its poster holds it (ms of Redis
+                                   time; the fence), HASH id → how many holders took it.
 
 Adding (limits checked in the same script), ending (fired, stopped or expired: a compare-and-delete, so only
 one caller ever ends a watch and posts about it), claiming due groups, renewing a claim and recording a poll's
@@ -20,10 +24,17 @@ outcome are each one Lua script. A claim pushes the group's due time `hold_for` 
 as its fence: the holder renews it while its poll runs, and `renew`, `finish` and `record_poll` change
 nothing once the score is no longer the holder's (the claim lapsed and another replica took the group). A
 replica that dies mid-poll stops renewing, so its claim lapses within one hold.
+
+A watch that fires is ended and its alert made owed in the same script, held by the replica posting it; the
+alert is deleted once posted. A replica that dies before posting stops holding it, and another takes it over
+(`claim_owed_alerts`): an alert is never lost, and is posted twice only if a replica dies in the moment
+between Slack's answer and the delete. An alert taken over `MAX_ALERT_TRIES` times is dropped (logged).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -33,6 +44,10 @@ from redis.asyncio import Redis
 
 from bot.state.expiring import PRELUDE
 from bot.watch.model import FAILURES_BEFORE_NOTICE, Watch, is_watch_id
+
+log = logging.getLogger(__name__)
+
+MAX_ALERT_TRIES = 3  # holders of one owed alert before it is dropped: a post that kills its replica must stop
 
 # What the caller of `record_poll` must post: nothing, the one "could not be checked" notice, or the one
 # "can be checked again" notice.
@@ -66,6 +81,16 @@ class Claim:
     @property
     def lag(self) -> float:
         return max(0.0, self.now - self.due)
+
+
+@dataclass(frozen=True, slots=True)
+class OwedAlert:
+    """The alert of a fired watch, not yet posted, held by this caller; `fence` marks the hold (renewals
+    and take-overs replace it). `reading` is what the poll saw, as the poller's JSON."""
+
+    watch: Watch
+    reading: str
+    fence: float
 
 
 def conversation_limit(limit: int) -> str:
@@ -111,6 +136,19 @@ class WatchStore(Protocol):
     async def end(self, watch: Watch) -> bool:
         """Remove the watch (fired, stopped or expired). True for exactly one caller: the one that removed it."""
 
+    async def fire(self, watch: Watch, reading: str, *, hold_for: float) -> OwedAlert | None:
+        """End the watch because its condition came true, and keep its alert owed, held by this caller for
+        `hold_for` s, until `alert_posted`. An OwedAlert for exactly one caller; None for the others."""
+
+    async def hold_alert(self, alert: OwedAlert, *, hold_for: float) -> OwedAlert | None:
+        """Hold an owed alert `hold_for` s more while it is posted; None when another caller took it over."""
+
+    async def alert_posted(self, alert: OwedAlert) -> None:
+        """Forget the owed alert (posted, or given up on)."""
+
+    async def claim_owed_alerts(self, *, hold_for: float, limit: int) -> list[OwedAlert]:
+        """Take up to `limit` owed alerts nobody holds (their poster died); each is this caller's to post."""
+
     async def record_poll(self, watch: Watch, claim: Claim, *, ok: bool) -> PollNotice:
         """Count one poll of the watch made under `claim`, in one step against the stored watch; the notice
         returned is owed by this caller alone. Nothing changes (and "none") once the claim or watch is gone."""
@@ -144,6 +182,8 @@ class MemoryWatchStore:
     _watches: dict[str, Watch] = field(default_factory=dict)
     _due: dict[str, float] = field(default_factory=dict)
     _costs: dict[str, int] = field(default_factory=dict)
+    _owed: dict[str, OwedAlert] = field(default_factory=dict)
+    _alert_tries: dict[str, int] = field(default_factory=dict)
 
     async def add(self, watch: Watch, *, limits: Limits, first_due_in: float) -> None:
         now = self.clock()
@@ -176,6 +216,41 @@ class MemoryWatchStore:
             self._due.pop(watch.group, None)
             self._costs.pop(watch.group, None)
         return True
+
+    async def fire(self, watch: Watch, reading: str, *, hold_for: float) -> OwedAlert | None:
+        if not await self.end(watch):
+            return None
+        alert = OwedAlert(watch, reading, self.clock() + hold_for)
+        self._owed[watch.id] = alert
+        self._alert_tries[watch.id] = 1
+        return alert
+
+    async def hold_alert(self, alert: OwedAlert, *, hold_for: float) -> OwedAlert | None:
+        held = self._owed.get(alert.watch.id)
+        if held is None or held.fence != alert.fence:
+            return None
+        renewed = replace(held, fence=max(held.fence, self.clock() + hold_for))
+        self._owed[alert.watch.id] = renewed
+        return renewed
+
+    async def alert_posted(self, alert: OwedAlert) -> None:
+        self._owed.pop(alert.watch.id, None)
+        self._alert_tries.pop(alert.watch.id, None)
+
+    async def claim_owed_alerts(self, *, hold_for: float, limit: int) -> list[OwedAlert]:
+        now = self.clock()
+        taken: list[OwedAlert] = []
+        for watch_id, alert in sorted(self._owed.items(), key=lambda item: item[1].fence):
+            if alert.fence > now or len(taken) >= limit:
+                continue
+            self._alert_tries[watch_id] = self._alert_tries.get(watch_id, 0) + 1
+            if self._alert_tries[watch_id] > MAX_ALERT_TRIES:
+                log.error("watch %s: its alert was dropped after %d tries to post it", watch_id, MAX_ALERT_TRIES)
+                await self.alert_posted(alert)
+                continue
+            self._owed[watch_id] = replace(alert, fence=now + hold_for)
+            taken.append(self._owed[watch_id])
+        return taken
 
     async def record_poll(self, watch: Watch, claim: Claim, *, ok: bool) -> PollNotice:
         stored = self._watches.get(watch.id)
@@ -240,9 +315,9 @@ return 1
 """
 )
 
-# KEYS as _ADD. ARGV: id, group. Only the caller whose DEL removed the watch gets 1.
-_END = """
-if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+# KEYS as _ADD. ARGV: id, group. Removes the watch; false unless this caller's DEL removed it.
+_REMOVE = """
+if redis.call('DEL', KEYS[1]) == 0 then return false end
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
@@ -251,8 +326,49 @@ if redis.call('SCARD', KEYS[5]) == 0 then
   redis.call('ZREM', KEYS[6], ARGV[2])
   redis.call('HDEL', KEYS[7], ARGV[2])
 end
-return 1
 """
+
+# Only the caller whose DEL removed the watch gets 1.
+_END = _REMOVE + "return 1\n"
+
+# KEYS as _ADD, then owed, held, tries. ARGV: id, group, the alert's JSON, hold ms. The fence (held until, ms)
+# for the one caller whose DEL ended the watch; false for the others.
+_FIRE = (
+    PRELUDE
+    + _REMOVE
+    + """
+redis.call('HSET', KEYS[8], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[9], now + tonumber(ARGV[4]), ARGV[1])
+redis.call('HSET', KEYS[10], ARGV[1], 1)
+return tostring(now + tonumber(ARGV[4]))
+"""
+)
+
+# KEYS: owed, held, tries. ARGV: hold ms, limit, most tries. Returns {now, id, alert, id, alert, ...} for the
+# alerts taken (each now held until now + hold) and, after a '' marker, the IDs dropped for too many tries.
+_CLAIM_OWED = (
+    PRELUDE
+    + """
+local out = {tostring(now)}
+local dropped = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))) do
+  local alert = redis.call('HGET', KEYS[1], id)
+  if alert and redis.call('HINCRBY', KEYS[3], id, 1) <= tonumber(ARGV[3]) then
+    redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[1]), id)
+    table.insert(out, id)
+    table.insert(out, alert)
+  else
+    redis.call('HDEL', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
+    table.insert(dropped, id)
+  end
+end
+table.insert(out, '')
+for _, id in ipairs(dropped) do table.insert(out, id) end
+return out
+"""
+)
 
 # KEYS: watch, due. ARGV: group, fence, the JSON the caller read, the JSON after the poll. 1: written;
 # 0: the watch changed since it was read (read again); -1: the watch or the claim is gone (nothing to do).
@@ -281,7 +397,8 @@ return out
 """
 )
 
-# KEYS: due. ARGV: group, fence, hold ms. The new fence, or false when the claim is no longer this one.
+# KEYS: due (or the owed alerts' holds). ARGV: group (alert), fence, hold ms. The new fence, or false when the
+# claim (hold) is no longer this one.
 _RENEW = (
     PRELUDE
     + """
@@ -337,7 +454,10 @@ class RedisWatchStore:
         self._all = f"{prefix}watches:all"
         self._due = f"{prefix}watch-due"
         self._cost = f"{prefix}watch-cost"
+        self._owed = [f"{prefix}watch-alerts-owed", f"{prefix}watch-alerts-held", f"{prefix}watch-alerts-tries"]
         self._add = redis.register_script(_ADD)
+        self._fire = redis.register_script(_FIRE)
+        self._claim_owed = redis.register_script(_CLAIM_OWED)
         self._end = redis.register_script(_END)
         self._record_poll = redis.register_script(_RECORD_POLL)
         self._claim = redis.register_script(_CLAIM)
@@ -404,7 +524,40 @@ class RedisWatchStore:
         return await self._load_ids(sorted(set(ids)))
 
     async def end(self, watch: Watch) -> bool:
-        return int(await self._end(keys=self._keys(watch), args=[watch.id, watch.group])) == 1
+        return bool(await self._end(keys=self._keys(watch), args=[watch.id, watch.group]))
+
+    async def fire(self, watch: Watch, reading: str, *, hold_for: float) -> OwedAlert | None:
+        kept = json.dumps({"watch": watch.to_json(), "reading": reading})
+        args: list[str | int] = [watch.id, watch.group, kept, _ms(hold_for)]
+        fence = await self._fire(keys=self._keys(watch) + self._owed, args=args)
+        return None if fence is None else OwedAlert(watch, reading, float(fence))
+
+    async def hold_alert(self, alert: OwedAlert, *, hold_for: float) -> OwedAlert | None:
+        args: list[str | int] = [alert.watch.id, repr(alert.fence), _ms(hold_for)]
+        fence = await self._renew(keys=[self._owed[1]], args=args)
+        return None if fence is None else replace(alert, fence=float(fence))
+
+    async def alert_posted(self, alert: OwedAlert) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._owed[0], alert.watch.id)
+            pipe.zrem(self._owed[1], alert.watch.id)
+            pipe.hdel(self._owed[2], alert.watch.id)
+            await pipe.execute()
+
+    async def claim_owed_alerts(self, *, hold_for: float, limit: int) -> list[OwedAlert]:
+        raw = [
+            _text(item)
+            for item in await self._claim_owed(keys=self._owed, args=[_ms(hold_for), limit, MAX_ALERT_TRIES])
+        ]
+        fence = float(raw[0]) + _ms(hold_for)
+        marker = raw.index("", 1)
+        taken = []
+        for index in range(1, marker, 2):
+            kept = json.loads(raw[index + 1])
+            taken.append(OwedAlert(Watch.from_json(kept["watch"]), kept["reading"], fence))
+        for watch_id in raw[marker + 1 :]:
+            log.error("watch %s: its alert was dropped after %d tries to post it", watch_id, MAX_ALERT_TRIES)
+        return taken
 
     async def record_poll(self, watch: Watch, claim: Claim, *, ok: bool) -> PollNotice:
         keys = [self._watch_key(watch.id), self._due]
@@ -466,6 +619,10 @@ class RedisWatchStore:
 
     async def count(self) -> int:
         return int(await self._redis.scard(self._all))
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
 
 
 def _text(value: bytes | str) -> str:

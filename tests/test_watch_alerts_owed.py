@@ -1,0 +1,103 @@
+"""An alert is owed from the moment its watch fires until it is posted: one caller fires a watch, its alert is
+held by that caller while it posts, and an alert whose poster died (stopped holding it) is taken over by one
+other caller. Both stores; Redis through a real redis-server, shared by two clients as two replicas."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.state.connection import connect
+from bot.watch.conditions import parse_condition
+from bot.watch.model import Watch
+from bot.watch.store import MAX_ALERT_TRIES, Limits, MemoryWatchStore, RedisWatchStore, WatchStore
+
+LIMITS = Limits(per_conversation=20, per_workspace=200)
+HOLD = 0.3
+
+
+def a_watch(index: int = 1) -> Watch:
+    condition = parse_condition("--when-empty", None)
+    return Watch(f"{index:016x}", "T1", "C1", None, "U1", "default", "lobby", condition, 1.0, 9e9)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def lapse(store: WatchStore, clock: Clock | None) -> None:
+    """Let a hold of HOLD seconds run out: the fake clock moves, or Redis time passes (waited for, positively)."""
+    if clock is not None:
+        clock.now += HOLD + 0.01
+        return
+    await asyncio.sleep(HOLD + 0.05)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def two_stores(
+    request: pytest.FixtureRequest, redis_url: str
+) -> AsyncIterator[tuple[WatchStore, WatchStore, Clock | None]]:
+    if request.param == "memory":
+        clock = Clock()
+        store = MemoryWatchStore(clock=clock)
+        yield store, store, clock  # one process: both "callers" share it
+        return
+    clients = [connect(redis_url), connect(redis_url)]  # two replicas, a client each
+    yield RedisWatchStore(clients[0], prefix="roomusers:"), RedisWatchStore(clients[1], prefix="roomusers:"), None
+    for client in clients:
+        await client.aclose()
+
+
+async def test_one_caller_fires_a_watch_and_holds_its_alert(two_stores):
+    first, second, clock = two_stores
+    watch = a_watch()
+    await first.add(watch, limits=LIMITS, first_due_in=0)
+    fired = await asyncio.gather(
+        first.fire(watch, '{"count":0}', hold_for=HOLD), second.fire(watch, "{}", hold_for=HOLD)
+    )
+    owed = [alert for alert in fired if alert is not None]
+    assert len(owed) == 1 and owed[0].watch == watch and owed[0].reading == '{"count":0}'
+    assert await first.get(watch.id) is None and await first.count() == 0  # the watch itself has ended
+    assert await second.claim_owed_alerts(hold_for=HOLD, limit=10) == []  # held by its poster
+    renewed = await first.hold_alert(owed[0], hold_for=60)
+    assert renewed is not None
+    await lapse(first, clock)
+    assert await second.claim_owed_alerts(hold_for=HOLD, limit=10) == []  # still held: the renewal counted
+    await first.alert_posted(renewed)
+    if clock is not None:
+        clock.now += 61
+    assert await second.claim_owed_alerts(hold_for=HOLD, limit=10) == []  # posted: owed no more
+
+
+async def test_an_alert_whose_poster_stopped_holding_it_is_taken_over_by_one_caller(two_stores):
+    first, second, clock = two_stores
+    watch = a_watch(2)
+    await first.add(watch, limits=LIMITS, first_due_in=0)
+    owed = await first.fire(watch, '{"count":3}', hold_for=HOLD)
+    assert owed is not None
+    await lapse(first, clock)  # the poster died: no renewal
+    taken = await asyncio.gather(*(store.claim_owed_alerts(hold_for=60, limit=10) for store in (first, second)))
+    alerts = [alert for batch in taken for alert in batch]
+    assert len(alerts) == 1 and alerts[0].watch == watch and alerts[0].reading == '{"count":3}'
+    assert await first.hold_alert(owed, hold_for=60) is None  # the dead poster's hold is gone for good
+    assert await second.hold_alert(alerts[0], hold_for=60) is not None
+
+
+async def test_an_alert_taken_over_too_often_is_dropped(two_stores):
+    first, _second, clock = two_stores
+    watch = a_watch(3)
+    await first.add(watch, limits=LIMITS, first_due_in=0)
+    assert await first.fire(watch, "{}", hold_for=HOLD) is not None
+    for _ in range(MAX_ALERT_TRIES - 1):  # the first holder was try 1
+        await lapse(first, clock)
+        assert len(await first.claim_owed_alerts(hold_for=HOLD, limit=10)) == 1
+    await lapse(first, clock)
+    assert await first.claim_owed_alerts(hold_for=HOLD, limit=10) == []
+    await lapse(first, clock)
+    assert await first.claim_owed_alerts(hold_for=HOLD, limit=10) == []  # gone, not merely held
