@@ -11,6 +11,7 @@ from bot.dev.local_stack import LocalReplicas, local_replicas
 from bot.dev.zim_sandbox import ZimSandbox
 from bot.dev.zim_sandbox.faults import Fault
 from bot.settings import WatchSettings
+from bot.state.connection import connect
 from bot.watch.conditions import parse_condition
 from bot.watch.model import Watch, group_of
 from bot.watch.poller import Reading, WatchPoller
@@ -130,6 +131,8 @@ async def test_an_alert_owed_by_a_replica_that_died_before_posting_is_posted_onc
         sandbox.add_room("r-owed", [("u1", "Ann")])
         await set_watch(local, "r-owed --watch --when-below 1", 0)
         both = pollers(local)
+        for poller in both:
+            poller.alert_hold = 0.5  # a second post, if any, would come within a hold or two
         (watch,) = await both[0].store.all_watches()
         # What a replica leaves when it dies right after its poll saw the room empty and ended the watch, before
         # its alert reached Slack: the watch gone, the alert owed, held by nobody after a short hold.
@@ -137,9 +140,21 @@ async def test_an_alert_owed_by_a_replica_that_died_before_posting_is_posted_onc
         await until(lambda: len(alerts(local, "r-owed")) == 1)
         assert "*0 users* in the room now" in alerts(local, "r-owed")[0]  # what the dead replica read
         turns = [p.turns for p in both]
-        await until(lambda: all(p.turns >= t + 3 for p, t in zip(both, turns, strict=True)))
+        # Six holds of time, in which both replicas went on turning: a second post would have come by then.
+        after = asyncio.get_running_loop().time() + 6 * 0.5
+        await until(
+            lambda: (
+                asyncio.get_running_loop().time() >= after
+                and all(p.turns >= t + 3 for p, t in zip(both, turns, strict=True))
+            )
+        )
         assert len(alerts(local, "r-owed")) == 1
-        assert await both[1].store.claim_owed_alerts(hold_for=1, limit=10) == []  # posted, owed no more
+        redis = connect(redis_url)
+        try:  # posted, so owed no more: nothing of it is left in Redis
+            for key in ("watch-alerts-owed", "watch-alerts-held", "watch-alerts-tries"):
+                assert not await redis.exists(f"roomusers:{key}"), key
+        finally:
+            await redis.aclose()
 
 
 async def test_watches_pause_while_redis_is_down_and_resume_when_it_returns(

@@ -10,10 +10,12 @@ claim, renewed while the poll runs and fencing every write the poll makes, so a 
 replica) can't overwrite the new holder's schedule or post a second notice; a dead replica's claims lapse
 within one hold. A periodic sweep ends expired watches and reschedules any group whose schedule went missing.
 
-A watch that fires is ended and its alert made owed in one step (only one caller can), and the alert is
-forgotten once posted. The poster holds the owed alert while it posts; a replica that dies before posting stops
-holding it and another replica posts it (within about `ALERT_HOLD` s). So an alert is never lost, and posted
-twice only if its replica dies between Slack's answer and the store's delete. Shutdown never cancels a post.
+A watch that fires is ended and its alert made owed in one step (only one caller can). The poster holds the
+owed alert while it posts, renews the hold right before calling Slack (an alert another caller has taken over is
+left to it), and deletes it once posted, retrying through a Redis blip. A replica that dies before posting stops
+holding it and another replica posts it (the loop looks every third of `ALERT_HOLD`). So an alert is not lost
+to a dying replica; it is posted twice only if its poster dies between Slack's answer and the delete, or loses
+Redis for a whole hold while Slack takes the post. Shutdown never cancels a post.
 """
 
 from __future__ import annotations
@@ -150,6 +152,16 @@ class PollSpan:
 
 
 @dataclass
+class _HeldAlert:
+    """An owed alert this caller posts: its latest hold, until when (monotonic) that hold surely lasts, and
+    `lost` once another caller has taken the alert over (or it was posted and forgotten)."""
+
+    alert: OwedAlert
+    deadline: float
+    lost: bool = False
+
+
+@dataclass
 class _Held:
     """The claim a poll runs under, replaced by each renewal; `lost` once another replica may have the group."""
 
@@ -195,6 +207,7 @@ class WatchPoller:
         self.turns = 0
         self.skipped = 0
         self.sweeps = 0
+        self.alerts_left = 0  # alerts not posted here because another caller took them over (or posted them)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -270,7 +283,11 @@ class WatchPoller:
             except REDIS_UNAVAILABLE as error:
                 self._store_lost(error)
                 due_in = self.interval
+            except Exception:
+                log.exception("a watch loop turn failed unexpectedly; the loop goes on")
+                due_in = self.interval
             wait = self.interval if due_in is None else min(max(due_in, 0.01), self.interval)
+            wait = min(wait, self._owed_check_every)  # alerts a dead replica owed are taken over on time
             # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancel that races a wake (a poll ending).
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
@@ -387,11 +404,14 @@ class WatchPoller:
         for group in [group for group in self._names if group not in known]:
             del self._names[group]
 
+    @property
+    def _owed_check_every(self) -> float:
+        return min(self.interval, self.alert_hold / RENEWALS_PER_HOLD)
+
     async def _take_over_alerts_when_due(self) -> None:
         """Post the owed alerts nobody holds any more (their replica died before posting them)."""
         now = time.monotonic()
-        every = min(self.interval, self.alert_hold / RENEWALS_PER_HOLD)
-        if self._owed_checked_at is not None and now - self._owed_checked_at < every:
+        if self._owed_checked_at is not None and now - self._owed_checked_at < self._owed_check_every:
             return
         self._owed_checked_at = now
         for alert in await self.store.claim_owed_alerts(hold_for=self.alert_hold, limit=CLAIMS_PER_TURN):
@@ -419,36 +439,72 @@ class WatchPoller:
     async def _post_alert(
         self, alert: OwedAlert, reading: Reading, target: ZegoTarget | None, priority: Priority
     ) -> None:
-        """Post an owed alert, holding it meanwhile; forget it once posted. A user condition's alert also says
-        how many are in the room (one more request)."""
-        held = [alert]
+        """Post an owed alert while holding it, then forget it, still holding it until the store has heard.
+        Never raises: what is not posted stays owed, for a take-over."""
+        held = _HeldAlert(alert, deadline=time.monotonic() + self.alert_hold)
         keeper = asyncio.create_task(self._hold_alert(held), name="watch-alert-keeper")
         try:
-            if reading.count is None and target is not None:
-                with contextlib.suppress(ZimError):
-                    count = await read_count(target.client, alert.watch.profile, alert.watch.room_id, priority=priority)
-                    reading = replace(reading, count=count)
-            await self._tell(self._notifier.alert(alert.watch, reading))
+            if await self._post_if_held(held, reading, target, priority):
+                await self._forget_posted(held)
+        except Exception:
+            log.exception("watch %s: its alert could not be posted; it stays owed", alert.watch.id)
         finally:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
-        try:
-            await self.store.alert_posted(held[0])
-        except REDIS_UNAVAILABLE as error:
-            log.warning("watch %s: posted, but the store did not hear so (%s)", alert.watch.id, type(error).__name__)
 
-    async def _hold_alert(self, held: list[OwedAlert]) -> None:
-        """Renew the hold on an owed alert while it is posted (Slack's rate limits can take a while)."""
+    async def _post_if_held(
+        self, held: _HeldAlert, reading: Reading, target: ZegoTarget | None, priority: Priority
+    ) -> bool:
+        """A user condition's alert also says how many are in the room (one more request). The hold is renewed
+        right before Slack is called: an alert another caller has taken over (or posted) is left to it."""
+        watch = held.alert.watch
+        if reading.count is None and target is not None:
+            with contextlib.suppress(ZimError):
+                reading = replace(
+                    reading, count=await read_count(target.client, watch.profile, watch.room_id, priority=priority)
+                )
+        if not await self._renew_alert(held) and (held.lost or time.monotonic() >= held.deadline):
+            self.alerts_left += 1
+            log.warning("watch %s: another replica has its alert now; not posted here", watch.id)
+            return False
+        await self._tell(self._notifier.alert(watch, reading))
+        return True
+
+    async def _forget_posted(self, held: _HeldAlert) -> None:
+        """Delete the posted alert, retrying through a Redis blip (the keeper holds it meanwhile), so nobody
+        posts it again. Gives up after two holds, saying so."""
+        give_up = time.monotonic() + 2 * self.alert_hold
         while True:
-            await asyncio.sleep(self.alert_hold / RENEWALS_PER_HOLD)
             try:
-                renewed = await self.store.hold_alert(held[0], hold_for=self.alert_hold)
-            except REDIS_UNAVAILABLE:
-                continue
-            if renewed is None:
-                log.warning("watch %s: posting its alert outlasted the hold", held[0].watch.id)
+                await self.store.alert_posted(held.alert)
                 return
-            held[0] = renewed
+            except REDIS_UNAVAILABLE as error:
+                if time.monotonic() >= give_up:
+                    log.warning(
+                        "watch %s: posted, but the store did not hear so (%s); it may be posted again",
+                        held.alert.watch.id,
+                        type(error).__name__,
+                    )
+                    return
+            await asyncio.sleep(0.25)
+
+    async def _renew_alert(self, held: _HeldAlert) -> bool:
+        """Push the hold ahead now; False when the store can't say (Redis) or another caller has the alert."""
+        try:
+            renewed = await self.store.hold_alert(held.alert, hold_for=self.alert_hold)
+        except REDIS_UNAVAILABLE:
+            return False
+        if renewed is None:
+            held.lost = True
+            return False
+        held.alert, held.deadline = renewed, time.monotonic() + self.alert_hold
+        return True
+
+    async def _hold_alert(self, held: _HeldAlert) -> None:
+        """Renew the hold on an owed alert while it is posted (Slack's rate limits can take a while)."""
+        while not held.lost:
+            await asyncio.sleep(self.alert_hold / RENEWALS_PER_HOLD)
+            await self._renew_alert(held)
 
     async def first_check(self, watch: Watch) -> FirstCheck:
         """The check made right when a watch is set (interactive: the person setting it waits for it)."""

@@ -25,10 +25,10 @@ as its fence: the holder renews it while its poll runs, and `renew`, `finish` an
 nothing once the score is no longer the holder's (the claim lapsed and another replica took the group). A
 replica that dies mid-poll stops renewing, so its claim lapses within one hold.
 
-A watch that fires is ended and its alert made owed in the same script, held by the replica posting it; the
-alert is deleted once posted. A replica that dies before posting stops holding it, and another takes it over
-(`claim_owed_alerts`): an alert is never lost, and is posted twice only if a replica dies in the moment
-between Slack's answer and the delete. An alert taken over `MAX_ALERT_TRIES` times is dropped (logged).
+A watch that fires is ended and its alert made owed in the same script, held (fenced, renewed) by the replica
+posting it; the alert is deleted once posted. A replica that dies before posting stops holding it, and another
+takes it over (`claim_owed_alerts`). The third holder of one alert is its last: after it, the alert is dropped
+(logged), so an alert whose post kills its replica can't take every replica down in turn.
 """
 
 from __future__ import annotations
@@ -538,10 +538,13 @@ class RedisWatchStore:
         return None if fence is None else replace(alert, fence=float(fence))
 
     async def alert_posted(self, alert: OwedAlert) -> None:
+        await self._forget_alert(alert.watch.id)
+
+    async def _forget_alert(self, watch_id: str) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(self._owed[0], alert.watch.id)
-            pipe.zrem(self._owed[1], alert.watch.id)
-            pipe.hdel(self._owed[2], alert.watch.id)
+            pipe.hdel(self._owed[0], watch_id)
+            pipe.zrem(self._owed[1], watch_id)
+            pipe.hdel(self._owed[2], watch_id)
             await pipe.execute()
 
     async def claim_owed_alerts(self, *, hold_for: float, limit: int) -> list[OwedAlert]:
@@ -553,8 +556,12 @@ class RedisWatchStore:
         marker = raw.index("", 1)
         taken = []
         for index in range(1, marker, 2):
-            kept = json.loads(raw[index + 1])
-            taken.append(OwedAlert(Watch.from_json(kept["watch"]), kept["reading"], fence))
+            try:
+                kept = json.loads(raw[index + 1])
+                taken.append(OwedAlert(Watch.from_json(kept["watch"]), str(kept["reading"]), fence))
+            except (ValueError, KeyError, TypeError):  # not what any version of ours writes: never post it
+                log.error("watch %s: its owed alert is unreadable and was dropped", raw[index])
+                await self._forget_alert(raw[index])
         for watch_id in raw[marker + 1 :]:
             log.error("watch %s: its alert was dropped after %d tries to post it", watch_id, MAX_ALERT_TRIES)
         return taken
