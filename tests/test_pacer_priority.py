@@ -82,14 +82,19 @@ async def test_interactive_callers_are_as_fast_as_without_background_traffic():
         return traffic
 
     alone, mixed = await run(False), await run(True)
-    assert [sent for _, sent in sorted(mixed.interactive)] == pytest.approx([s for _, s in sorted(alone.interactive)])
-    interval = make_pacer(VirtualTime()).interval
+    pacer = make_pacer(VirtualTime())
     sent = sorted(at for _, at in alone.interactive)
     assert sent[0] == pytest.approx(0.5)
-    assert [b - a for a, b in itertools.pairwise(sent)] == pytest.approx([interval] * 29)
-    # While the burst was waiting nothing in the background went: its sends are before or after it.
+    # 20 sends 1 / QPS apart, then each a window after the one 20 before it.
+    assert sent == pytest.approx([0.5 + (k // 20) * pacer.window + (k % 20) * pacer.min_gap for k in range(30)])
+    # With background traffic the burst ends at the same time: the background sends of the second before it
+    # count in ZIM's window (so they may hold one of its first 20 sends), none goes while it waits.
+    with_background = sorted(at for _, at in mixed.interactive)
+    assert with_background[-1] == pytest.approx(sent[-1])
+    assert all(a >= b - EPS for a, b in zip(with_background, sent, strict=True))
+    assert most_in_window(mixed.sends()) <= QPS
     first, last = sent[0], sent[-1]
-    assert all(not first - interval < at < last + interval - EPS for _, at in mixed.background)
+    assert all(not first - pacer.min_gap < at < last + pacer.min_gap - EPS for _, at in mixed.background)
     assert len(mixed.background) == 20
 
 
@@ -100,8 +105,8 @@ async def test_an_interactive_caller_right_after_a_background_send_waits_at_most
     await virtual.run(traffic.background_at(0.0), traffic.interactive_at(0.001))
     ((arrived, sent),) = traffic.interactive
     assert traffic.background == [(0.0, 0.0)]
-    assert sent - arrived <= pacer.interval + EPS
-    assert sent == pytest.approx(pacer.interval)  # the schedule stays smooth: exactly one slot later
+    assert sent - arrived <= pacer.min_gap + EPS
+    assert sent == pytest.approx(pacer.min_gap)  # one schedule: exactly 1 / QPS after the background send
 
 
 async def test_background_alone_is_held_to_its_share_and_evenly_spaced():
@@ -145,9 +150,11 @@ async def test_mixed_load_interactive_first_background_within_share_nobody_bunch
         *(traffic.background_at(rng.uniform(0, 1), calls=15) for _ in range(6)),
     )
     sends = traffic.sends()
-    # One smooth schedule: no two sends closer than an interval, never more than ZEGO_QPS in any second.
-    assert min(b - a for a, b in itertools.pairwise(sends)) >= pacer.interval - EPS
+    # One schedule: no two sends closer than 1 / QPS, never more than ZEGO_QPS in any second, and any
+    # QPS + 1 consecutive sends span a whole window (the headroom).
+    assert min(b - a for a, b in itertools.pairwise(sends)) >= pacer.min_gap - EPS
     assert most_in_window(sends) <= QPS
+    assert min(b - a for a, b in zip(sends, sends[int(QPS) :], strict=False)) >= pacer.window - EPS
     # Background: evenly spaced at its own slower rate.
     background = sorted(at for _, at in traffic.background)
     assert min(b - a for a, b in itertools.pairwise(background)) >= pacer.background_interval - EPS
@@ -173,7 +180,7 @@ async def test_cool_down_holds_background_callers_too():
 
 
 async def test_a_background_send_is_never_followed_by_a_bunched_interactive_one():
-    """Background slots are slots of the one schedule: the interactive caller after one is an interval later."""
+    """Background slots are slots of the one schedule: the interactive caller after one is 1 / QPS later."""
     virtual = VirtualTime()
     pacer = make_pacer(virtual)
     traffic = Traffic(virtual, pacer)
@@ -183,4 +190,4 @@ async def test_a_background_send_is_never_followed_by_a_bunched_interactive_one(
     )
     sends = traffic.sends()
     assert len(sends) == 6
-    assert min(b - a for a, b in itertools.pairwise(sends)) >= pacer.interval - EPS
+    assert min(b - a for a, b in itertools.pairwise(sends)) >= pacer.min_gap - EPS

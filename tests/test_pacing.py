@@ -19,16 +19,42 @@ class FakeTime:
         self.sleeps.append(seconds)
 
 
-async def test_slots_are_evenly_spaced_with_headroom_and_no_burst():
+def most_in_window(sends, window=1.0):
+    return max(sum(1 for t in sends if start <= t < start + window) for start in sends)
+
+
+async def test_slots_keep_at_most_qps_in_any_second_with_headroom():
     fake = FakeTime()
     pacer = SmoothPacer(20, headroom=0.95, clock=fake.clock, sleep=fake.sleep)
-    waits = [await pacer.wait_turn() for _ in range(40)]
-    interval = 1 / 19
-    assert waits[0] == 0
-    assert waits == pytest.approx([i * interval for i in range(40)])
-    # Any 1-second window of send times holds at most 20 sends.
+    waits = [await pacer.wait_turn() for _ in range(60)]
+    window = 20 / 19  # 20 slots per 20 intervals of 1 / (20 × 0.95)
+    assert (pacer.min_gap, pacer.window) == pytest.approx((1 / 20, window))
+    # 20 slots 1 / QPS apart, then each slot one window after the slot 20 before it.
+    assert waits == pytest.approx([(k // 20) * window + (k % 20) * (1 / 20) for k in range(60)])
     sends = [100.0 + w for w in waits]
-    assert max(sum(1 for t in sends if start <= t < start + 1) for start in sends) <= 20
+    # Any 1-second window of send times holds at most 20 sends, with the headroom to spare: any 21
+    # consecutive sends span a whole window (1.053 s), and no two sends are closer than 1 / QPS.
+    assert most_in_window(sends) <= 20
+    assert min(b - a for a, b in zip(sends, sends[20:], strict=False)) >= window - 1e-9
+    assert min(b - a for a, b in itertools.pairwise(sends)) >= 1 / 20 - 1e-9
+    # In steady use the rate is the even schedule's: 20 × 0.95 = 19 a second.
+    assert (sends[59] - sends[19]) / 40 == pytest.approx(1 / 19)
+
+
+async def test_time_left_idle_is_caught_up_within_the_window_never_above_qps():
+    """A read's first round trip sends one request; the slots it left free are used after it, 1 / QPS apart."""
+    fake = FakeTime()
+    pacer = SmoothPacer(20, clock=fake.clock, sleep=fake.sleep)
+    sends = []
+    for k in range(45):
+        if k == 1:
+            fake.now += 0.1  # the first answer arrives one round trip later
+        sends.append(fake.now + await pacer.wait_turn())
+    assert sends[2] - sends[1] == pytest.approx(1 / 20)  # not one interval (1 / 18.6 s)
+    assert most_in_window(sends) <= 20
+    assert min(b - a for a, b in zip(sends, sends[20:], strict=False)) >= pacer.window - 1e-9
+    # The 41st send is two windows after the first: the idle round trip cost nothing.
+    assert sends[40] - sends[0] == pytest.approx(2 * pacer.window)
 
 
 async def test_idle_time_is_not_banked_into_a_burst():
@@ -104,11 +130,13 @@ async def test_a_sender_woken_late_takes_a_new_slot_instead_of_bunching():
     pacer = SmoothPacer(20, headroom=0.95, clock=lambda: now[0], sleep=sleep)
     await pacer.wait_turn()  # slot 0, immediate
     sends = [now[0]]
-    for _ in range(40):
+    for _ in range(60):
         await pacer.wait_turn()
         sends.append(now[0])
     gaps = [b - a for a, b in itertools.pairwise(sends)]
-    # The late sender gave its slot up: it went one slot later, so no gap is shorter than an interval.
-    assert min(gaps) >= (1 / 19) - 1e-9
-    assert max(gaps) >= 2 * (1 / 19) - 1e-9
+    # The late sender gave its slot up and went in a later one: no gap is shorter than 1 / QPS, and the
+    # given-up slot still counts in the window, so any 21 consecutive sends span more than a window.
+    assert min(gaps) >= (1 / 20) - 1e-9
+    assert gaps[0] >= 0.07 + 1 / 20 - 1e-9
+    assert min(b - a for a, b in zip(sends, sends[20:], strict=False)) >= pacer.window - 1e-9
     assert max(sum(1 for t in sends if start <= t < start + 1) for start in sends) <= 20

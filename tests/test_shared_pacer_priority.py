@@ -29,32 +29,37 @@ async def test_reserved_interactive_slots_keep_background_out_and_write_nothing(
     watcher = clients()
     reserved = [await pacer.reserve() for _ in range(10)]
     last_slot = reserved[-1][0]
-    assert last_slot - reserved[0][0] == pytest.approx(9 * pacer.interval, abs=SLACK_US * 10)
+    # Ten slots are far from a full window (50 at 50 QPS): 1 / QPS apart.
+    assert last_slot - reserved[0][0] == pytest.approx(9 * pacer.min_gap, abs=SLACK_US * 10)
     slot, wait = await pacer.reserve_background()
     assert slot is None
-    # It may try again once the last interactive slot's interval has passed, not before: the ten slots
-    # started about now (the first was free), so that is at most ten intervals away.
+    # It may try again once 1 / QPS after the last interactive slot has passed, not before: the ten slots
+    # started about now (the first was free), so that is at most ten gaps away.
     assert reserved[0][1] == 0
-    assert 8 * pacer.interval <= wait <= 10 * pacer.interval + SLACK_US
+    assert 8 * pacer.min_gap <= wait <= 10 * pacer.min_gap + SLACK_US
     assert await watcher.exists("t:busy:background") == 0
-    # The interactive key is as the old version wrote it: the next free slot, whole microseconds.
-    assert int(await watcher.get("t:busy")) == round(last_slot * 1_000_000) + round(pacer.interval * 1_000_000)
+    # The interactive key keeps the old version's format: the next free slot, whole microseconds; the window
+    # list holds the ten slots, newest first.
+    assert int(await watcher.get("t:busy")) == round(last_slot * 1_000_000) + round(pacer.min_gap * 1_000_000)
+    window = [int(raw) for raw in await watcher.lrange(pacer.window_key, 0, -1)]
+    assert window == [round(slot * 1_000_000) for slot, _ in reversed(reserved)]
 
 
 async def test_a_background_slot_is_a_slot_of_the_shared_schedule(clients):
-    """Old replicas (interactive only) and new ones share one key: a background slot pushes both."""
+    """Interactive and background callers share one schedule: a background slot pushes both."""
     new, old = RedisPacer(clients(), qps=50, key="t:mixed"), RedisPacer(clients(), qps=50, key="t:mixed")
     watcher = clients()
     background_slot, wait = await new.reserve_background()
     assert background_slot is not None
     assert wait == 0
-    interactive_slot, _ = await old.reserve()  # the old version's script, unchanged
-    assert interactive_slot - background_slot == pytest.approx(new.interval, abs=SLACK_US)
+    interactive_slot, _ = await old.reserve()
+    assert interactive_slot - background_slot == pytest.approx(new.min_gap, abs=SLACK_US)
     raw = await watcher.get("t:mixed:background")
     assert int(raw) == round(background_slot * 1_000_000) + round(new.background_interval * 1_000_000)
     # Neither key has a TTL, so a volatile-* maxmemory policy never evicts the schedule.
     assert await watcher.pttl("t:mixed:background") == -1
     assert await watcher.pttl("t:mixed") == -1
+    assert await watcher.pttl(new.window_key) == -1
     # And the background schedule holds the next background caller for its own, longer interval.
     slot, wait = await new.reserve_background()
     assert slot is None
@@ -100,9 +105,12 @@ async def test_two_replicas_interactive_first_background_within_its_share(client
     assert interval == pytest.approx(1 / (qps * DEFAULT_HEADROOM))
     assert replicas[0].background_interval == pytest.approx(interval / share)
     # Interactive first: no background slot until the last interactive one had passed.
-    assert min(background_slots) >= max(interactive_slots) + interval - SLACK_US
-    # One schedule: nothing bunched, interactive and background together.
-    assert min(gaps(interactive_slots + background_slots)) >= interval - SLACK_US
+    assert min(background_slots) >= max(interactive_slots) + replicas[0].min_gap - SLACK_US
+    # One schedule: nothing bunched, interactive and background together: 1 / QPS apart at least, and any
+    # QPS + 1 consecutive slots a whole window apart.
+    every = sorted(interactive_slots + background_slots)
+    assert min(gaps(every)) >= replicas[0].min_gap - SLACK_US
+    assert min(b - a for a, b in zip(every, every[int(qps) :], strict=False)) >= replicas[0].window - SLACK_US
     # Background within its share, evenly spaced on its own schedule across both replicas.
     assert min(gaps(background_slots)) >= replicas[0].background_interval - SLACK_US
     assert len(background_slots) == 4

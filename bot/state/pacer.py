@@ -1,8 +1,9 @@
-"""The ZIM rate limit: evenly spaced send slots, in one process (`SmoothPacer`) or for all replicas (`RedisPacer`).
+"""The ZIM rate limit: at most ZEGO_QPS arrivals in any one-second window, with headroom, in one process
+(`SmoothPacer`) or for all replicas (`RedisPacer`); the algorithm is described in bot/zim/pacing.py.
 
-`RedisPacer` runs the same algorithm as `SmoothPacer` (ZIM counts arrivals in any sliding one-second window,
-so slots are spaced 1 / (qps * headroom) apart and never bunched), with the "next free slot" kept in one
-Redis key and reserved by a Lua script. Redis's `TIME` is the only clock, so replicas whose clocks
+`RedisPacer` runs the same algorithm as `SmoothPacer`, with the "next free slot" (1 / qps after the last one)
+kept in one Redis key, the last N slots in a list `<key>:window` (newest first, N entries, no TTL), and both
+reserved by a Lua script. Redis's `TIME` is the only clock, so replicas whose clocks
 disagree still agree on the schedule. The caller sleeps the returned delay locally; reservation is first
 come, first served across every replica, which also shares the rate fairly between concurrent fetches.
 
@@ -10,6 +11,10 @@ Background (watch) callers use the same schedule at a lower priority (see bot/zi
 theirs only if the schedule is free *now* and their own, slower schedule allows it. In Redis that is a second
 script over the interactive key (unchanged in name and format, so replicas of the old version keep sharing
 it during a rolling deploy) and a new `<key>:background` key holding the next background slot.
+
+During a rolling deploy from the evenly spaced version, the old replicas' slots are not in `<key>:window`:
+until the last old replica is gone, arrivals are only kept 1 / qps apart (at most ZEGO_QPS in any second,
+without the headroom), and the old replicas keep spacing their own slots a whole interval apart.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
@@ -36,12 +42,29 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local next_slot = tonumber(redis.call('GET', KEYS[1])) or 0
 """
 
+# KEYS[2] (`<key>:window`) lists the last N slots handed out, newest first: slot k is at least ARGV[3] (the
+# window) after slot k - N (ARGV[2]) and at least ARGV[1] (1 / qps) after slot k - 1, which KEYS[1] holds as
+# the next free slot, as before.
+_WINDOW = """
+local n = tonumber(ARGV[2])
+local oldest = nil
+if redis.call('LLEN', KEYS[2]) >= n then
+  oldest = tonumber(redis.call('LINDEX', KEYS[2], n - 1))
+end
+local function taken(slot)
+  redis.call('LPUSH', KEYS[2], string.format('%.0f', slot))
+  redis.call('LTRIM', KEYS[2], 0, n - 1)
+  redis.call('SET', KEYS[1], string.format('%.0f', slot + tonumber(ARGV[1])))
+end
+"""
+
 _RESERVE = (
     _PRELUDE
+    + _WINDOW
     + """
 local slot = math.max(now, next_slot)
-local after = slot + tonumber(ARGV[1])
-redis.call('SET', KEYS[1], string.format('%.0f', after))
+if oldest then slot = math.max(slot, oldest + tonumber(ARGV[3])) end
+taken(slot)
 return {slot, slot - now}
 """
 )
@@ -62,16 +85,16 @@ return 0
 # Returns {1, slot} when taken, {0, microseconds until it may be free} otherwise (nothing is written then).
 _BACKGROUND = (
     _PRELUDE
+    + _WINDOW
     + """
-local next_background = tonumber(redis.call('GET', KEYS[2])) or 0
+local next_background = tonumber(redis.call('GET', KEYS[3])) or 0
 local free_at = math.max(next_slot, next_background)
+if oldest then free_at = math.max(free_at, oldest + tonumber(ARGV[3])) end
 if free_at > now then
   return {0, free_at - now}
 end
-local interval = tonumber(ARGV[1])
-local background_interval = tonumber(ARGV[2])
-redis.call('SET', KEYS[1], string.format('%.0f', now + interval))
-redis.call('SET', KEYS[2], string.format('%.0f', now + background_interval))
+taken(now)
+redis.call('SET', KEYS[3], string.format('%.0f', now + tonumber(ARGV[4])))
 return {1, now}
 """
 )
@@ -102,11 +125,16 @@ class RedisPacer:
             raise ValueError("qps must be positive and headroom in (0, 1]")
         _check_share(background_share)
         self._interval = 1.0 / (qps * headroom)
-        self._interval_us = max(1, round(self._interval * 1_000_000))
+        self._slots = window_slots(qps)
+        self._window = self._slots * self._interval
+        self._window_us = max(1, round(self._window * 1_000_000))
+        self._min_gap = min(1.0 / qps, self._interval)
+        self._min_gap_us = max(1, round(self._min_gap * 1_000_000))
         self._background_interval = self._interval / background_share
         self._background_interval_us = max(1, round(self._background_interval * 1_000_000))
         self._key = key
         self._background_key = f"{key}:background"
+        self._window_key = f"{key}:window"
         self._reserve = redis.register_script(_RESERVE)
         self._hold = redis.register_script(_HOLD)
         self._background = redis.register_script(_BACKGROUND)
@@ -122,8 +150,20 @@ class RedisPacer:
         return self._background_interval
 
     @property
+    def min_gap(self) -> float:
+        return self._min_gap
+
+    @property
+    def window(self) -> float:
+        return self._window
+
+    @property
     def key(self) -> str:
         return self._key
+
+    @property
+    def window_key(self) -> str:
+        return self._window_key
 
     @property
     def background_key(self) -> str:
@@ -132,7 +172,9 @@ class RedisPacer:
     async def reserve(self) -> tuple[float, float]:
         """Reserve the next slot without waiting. Returns (the slot on Redis's clock, in seconds since the
         epoch; seconds from now until it). `wait_turn` is this plus the sleep."""
-        slot_us, delay_us = await self._reserve(keys=[self._key], args=[self._interval_us])
+        slot_us, delay_us = await self._reserve(
+            keys=[self._key, self._window_key], args=[self._min_gap_us, self._slots, self._window_us]
+        )
         return int(slot_us) / 1_000_000, int(delay_us) / 1_000_000
 
     async def wait_turn(self) -> float:
@@ -144,14 +186,15 @@ class RedisPacer:
             if delay > 0:
                 await asyncio.sleep(delay)
             # Woken late (an event-loop pause): sending now could put qps + 1 arrivals in one second at ZIM.
-            if loop.time() - due <= self.interval * LATE_FRACTION:
+            if loop.time() - due <= self.min_gap * LATE_FRACTION:
                 return loop.time() - started
 
     async def reserve_background(self) -> tuple[float | None, float]:
         """Try to take a background slot now, without waiting. Returns (the slot on Redis's clock, 0.0) when
         taken, else (None, seconds until one may be free)."""
         taken, value_us = await self._background(
-            keys=[self._key, self._background_key], args=[self._interval_us, self._background_interval_us]
+            keys=[self._key, self._window_key, self._background_key],
+            args=[self._min_gap_us, self._slots, self._window_us, self._background_interval_us],
         )
         if int(taken):
             return int(value_us) / 1_000_000, 0.0
@@ -178,16 +221,25 @@ class RedisPacer:
 
 
 class SmoothPacer:
-    """Evenly spaced send slots for one event loop's worth of requests."""
+    """Send slots for one event loop's worth of requests, at most ZEGO_QPS in any one-second window.
+
+    Slot k is at least `window` after slot k - N (N = the whole requests ZIM allows a second, `window` =
+    N × interval = N / (qps × headroom), 1.075 s at 20 QPS and the default headroom) and at least `min_gap`
+    (1 / qps) after slot k - 1. In steady use that is the even schedule's rate; what it adds is that time a
+    sender left idle (a read's first round trip) can be caught up within the window, never above ZEGO_QPS.
+    """
 
     __slots__ = (
         "_background_interval",
         "_background_lock",
         "_clock",
+        "_held_until",
         "_interval",
+        "_min_gap",
         "_next_background",
-        "_next_slot",
+        "_recent",
         "_sleep",
+        "_window",
     )
 
     def __init__(
@@ -203,51 +255,79 @@ class SmoothPacer:
             raise ValueError("qps must be positive and headroom in (0, 1]")
         _check_share(background_share)
         self._interval = 1.0 / (qps * headroom)
+        slots = window_slots(qps)
+        self._window = slots * self._interval
+        self._min_gap = min(1.0 / qps, self._interval)
         self._background_interval = self._interval / background_share
         self._clock = clock
         self._sleep = sleep
-        self._next_slot = float("-inf")
+        self._recent: deque[float] = deque(maxlen=slots)  # the last N slots handed out, oldest first
+        self._held_until = float("-inf")
         self._next_background = float("-inf")
         # One background caller at a time watches the schedule (first come, first served); the rest queue.
         self._background_lock = asyncio.Lock()
 
     @property
     def interval(self) -> float:
+        """The sustained spacing: N slots take N intervals (one `window`)."""
         return self._interval
+
+    @property
+    def min_gap(self) -> float:
+        """The least time between two slots: 1 / qps."""
+        return self._min_gap
+
+    @property
+    def window(self) -> float:
+        return self._window
 
     @property
     def background_interval(self) -> float:
         return self._background_interval
+
+    def _next_free(self) -> float:
+        recent = self._recent
+        free = self._held_until
+        if recent:
+            free = max(free, recent[-1] + self._min_gap)
+            if len(recent) == recent.maxlen:
+                free = max(free, recent[0] + self._window)
+        return free
 
     async def wait_turn(self) -> float:
         started = self._clock()
         while True:
             now = self._clock()
             # Reserve the slot before sleeping, so concurrent callers queue up behind one another.
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + self._interval
+            slot = max(now, self._next_free())
+            self._recent.append(slot)
             if slot > now:
                 await self._sleep(slot - now)
-            if self._clock() - slot <= self._interval * LATE_FRACTION:
+            if self._clock() - slot <= self._min_gap * LATE_FRACTION:
                 return max(0.0, slot - started)
-            # Otherwise give the slot up and queue again.
+            # Otherwise give the slot up (it stays counted in the window) and queue again.
 
     async def wait_background_turn(self) -> float:
         started = self._clock()
         async with self._background_lock:
             while True:
                 now = self._clock()
-                # A later `_next_slot` means an interactive caller holds a slot (or a cool-down runs): wait.
-                free_at = max(self._next_slot, self._next_background)
+                # A later free slot means an interactive caller holds a slot (or a cool-down runs): wait.
+                free_at = max(self._next_free(), self._next_background)
                 if free_at <= now:
                     # Taken at `now` and sent at once: no sleep between the slot and the send, so never late.
-                    self._next_slot = now + self._interval
+                    self._recent.append(now)
                     self._next_background = now + self._background_interval
                     return now - started
                 await self._sleep(free_at - now)
 
     async def cool_down(self, seconds: float) -> None:
-        self._next_slot = max(self._next_slot, self._clock() + seconds)
+        self._held_until = max(self._held_until, self._clock() + seconds)
+
+
+def window_slots(qps: float) -> int:
+    """N: the whole number of requests ZIM admits in one second at `qps` (at least 1)."""
+    return max(1, math.floor(qps + 1e-9))
 
 
 class FallbackPacer(Fallback[Pacer]):

@@ -19,7 +19,7 @@ be exceeded, deletes the oldest ones first. Two persistent bookkeeping keys hold
 their sizes, with the total in field `~total`); expired entries are dropped from them at the next write.
 
 So snapshots alone can never fill Redis. Everything that must keep its promise lives in keys WITHOUT a TTL:
-the pacer's send-slot schedule (`<prefix>pacer:<app>`, `…:background`), the read slots, the fetch leases,
+the pacer's send-slot schedule (`<prefix>pacer:<app>`, `…:window`, `…:background`), the read slots, the fetch leases,
 event dedupe and the replay guard (expiry enforced in Lua against Redis `TIME`, bot/state/expiring.py and
 readslots.py), the budget's two bookkeeping keys, and watches. Run Redis with `maxmemory` at least twice the budget and
 `maxmemory-policy volatile-lru` as a backstop: a `volatile-*` policy evicts only keys WITH a TTL — snapshots,

@@ -1,24 +1,29 @@
 """Process-wide pacing of ZIM requests under the QPS limit.
 
 ZIM counts request *arrivals* in any one-second window, so a token bucket's burst would trip it. The pacer
-hands out evenly spaced send slots instead: one every 1 / (qps * headroom) seconds, first come first served,
-which also shares the rate fairly between concurrent fetches. A rate-limit answer pauses every sender.
+keeps that window's promise directly instead: with N = the whole requests ZIM admits a second (20 at 20 QPS),
+slot k is at least N / (qps * headroom) seconds (the window, 1.075 s) after slot k - N, and at least 1 / qps
+after slot k - 1. First come first served, which also shares the rate fairly between concurrent fetches.
+In steady use that is the rate of evenly spaced slots 1 / (qps * headroom) apart; unlike them, time left
+idle (a read's first round trip) is caught up within the window, still never above ZEGO_QPS, and any N + 1
+consecutive arrivals keep the headroom (75 ms at 0.93) for a sender paused between its slot and the wire.
+A rate-limit answer pauses every sender.
 
 Two priorities share one schedule. Interactive callers (a person is waiting) reserve slots exactly as above.
 Background callers (watches) take a slot only when the schedule is free now (no interactive caller holds a
-later slot) and at most `background_share` of the rate, spaced evenly too: interactive requests always go
-first, and the total arrivals at ZIM stay one smooth schedule. An interactive caller arriving just after a
-background send waits at most one interval for it.
+later slot and the window has room) and at most `background_share` of the rate, spaced evenly on their own
+schedule: interactive requests always go first, and the total arrivals at ZIM stay one schedule. An
+interactive caller arriving just after a background send waits 1 / qps for it (or for the window).
 """
 
 from __future__ import annotations
 
 from typing import Literal, Protocol
 
-# Slots 1 / (0.93 × qps) apart leave ~75 ms per one-second window for arrivals to bunch (network jitter, a
+# Any qps + 1 consecutive slots at least 1 / 0.93 s apart leave ~75 ms for arrivals to bunch (network jitter, a
 # paused event loop) before qps + 1 land together; 0.95 (53 ms) was measured to be overrun by 50-80 ms GC pauses.
 DEFAULT_HEADROOM = 0.93
-# A sender that wakes later than this fraction of an interval after its slot (an event-loop pause, a GC)
+# A sender that wakes later than this fraction of 1 / qps after its slot (an event-loop pause, a GC)
 # must not send: it would land next to the following slots and put qps + 1 arrivals in one second.
 LATE_FRACTION = 0.25
 # The share of each ZEGO app's rate that background (watch) traffic may use: ROOMUSERS_WATCH_QPS_SHARE.
