@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, TextIO
 
+from bot.heap import freeze_heap
 from bot.progress import progress_bar
 from bot.roster.model import RoomUser, Roster
 from bot.roster.view import filter_users
@@ -147,6 +148,7 @@ async def read_room(request: QueryRequest) -> Roster:
         progress = FetchProgress(on_change=lambda read: update(read.users_read, read.count))
         first_mode = NEWEST_FIRST if request.newest_first else OLDEST_FIRST
         async with open_zego_app(profiles.by_name[profile]) as app:
+            freeze_heap()  # as `serve` does: no long collector pause between a send slot and the wire
             roster = await fetch_roster(app.client, request.room_id, progress=progress, first_mode=first_mode)
         update(len(roster.users), len(roster.users))
     return roster

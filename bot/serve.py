@@ -10,7 +10,6 @@ and exits cleanly.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 from collections.abc import Awaitable
@@ -18,6 +17,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
+from bot.heap import freeze_heap
 from bot.observability.health import LoopLagMonitor, ProcessHealth, Timings
 from bot.roster.cpu import stop_cpu_worker, warm_cpu_worker
 from bot.roster.packed import PackedUsers
@@ -168,7 +168,7 @@ async def _serve_http(
         health.accepting = True
         also = "" if ops is not None else " (also /healthz, /readyz, /metrics)"
         log.info("roomusers listening on http://%s:%d%s%s", host, bound, EVENTS_PATH, also)
-        _freeze_heap()
+        freeze_heap()
         try:
             fatal = await _until_stop_or_fatal(stop, running)
             health.draining = True
@@ -210,7 +210,7 @@ async def _serve_socket_mode(
                 background.append(asyncio.create_task(link.keep_opening(handler, app_token, client), name=LINK_TASK))
             watch = link.watch_socket(handler, every=health.timings.socket_poll)
             background.append(asyncio.create_task(watch, name=LINK_TASK))
-            _freeze_heap()
+            freeze_heap()
             fatal = await _until_stop_or_fatal(stop, running)
         health.draining = True
         log.info("shutting down: disconnecting from Slack")
@@ -229,10 +229,3 @@ async def _serve_socket_mode(
 async def _outcome(future: asyncio.Future[StartupError]) -> bool:
     await asyncio.shield(future)  # giving up waiting must not cancel the future itself
     return True
-
-
-def _freeze_heap() -> None:
-    # Everything built so far lives as long as the process: keep it out of the collector's full passes, which
-    # otherwise pause the event loop long enough to show in ack latency.
-    gc.collect()
-    gc.freeze()
