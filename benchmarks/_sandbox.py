@@ -288,3 +288,7 @@ class SandboxProcess(ChildProcess):
 
     async def stats(self) -> dict[str, Any]:
         return await self._call("GET", "/_sandbox/stats")
+
+    async def stats_with_arrivals(self) -> dict[str, Any]:
+        """`stats()` plus `arrivals`: the monotonic time of every request the QPS window counted."""
+        return await self._call("GET", "/_sandbox/stats?arrivals=1")

@@ -117,7 +117,7 @@ async def test_background_alone_is_held_to_its_share_and_evenly_spaced():
     sent = [at for _, at in traffic.background]
     assert sent == sorted(sent)
     assert [b - a for a, b in itertools.pairwise(sent)] == pytest.approx([pacer.background_interval] * 59)
-    # At most share × rate: 0.25 × 20 × 0.93 = 4.65 per second, so never more than 5 in any one second.
+    # At most share × rate: 0.25 × 20 × 0.96 = 4.8 per second, so never more than 5 in any one second.
     assert most_in_window(sent) <= math.ceil(DEFAULT_BACKGROUND_SHARE * QPS)
     assert (len(sent) - 1) / (sent[-1] - sent[0]) <= DEFAULT_BACKGROUND_SHARE * QPS * DEFAULT_HEADROOM + EPS
 

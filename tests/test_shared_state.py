@@ -165,7 +165,7 @@ async def test_two_replicas_reserve_one_schedule(clients):
     reserved = await asyncio.gather(*(replicas[i % 2].reserve() for i in range(60)))
     slots = sorted(slot for slot, _ in reserved)
     # On Redis's clock, whichever replica asked: 20 slots 1 / QPS apart, then each slot one window (20
-    # intervals of 1 / (20 × 0.93) s) after the slot 20 before it. Nothing is handed out twice, no gap is
+    # intervals of 1 / (20 × DEFAULT_HEADROOM) s) after the slot 20 before it. Nothing is handed out twice, no gap is
     # short, and nothing is lost between the two replicas.
     window = 20 / (20 * DEFAULT_HEADROOM)
     expected = [(k // 20) * window + (k % 20) / 20 for k in range(60)]

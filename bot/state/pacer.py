@@ -224,7 +224,7 @@ class SmoothPacer:
     """Send slots for one event loop's worth of requests, at most ZEGO_QPS in any one-second window.
 
     Slot k is at least `window` after slot k - N (N = the whole requests ZIM allows a second, `window` =
-    N × interval = N / (qps × headroom), 1.075 s at 20 QPS and the default headroom) and at least `min_gap`
+    N × interval = N / (qps × headroom), 1.042 s at 20 QPS and the default headroom) and at least `min_gap`
     (1 / qps) after slot k - 1. In steady use that is the even schedule's rate; what it adds is that time a
     sender left idle (a read's first round trip) can be caught up within the window, never above ZEGO_QPS.
     """

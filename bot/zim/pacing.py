@@ -2,11 +2,11 @@
 
 ZIM counts request *arrivals* in any one-second window, so a token bucket's burst would trip it. The pacer
 keeps that window's promise directly instead: with N = the whole requests ZIM admits a second (20 at 20 QPS),
-slot k is at least N / (qps * headroom) seconds (the window, 1.075 s) after slot k - N, and at least 1 / qps
+slot k is at least N / (qps * headroom) seconds (the window, 1.042 s at 20 QPS) after slot k - N, and at least 1 / qps
 after slot k - 1. First come first served, which also shares the rate fairly between concurrent fetches.
 In steady use that is the rate of evenly spaced slots 1 / (qps * headroom) apart; unlike them, time left
 idle (a read's first round trip) is caught up within the window, still never above ZEGO_QPS, and any N + 1
-consecutive arrivals keep the headroom (75 ms at 0.93) for a sender paused between its slot and the wire.
+consecutive arrivals keep the headroom (42 ms at 0.96) for a sender paused between its slot and the wire.
 A rate-limit answer pauses every sender.
 
 Two priorities share one schedule. Interactive callers (a person is waiting) reserve slots exactly as above.
@@ -20,9 +20,11 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
-# Any qps + 1 consecutive slots at least 1 / 0.93 s apart leave ~75 ms for arrivals to bunch (network jitter, a
-# paused event loop) before qps + 1 land together; 0.95 (53 ms) was measured to be overrun by 50-80 ms GC pauses.
-DEFAULT_HEADROOM = 0.93
+# Any qps + 1 consecutive slots at least 1 / 0.96 s apart leave ~42 ms for arrivals to bunch (a sender paused
+# between its slot and the wire, jitter) before qps + 1 land together. Measured (benchmarks/pacer_margin.py):
+# 100,000-user reads used at most 17.5 ms of it once the heap is frozen, as serve and query do (bot/heap.py);
+# an unfrozen heap's 50-80 ms collector pauses were why it was 0.93 (75 ms) before.
+DEFAULT_HEADROOM = 0.96
 # A sender that wakes later than this fraction of 1 / qps after its slot (an event-loop pause, a GC)
 # must not send: it would land next to the following slots and put qps + 1 arrivals in one second.
 LATE_FRACTION = 0.25
