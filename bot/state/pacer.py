@@ -105,7 +105,42 @@ def _check_share(background_share: float) -> None:
         raise ValueError("background_share must be in (0, 1]")
 
 
-class RedisPacer:
+class _Rates:
+    """The spacings both pacers keep, from ZEGO_QPS, the headroom and the background share."""
+
+    __slots__ = ("_background_interval", "_interval", "_min_gap", "_slots", "_window")
+
+    def __init__(self, qps: float, headroom: float, background_share: float) -> None:
+        if not (qps > 0 and math.isfinite(qps)) or not 0 < headroom <= 1:
+            raise ValueError("qps must be positive and headroom in (0, 1]")
+        _check_share(background_share)
+        self._interval = 1.0 / (qps * headroom)
+        self._slots = window_slots(qps)
+        self._window = self._slots * self._interval
+        self._min_gap = min(1.0 / qps, self._interval)
+        self._background_interval = self._interval / background_share
+
+    @property
+    def interval(self) -> float:
+        """The sustained spacing: N slots take N intervals (one `window`)."""
+        return self._interval
+
+    @property
+    def min_gap(self) -> float:
+        """The least time between two slots: 1 / qps."""
+        return self._min_gap
+
+    @property
+    def window(self) -> float:
+        """How far slot k is at least from slot k - N (N = `window_slots(qps)`)."""
+        return self._window
+
+    @property
+    def background_interval(self) -> float:
+        return self._background_interval
+
+
+class RedisPacer(_Rates):
     """`Pacer` whose slots are shared by every replica using the same Redis key.
 
     Redis errors propagate; `build_shared_state` wraps this pacer so they fall back to a per-replica
@@ -121,16 +156,9 @@ class RedisPacer:
         key: str,
         background_share: float = DEFAULT_BACKGROUND_SHARE,
     ) -> None:
-        if not (qps > 0 and math.isfinite(qps)) or not 0 < headroom <= 1:
-            raise ValueError("qps must be positive and headroom in (0, 1]")
-        _check_share(background_share)
-        self._interval = 1.0 / (qps * headroom)
-        self._slots = window_slots(qps)
-        self._window = self._slots * self._interval
+        super().__init__(qps, headroom, background_share)
         self._window_us = max(1, round(self._window * 1_000_000))
-        self._min_gap = min(1.0 / qps, self._interval)
         self._min_gap_us = max(1, round(self._min_gap * 1_000_000))
-        self._background_interval = self._interval / background_share
         self._background_interval_us = max(1, round(self._background_interval * 1_000_000))
         self._key = key
         self._background_key = f"{key}:background"
@@ -140,22 +168,6 @@ class RedisPacer:
         self._background = redis.register_script(_BACKGROUND)
         # One background caller of this replica at a time asks Redis (first come, first served); the rest queue.
         self._background_lock = asyncio.Lock()
-
-    @property
-    def interval(self) -> float:
-        return self._interval
-
-    @property
-    def background_interval(self) -> float:
-        return self._background_interval
-
-    @property
-    def min_gap(self) -> float:
-        return self._min_gap
-
-    @property
-    def window(self) -> float:
-        return self._window
 
     @property
     def key(self) -> str:
@@ -220,7 +232,7 @@ class RedisPacer:
             await self._hold(keys=[self._key], args=[max(1, round(seconds * 1_000_000))])
 
 
-class SmoothPacer:
+class SmoothPacer(_Rates):
     """Send slots for one event loop's worth of requests, at most ZEGO_QPS in any one-second window.
 
     Slot k is at least `window` after slot k - N (N = the whole requests ZIM allows a second, `window` =
@@ -229,18 +241,7 @@ class SmoothPacer:
     sender left idle (a read's first round trip) can be caught up within the window, never above ZEGO_QPS.
     """
 
-    __slots__ = (
-        "_background_interval",
-        "_background_lock",
-        "_clock",
-        "_held_until",
-        "_interval",
-        "_min_gap",
-        "_next_background",
-        "_recent",
-        "_sleep",
-        "_window",
-    )
+    __slots__ = ("_background_lock", "_clock", "_held_until", "_next_background", "_recent", "_sleep")
 
     def __init__(
         self,
@@ -251,39 +252,14 @@ class SmoothPacer:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        if qps <= 0 or not 0 < headroom <= 1:
-            raise ValueError("qps must be positive and headroom in (0, 1]")
-        _check_share(background_share)
-        self._interval = 1.0 / (qps * headroom)
-        slots = window_slots(qps)
-        self._window = slots * self._interval
-        self._min_gap = min(1.0 / qps, self._interval)
-        self._background_interval = self._interval / background_share
+        super().__init__(qps, headroom, background_share)
         self._clock = clock
         self._sleep = sleep
-        self._recent: deque[float] = deque(maxlen=slots)  # the last N slots handed out, oldest first
+        self._recent: deque[float] = deque(maxlen=self._slots)  # the last N slots handed out, oldest first
         self._held_until = float("-inf")
         self._next_background = float("-inf")
         # One background caller at a time watches the schedule (first come, first served); the rest queue.
         self._background_lock = asyncio.Lock()
-
-    @property
-    def interval(self) -> float:
-        """The sustained spacing: N slots take N intervals (one `window`)."""
-        return self._interval
-
-    @property
-    def min_gap(self) -> float:
-        """The least time between two slots: 1 / qps."""
-        return self._min_gap
-
-    @property
-    def window(self) -> float:
-        return self._window
-
-    @property
-    def background_interval(self) -> float:
-        return self._background_interval
 
     def _next_free(self) -> float:
         recent = self._recent
