@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 
 import pytest
 
@@ -161,3 +162,56 @@ async def test_background_callers_fall_back_to_the_local_pacer_when_redis_goes_a
             assert sum("Redis is unreachable" in r.getMessage() for r in caplog.records) == 1
         finally:
             await state.aclose()
+
+
+async def redis_now_us(redis) -> int:
+    seconds, micros = await redis.time()
+    return int(seconds) * 1_000_000 + int(micros)
+
+
+async def full_window(pacer: RedisPacer, redis, *, last_ago_us: int) -> int:
+    """Write the schedule as 20 slots 1 / QPS apart would leave it, the newest `last_ago_us` ago (Redis time):
+    the next free slot is past, but the window is full until the oldest is a window old. Returns the oldest."""
+    now = await redis_now_us(redis)
+    gap = round(pacer.min_gap * 1_000_000)
+    slots = [now - last_ago_us - k * gap for k in range(20)]  # newest first, as the scripts keep them
+    await redis.delete(pacer.window_key)
+    await redis.rpush(pacer.window_key, *slots)
+    await redis.set(pacer.key, slots[0] + gap)
+    return slots[-1]
+
+
+async def test_a_full_window_holds_interactive_and_background_slots_until_its_oldest_is_a_window_old(clients):
+    pacer, redis = RedisPacer(clients(), qps=20, key="t:window"), clients()
+    oldest = await full_window(pacer, redis, last_ago_us=60_000)
+    slot, wait = await pacer.reserve_background()
+    assert slot is None  # 1 / QPS since the last slot has passed, but a 21st send would be within the window
+    assert wait * 1_000_000 == pytest.approx(oldest + pacer.window * 1_000_000 - await redis_now_us(redis), abs=5_000)
+    slot, _delay = await pacer.reserve()
+    assert slot * 1_000_000 == pytest.approx(oldest + pacer.window * 1_000_000, abs=1)
+
+
+async def test_a_stall_during_the_redis_call_gives_the_slot_up(clients, monkeypatch: pytest.MonkeyPatch):
+    pacer = RedisPacer(clients(), qps=20, key="t:stall")
+    slots: list[float] = []
+    reserve = pacer.reserve
+
+    async def stalled_once() -> tuple[float, float]:
+        answer = await reserve()
+        slots.append(answer[0])
+        if len(slots) == 1:
+            time.sleep(0.06)  # noqa: ASYNC251 - the event loop itself stalls after Redis answered
+        return answer
+
+    monkeypatch.setattr(pacer, "reserve", stalled_once)
+    await pacer.wait_turn()
+    # The first slot was 60 ms stale when its answer was read: sending on it could land next to the slots
+    # after it. The sender took a fresh one instead (at least 1 / QPS later: the stale one stays counted).
+    assert len(slots) == 2 and slots[1] - slots[0] >= pacer.min_gap - SLACK_US
+
+
+@pytest.mark.parametrize("qps", [10.5, 20.9])
+async def test_a_fractional_qps_never_fits_one_more_request_in_a_second(clients, qps: float):
+    """floor(qps) + 1 consecutive slots span at least the window, and the window is over a second."""
+    for pacer in (RedisPacer(clients(), qps=qps, key="t:f"), SmoothPacer(qps)):
+        assert pacer.window == pytest.approx(1.0 / DEFAULT_HEADROOM) and pacer.window > 1.0

@@ -31,7 +31,7 @@ from bot.state.health import Fallback
 from bot.zim.pacing import DEFAULT_BACKGROUND_SHARE, DEFAULT_HEADROOM, LATE_FRACTION, Pacer
 
 # The key holds the next free slot in microseconds of Redis time. It has no TTL, so a `volatile-*` maxmemory
-# policy can never evict the schedule (a past slot delays nobody, and there are two keys per ZEGO app).
+# policy can never evict the schedule (a past slot delays nobody, and there are three keys per ZEGO app).
 # A plain SET also clears the TTL an older replica's `SET … PX` gave it during a rolling deploy.
 # Microseconds since the epoch (~1.7e15) are exact in Lua's doubles; "%.0f" writes them without the
 # exponent that Lua's default number formatting would use (which would round to 14 digits).
@@ -116,7 +116,9 @@ class _Rates:
         _check_share(background_share)
         self._interval = 1.0 / (qps * headroom)
         self._slots = window_slots(qps)
-        self._window = self._slots * self._interval
+        # N + 1 consecutive slots span at least 1 / headroom s: N × interval for a whole ZEGO_QPS, and never
+        # under a second for a fractional one (N = floor(qps) requests fit in a second, not qps).
+        self._window = max(self._slots * self._interval, 1.0 / headroom)
         self._min_gap = min(1.0 / qps, self._interval)
         self._background_interval = self._interval / background_share
 
@@ -193,12 +195,14 @@ class RedisPacer(_Rates):
         loop = asyncio.get_running_loop()
         started = loop.time()
         while True:
+            asked = loop.time()
             _slot, delay = await self.reserve()
-            due = loop.time() + max(delay, 0.0)
             if delay > 0:
                 await asyncio.sleep(delay)
-            # Woken late (an event-loop pause): sending now could put qps + 1 arrivals in one second at ZIM.
-            if loop.time() - due <= self.min_gap * LATE_FRACTION:
+            # Late against the earliest the slot can have been (asked + delay), so an event-loop pause during the
+            # Redis call counts as much as one during the sleep: sending late could put qps + 1 arrivals in one
+            # second at ZIM. The slot given up stays counted (a slot's worth of rate, never a burst).
+            if loop.time() - (asked + max(delay, 0.0)) <= self.min_gap * LATE_FRACTION:
                 return loop.time() - started
 
     async def reserve_background(self) -> tuple[float | None, float]:
@@ -214,12 +218,16 @@ class RedisPacer(_Rates):
 
     async def take_background_slot(self) -> float:
         """Wait until a background slot is taken; return it on Redis's clock. `wait_background_turn` is this."""
+        loop = asyncio.get_running_loop()
         async with self._background_lock:
             while True:
+                asked = loop.time()
                 slot, wait = await self.reserve_background()
-                if slot is not None:
+                if slot is None:
+                    await asyncio.sleep(wait)
+                elif loop.time() - asked <= self.min_gap * LATE_FRACTION:
                     return slot
-                await asyncio.sleep(wait)
+                # else: taken "now", but the loop stalled before the answer was read; take a fresh one.
 
     async def wait_background_turn(self) -> float:
         loop = asyncio.get_running_loop()

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
-# Any qps + 1 consecutive slots at least 1 / 0.96 s apart leave ~42 ms for arrivals to bunch (a sender paused
-# between its slot and the wire, jitter) before qps + 1 land together. Measured (benchmarks/pacer_margin.py):
-# 100,000-user reads used at most 17.5 ms of it once the heap is frozen, as serve and query do (bot/heap.py);
-# an unfrozen heap's 50-80 ms collector pauses were why it was 0.93 (75 ms) before.
+# Any qps + 1 consecutive slots at least 1 / 0.96 s apart leave ~42 ms for arrivals to bunch before qps + 1
+# land together. Our own share is bounded: a sender later than LATE_FRACTION / qps (12.5 ms at 20 QPS) after
+# its slot takes a new one, and the rest is the few ms from that check to the wire (the heap is frozen, as
+# serve and query do, bot/heap.py, so no 50-80 ms collector pause: why it was 0.93, 75 ms, before).
+# benchmarks/pacer_margin.py measured at most 17.5 ms used (at 0.93, where the window bound); the other ~24 ms
+# are for network jitter, which the loopback sandbox cannot show. An overrun is a retried 660300006.
 DEFAULT_HEADROOM = 0.96
 # A sender that wakes later than this fraction of 1 / qps after its slot (an event-loop pause, a GC)
 # must not send: it would land next to the following slots and put qps + 1 arrivals in one second.
