@@ -188,3 +188,43 @@ async def test_an_alert_posted_by_its_first_poster_meanwhile_is_not_posted_again
         assert notifier.alerts == []
     finally:
         await poller.aclose()
+
+
+async def test_an_unreadable_owed_alert_is_dropped_not_posted(redis_url: str):
+    redis = connect(redis_url)
+    try:
+        store = RedisWatchStore(redis, prefix="roomusers:")
+        # Not what any version writes (a hand edit, a foreign key): claimed, logged, deleted; never a post.
+        await redis.hset("roomusers:watch-alerts-owed", "00000000000000ff", "{not json")
+        await redis.zadd("roomusers:watch-alerts-held", {"00000000000000ff": 0})
+        assert await store.claim_owed_alerts(hold_for=HOLD, limit=10) == []
+        for key in ("watch-alerts-owed", "watch-alerts-held", "watch-alerts-tries"):
+            assert not await redis.exists(f"roomusers:{key}"), key
+    finally:
+        await redis.aclose()
+
+
+class ClaimFailsOnce(MemoryWatchStore):
+    """A bug's exception (not a Redis error) out of one loop turn."""
+
+    failed = 0
+
+    async def claim_owed_alerts(self, *, hold_for: float, limit: int) -> list[OwedAlert]:
+        if not self.failed:
+            self.failed += 1
+            raise ValueError("a bug")
+        return await super().claim_owed_alerts(hold_for=hold_for, limit=limit)
+
+
+async def test_an_unexpected_error_in_a_loop_turn_does_not_end_the_loop():
+    store, notifier = ClaimFailsOnce(), Recorder()
+    watch = a_watch(6)
+    await store.add(watch, limits=LIMITS, first_due_in=0)
+    assert await store.fire(watch, Reading(count=0).to_json(), hold_for=HOLD) is not None
+    poller = a_poller(store, notifier)
+    poller.start()
+    try:
+        await until(lambda: len(notifier.alerts) == 1)  # posted by a later turn of the same loop
+        assert store.failed == 1
+    finally:
+        await poller.aclose()
