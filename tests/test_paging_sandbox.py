@@ -12,6 +12,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -96,3 +97,31 @@ def test_random_change_schedules_over_http(
         stable = set(history[0]).intersection(*map(set, history))
         skips = sum(what in ("leave", "reconnect") and bool(who) for what, who in applied)
         assert len(stable - set(ids)) <= skips, "the read stopped early"
+
+
+async def read_still_room(n: int, first_mode: int) -> tuple[Roster, int]:
+    # Equal round trips for both chains (the sandbox's latency), no pacing: which answer is on its way when a
+    # chain could send again is decided by the read's own rule, not by the event loop's order.
+    async with ZimSandbox(qps=100_000, latency_ms=30) as sandbox, httpx.AsyncClient(verify=False) as http:  # noqa: S501  # plain HTTP on loopback: no CA bundle to load
+        sandbox.add_room("still", n)
+        client = ZimClient(
+            app_id=sandbox.app_id,
+            server_secret=sandbox.secret,
+            base_url=sandbox.base_url,
+            pacer=SmoothPacer(100_000),
+            http=http,
+            retry=QUICK,
+            page_limit=LIMIT,
+        )
+        roster = await fetch_roster(client, "still", first_mode=first_mode)
+        return roster, sandbox.stats.requests
+
+
+@pytest.mark.parametrize("first_mode", [OLDEST_FIRST, NEWEST_FIRST])
+@pytest.mark.parametrize("n", [7, 9, 10, 48, 100, 103])
+def test_a_still_room_costs_the_least_requests(n: int, first_mode: int) -> None:
+    """The chains meet on one shared user, so a still room of n > Limit users needs ceil((n + 1) / Limit)
+    pages; the page a chain would send while the other chain's meeting page is on its way is never sent."""
+    roster, requests = asyncio.run(read_still_room(n, first_mode))
+    assert roster.complete and len(roster.users) == n
+    assert requests == -(-(n + 1) // LIMIT)

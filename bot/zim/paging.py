@@ -166,6 +166,7 @@ class PagingCore:
             raise ValueError("first_mode must be 0 or 1")
         self.room_id = room_id
         self.first_mode = first_mode
+        self.limit = limit
         window = 2 * limit + 1  # an overlap is never longer than one page; two leave room for short ones
         self._chains = (_Chain(OLDEST_FIRST, window), _Chain(NEWEST_FIRST, window))
         self.first_page: Page | None = None
@@ -275,6 +276,14 @@ class PagingCore:
         signs = sum(times for sign, times in self.signs.items() if sign != "count_moved")
         reach = self.users_read + 2 * len(page.users) + (most - least) + signs + 1  # +1: a short_meeting sign
         return flag if reach < most else None
+
+    def meeting_on_its_way(self, pages: int, *, not_taken: int = 0) -> bool:
+        """Whether `pages` pages the other chain has already asked for end the read in a still room: with
+        the users read (and `not_taken`, users this chain holds but has not taken yet) they cover ZIM's
+        Count, so they reach this chain's frontier (the meeting) or the end of the room."""
+        if self.done or self.first_page is None or pages <= 0:
+            return False
+        return self.users_read + not_taken + pages * self.limit > self.max_count
 
     def gone(self, mode: int) -> None:
         """660300001 after the first page: the room was destroyed while it was read."""
@@ -524,8 +533,25 @@ async def fetch_roster(
     if progress is not None:
         progress.watch(core)
 
+    asked = [0, 0]  # per chain mode: pages asked for whose answer is not taken yet
+    taken = [0, 0]  # per chain mode: answers taken
+    progressed = asyncio.Event()  # set when a chain takes an answer or stops; its one waiter clears it
+
     def send(chain_mode: int, cursor: str) -> asyncio.Task[Page]:
+        asked[chain_mode] += 1
         return asyncio.create_task(client.query_page(room_id, mode=chain_mode, cursor=cursor))
+
+    def take(chain_mode: int) -> None:
+        asked[chain_mode] -= 1
+        taken[chain_mode] += 1
+        progressed.set()
+
+    async def answers_asked_for(other: int) -> None:
+        """Wait until the pages chain `other` has asked for now are answered (or it stops, or the read ends)."""
+        target = taken[other] + asked[other]
+        while taken[other] < target and asked[other] and not core.done:
+            progressed.clear()
+            await progressed.wait()
 
     mode, cursor = core.first_request()
     # A room known to be big has two chains anyway: starting the second now saves a round trip less one send
@@ -543,12 +569,30 @@ async def fetch_roster(
         return core.roster(fetched_at=clock())
 
     async def follow(chain_mode: int, sent: asyncio.Task[Page] | None = None) -> None:
-        cursor = core.next_cursor(chain_mode)
-        request = sent if sent is not None and cursor == FIRST_CURSOR else None
-        if request is None:
-            _drop(sent)
-            request = None if cursor is None else send(chain_mode, cursor)
+        other = 1 - chain_mode
+        waited = False
+
+        async def next_request() -> tuple[str | None, asyncio.Task[Page] | None]:
+            nonlocal waited
+            if not waited and core.meeting_on_its_way(asked[other]):
+                # The pages the other chain asked for end the read in a still room: one sent now would arrive
+                # after them, spent for nothing. Waited for once, so a room that changed meanwhile costs this
+                # chain at most one round trip.
+                waited = True
+                await answers_asked_for(other)
+            cursor = core.next_cursor(chain_mode)
+            return cursor, None if cursor is None else send(chain_mode, cursor)
+
+        cursor: str | None
+        request: asyncio.Task[Page] | None = None
         try:
+            if sent is not None and core.next_cursor(chain_mode) == FIRST_CURSOR:
+                cursor, request = FIRST_CURSOR, sent  # the head start: this chain's first page, already sent
+            else:
+                _drop(sent)
+                if sent is not None:
+                    asked[chain_mode] -= 1
+                cursor, request = await next_request()
             while request is not None and cursor is not None:
                 try:
                     page = await request
@@ -558,18 +602,22 @@ async def fetch_roster(
                 # Paging is a chain of round trips: far from the meeting the next cursor is certain at once, so
                 # it goes out before this page is taken, and taking it overlaps the next round trip.
                 ahead = core.cursor_before_receiving(chain_mode, cursor, page)
+                if ahead is not None and core.meeting_on_its_way(asked[other], not_taken=len(page.users)):
+                    ahead = None
                 request = None if ahead is None else send(chain_mode, ahead)
                 if request is not None:
                     await asyncio.sleep(0)  # let the request reach its send slot before the CPU work below
                 core.receive(chain_mode, cursor, page)
+                take(chain_mode)
                 if progress is not None:
                     progress.update()
                 if request is None:
-                    ahead = core.next_cursor(chain_mode)
-                    request = None if ahead is None else send(chain_mode, ahead)
+                    ahead, request = await next_request()
                 cursor = ahead
         finally:
             _drop(request)
+            asked[chain_mode] = 0
+            progressed.set()
 
     # The first chain's next page and the other chain's first page (if not sent already) go out together.
     tasks = [asyncio.create_task(follow(first_mode)), asyncio.create_task(follow(1 - first_mode, head_start))]
