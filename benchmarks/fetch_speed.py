@@ -59,6 +59,7 @@ from benchmarks._common import (
 )
 from benchmarks._sandbox import SandboxProcess, clean_env, run_python, stop_on_signals
 from benchmarks._stack import QUIET_GAP_S, load_room, zim_client
+from bot.heap import freeze_heap
 from bot.zim import fetch_roster, new_http_client
 from bot.zim.codes import ROOM_RATE_LIMITED
 from bot.zim.pacing import DEFAULT_HEADROOM
@@ -316,6 +317,9 @@ async def measure(sizes: Sequence[int], rtts: Sequence[float], qps: float, repea
             warm_up = await measured(sandbox, Floors.of(users, 0.0, qps), "fetch")
             for problem in warm_up.problems:
                 log(f"warm-up: {problem}")
+        # `serve` and `query` freeze their heap once started (bot/heap.py); without it this process's full
+        # collections pause the in-process reads for ~15 ms, which `serve`'s reads never see.
+        freeze_heap()
         for rtt_ms in rtts:
             await sandbox.set_latency(rtt_ms)
             for users in sizes:
