@@ -264,3 +264,24 @@ def test_the_next_cursor_is_known_before_the_page_is_taken_until_near_the_meetin
                 assert core.next_cursor(chain) == ahead == page.next_flag
     assert core.roster(fetched_at=1.0).complete
     assert early[0] and not early[-1]  # early while far from the meeting, never on the meeting page
+
+
+def test_the_meeting_is_on_its_way_only_when_the_pages_asked_for_exceed_count() -> None:
+    """A chain holds its next page back only when the other chain's pages already asked for (counted full)
+    reach past the gap between the frontiers, so in a still room they certainly meet it."""
+    room = Room(10)
+    core = PagingCore("r", limit=LIMIT)
+    assert not core.meeting_on_its_way(5)  # nothing read yet: Count unknown
+    mode, cursor = core.first_request()
+    core.receive(mode, cursor, room.page(mode, cursor))  # 3 of 10 read
+    assert not core.meeting_on_its_way(0)
+    assert not core.meeting_on_its_way(2)  # 3 + 6 = 9: a gap of one user stays
+    assert not core.meeting_on_its_way(2, not_taken=1)  # 10: the gap is covered, but no user is shared
+    assert core.meeting_on_its_way(2, not_taken=2)  # 11: one user of this chain's frontier is reached
+    assert core.meeting_on_its_way(3)
+    while not core.done:
+        for chain in (OLDEST_FIRST, NEWEST_FIRST):
+            following = core.next_cursor(chain)
+            if following is not None and not core.done:
+                core.receive(chain, following, room.page(chain, following))
+    assert not core.meeting_on_its_way(3)  # the read is over: nothing to hold back for

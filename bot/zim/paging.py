@@ -279,8 +279,9 @@ class PagingCore:
 
     def meeting_on_its_way(self, pages: int, *, not_taken: int = 0) -> bool:
         """Whether `pages` pages the other chain has already asked for end the read in a still room: with
-        the users read (and `not_taken`, users this chain holds but has not taken yet) they cover ZIM's
-        Count, so they reach this chain's frontier (the meeting) or the end of the room."""
+        the users read (and `not_taken`, users this chain holds but has not taken yet) they exceed ZIM's
+        Count, so they reach at least one user of this chain's frontier (the meeting). Counts them as full
+        pages: a short one is the room's end, which ends the read too."""
         if self.done or self.first_page is None or pages <= 0:
             return False
         return self.users_read + not_taken + pages * self.limit > self.max_count
@@ -535,7 +536,10 @@ async def fetch_roster(
 
     asked = [0, 0]  # per chain mode: pages asked for whose answer is not taken yet
     taken = [0, 0]  # per chain mode: answers taken
-    progressed = asyncio.Event()  # set when a chain takes an answer or stops; its one waiter clears it
+    # Set when a chain takes an answer or stops. One waiter at most: a chain waits only with nothing asked
+    # for itself, and then the other chain has nothing to wait for.
+    progressed = asyncio.Event()
+    failed = False  # a chain raised: the read fails with its error, and a waiting chain sends nothing more
 
     def send(chain_mode: int, cursor: str) -> asyncio.Task[Page]:
         asked[chain_mode] += 1
@@ -547,9 +551,9 @@ async def fetch_roster(
         progressed.set()
 
     async def answers_asked_for(other: int) -> None:
-        """Wait until the pages chain `other` has asked for now are answered (or it stops, or the read ends)."""
+        """Wait until the pages chain `other` has asked for now are taken (or it stops, or the read ends)."""
         target = taken[other] + asked[other]
-        while taken[other] < target and asked[other] and not core.done:
+        while taken[other] < target and asked[other] and not core.done and not failed:
             progressed.clear()
             await progressed.wait()
 
@@ -569,19 +573,23 @@ async def fetch_roster(
         return core.roster(fetched_at=clock())
 
     async def follow(chain_mode: int, sent: asyncio.Task[Page] | None = None) -> None:
+        nonlocal failed
         other = 1 - chain_mode
         waited = False
 
         async def next_request() -> tuple[str | None, asyncio.Task[Page] | None]:
             nonlocal waited
-            if not waited and core.meeting_on_its_way(asked[other]):
+            following = core.next_cursor(chain_mode)
+            started = following not in (None, FIRST_CURSOR)
+            if started and not waited and core.meeting_on_its_way(asked[other]):
                 # The pages the other chain asked for end the read in a still room: one sent now would arrive
-                # after them, spent for nothing. Waited for once, so a room that changed meanwhile costs this
-                # chain at most one round trip.
+                # after them, spent for nothing. Waited for once per chain: in a room that changed meanwhile
+                # this chain lost only the other chain's answers' time. A chain's first page is always sent:
+                # it is what checks the other chain's reading of the room's far end.
                 waited = True
                 await answers_asked_for(other)
-            cursor = core.next_cursor(chain_mode)
-            return cursor, None if cursor is None else send(chain_mode, cursor)
+                following = None if failed else core.next_cursor(chain_mode)
+            return following, None if following is None else send(chain_mode, following)
 
         cursor: str | None
         request: asyncio.Task[Page] | None = None
@@ -603,6 +611,8 @@ async def fetch_roster(
                 # it goes out before this page is taken, and taking it overlaps the next round trip.
                 ahead = core.cursor_before_receiving(chain_mode, cursor, page)
                 if ahead is not None and core.meeting_on_its_way(asked[other], not_taken=len(page.users)):
+                    # The other chain has sent ahead too (two pages asked for) or its page is short: the page
+                    # after this one may be needless, so it is left to next_request once this one is taken.
                     ahead = None
                 request = None if ahead is None else send(chain_mode, ahead)
                 if request is not None:
@@ -614,9 +624,12 @@ async def fetch_roster(
                 if request is None:
                     ahead, request = await next_request()
                 cursor = ahead
+        except BaseException:
+            failed = True
+            raise
         finally:
             _drop(request)
-            asked[chain_mode] = 0
+            asked[chain_mode] = 0  # a stopped chain's requests are dropped, never taken
             progressed.set()
 
     # The first chain's next page and the other chain's first page (if not sent already) go out together.
