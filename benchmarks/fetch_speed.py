@@ -18,7 +18,8 @@ The sandbox runs in its own process (see benchmarks/_sandbox.py) and its statist
 run, so each run reports its own request count, 660300006 answers (which must be 0) and the most arrivals
 in any one-second window. Runs are separated by a quiet gap longer than ZIM's one-second window, so one
 run's tail can never count against the next run's start. One warm-up pass (not recorded) creates the
-`load-N` rooms first.
+`load-N` rooms first; then the heap is frozen, as `serve` and `query` do (runs before 2026-12-02's fifth
+pass of issue 10 were not).
 
 Targets: a 50,000-user room at 100 ms RTT end to end within 1.3 × pages ÷ QPS; in process, every room
 size at 100 ms RTT within 1.15 × floor; and (issue 10) in process at 100 ms RTT, fetch ≤ 1.10 × pages ÷ QPS
@@ -318,7 +319,7 @@ async def measure(sizes: Sequence[int], rtts: Sequence[float], qps: float, repea
             for problem in warm_up.problems:
                 log(f"warm-up: {problem}")
         # `serve` and `query` freeze their heap once started (bot/heap.py); without it this process's full
-        # collections pause the in-process reads for ~15 ms, which `serve`'s reads never see.
+        # collections pause the in-process reads for ~15 ms instead of the 1-3 ms `serve`'s reads see.
         freeze_heap()
         for rtt_ms in rtts:
             await sandbox.set_latency(rtt_ms)
