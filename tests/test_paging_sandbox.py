@@ -49,6 +49,18 @@ def invisible(events: list[tuple[str, Any, str]], delivered: set[str]) -> bool:
     return False
 
 
+def unpaced_client(sandbox: ZimSandbox, http: httpx.AsyncClient) -> ZimClient:
+    return ZimClient(
+        app_id=sandbox.app_id,
+        server_secret=sandbox.secret,
+        base_url=sandbox.base_url,
+        pacer=SmoothPacer(100_000),
+        http=http,
+        retry=QUICK,
+        page_limit=LIMIT,
+    )
+
+
 async def read_with_changes(
     n: int, first_mode: int, changes: list[tuple[int, int, list[dict[str, Any]]]], size_hint: int = 0
 ) -> tuple[Roster, list[tuple[str, Any, str]], list[tuple[str, ...]], list[str]]:
@@ -56,15 +68,7 @@ async def read_with_changes(
         room = sandbox.add_room("prop", n, record_history=True)
         for mode, page, ops in changes:
             sandbox.schedule("prop", after=(mode, page), ops=ops)
-        client = ZimClient(
-            app_id=sandbox.app_id,
-            server_secret=sandbox.secret,
-            base_url=sandbox.base_url,
-            pacer=SmoothPacer(100_000),
-            http=http,
-            retry=QUICK,
-            page_limit=LIMIT,
-        )
+        client = unpaced_client(sandbox, http)
         roster = await fetch_roster(client, "prop", first_mode=first_mode, size_hint=size_hint)
         assert room.history is not None
         return roster, sandbox.events("prop"), room.history, [uid for uid, _ in room.users]
@@ -105,15 +109,7 @@ async def read_still_room(n: int, first_mode: int) -> tuple[Roster, int]:
     # sandbox before any answer could end the read, so the count is the pages the read's rule sent.
     async with ZimSandbox(qps=100_000, latency_ms=30) as sandbox, httpx.AsyncClient(verify=False) as http:  # noqa: S501  # plain HTTP on loopback: no CA bundle to load
         sandbox.add_room("still", n)
-        client = ZimClient(
-            app_id=sandbox.app_id,
-            server_secret=sandbox.secret,
-            base_url=sandbox.base_url,
-            pacer=SmoothPacer(100_000),
-            http=http,
-            retry=QUICK,
-            page_limit=LIMIT,
-        )
+        client = unpaced_client(sandbox, http)
         roster = await fetch_roster(client, "still", first_mode=first_mode)
         return roster, sandbox.stats.requests
 
