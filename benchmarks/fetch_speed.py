@@ -319,7 +319,7 @@ async def measure(sizes: Sequence[int], rtts: Sequence[float], qps: float, repea
             for problem in warm_up.problems:
                 log(f"warm-up: {problem}")
         # `serve` and `query` freeze their heap once started (bot/heap.py); without it this process's full
-        # collections pause the in-process reads for ~15 ms instead of the 1-3 ms `serve`'s reads see.
+        # collections scan everything the benchmark built and pause its reads longer than a frozen serve's.
         freeze_heap()
         for rtt_ms in rtts:
             await sandbox.set_latency(rtt_ms)
